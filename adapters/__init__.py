@@ -1,0 +1,1 @@
+"""Channel adapters: each maps its platform's events to `bot.Message` and renders `bot.Reply`."""

@@ -1,0 +1,373 @@
+// Switchboard web chat front end. Plain ES2020, no dependencies, talks only to its own origin.
+'use strict';
+(() => {
+  const KEY = 'switchboard.conversation';
+  const MAX = 20000;
+  const NEAR_LIMIT = 18000;
+  const LOST = 'Connection lost — please retry.';
+  const INVALID = 'Received an invalid response from the server.';
+  const $ = (sel) => document.querySelector(sel);
+  const log = $('#log');
+  const form = $('#composer');
+  const input = $('#input');
+  const sendBtn = $('#send');
+  const counter = $('#counter');
+
+  const bot = ($('meta[name="switchboard-bot"]')?.getAttribute('content') || '').trim() || 'Support';
+  $('#subtitle').textContent = bot;
+  document.title = `${bot} — Switchboard`;
+
+  let conv = loadConversation();
+  let current = null; // { ctrl: AbortController } of the in-flight chat request
+  let handoffPending = false;
+
+  class UserError extends Error {}
+  const messageOf = (e) => (e instanceof UserError ? e.message : LOST);
+
+  // Build an element; string children become text nodes, so they are always escaped.
+  function el(tag, attrs = {}, ...kids) {
+    const n = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v == null || v === false) continue;
+      if (k === 'class') n.className = v;
+      else if (k === 'text') n.textContent = v;
+      else if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
+      else n.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of kids) if (c != null) n.append(c);
+    return n;
+  }
+
+  function newId() {
+    if (window.crypto?.randomUUID) return crypto.randomUUID();
+    // randomUUID needs a secure context (https or localhost); fall back for plain-http LAN use.
+    const h = [...crypto.getRandomValues(new Uint8Array(16))].map((x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${'89ab'[parseInt(h[16], 16) & 3]}${h.slice(17, 20)}-${h.slice(20)}`;
+  }
+
+  function store(id) {
+    try { localStorage.setItem(KEY, id); } catch { /* storage disabled: id lives for this page only */ }
+    return id;
+  }
+
+  function loadConversation() {
+    let id = null;
+    try { id = localStorage.getItem(KEY); } catch { /* storage disabled */ }
+    return id || store(newId());
+  }
+
+  const nearBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+
+  // Append (or swap in) a node, keeping the view pinned to the bottom if it was there.
+  function put(node, old = null, force = false) {
+    const stick = force || nearBottom();
+    log.querySelector('.empty')?.remove();
+    if (old?.isConnected) old.replaceWith(node); else log.append(node);
+    if (stick) log.scrollTop = log.scrollHeight;
+    return node;
+  }
+
+  function showEmpty() {
+    log.replaceChildren(el('p', { class: 'empty', text: `Ask ${bot} a question to get started.` }));
+  }
+
+  function setBusy(on) {
+    input.disabled = sendBtn.disabled = on;
+    form.setAttribute('aria-busy', String(on));
+    if (!on) input.focus({ preventScroll: true });
+  }
+
+  async function errorMessage(resp) {
+    try {
+      const j = await resp.json();
+      if (j && j.error) return String(j.error);
+    } catch { /* not JSON */ }
+    return `Something went wrong (HTTP ${resp.status}). Please retry.`;
+  }
+
+  async function api(path, body, signal) {
+    const opts = body === undefined ? { signal } : {
+      method: 'POST', body: JSON.stringify(body), signal,
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream, application/json' },
+    };
+    try {
+      return await fetch(path, opts);
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+      throw new UserError(LOST);
+    }
+  }
+
+  async function json(resp) {
+    if (!resp.ok) throw new UserError(await errorMessage(resp));
+    try { return await resp.json(); } catch { throw new UserError(INVALID); }
+  }
+
+  // ---------- rendering ----------
+  const userBubble = (text) => el('div', { class: 'msg user' }, el('div', { class: 'bubble', text }));
+
+  const typingBubble = () => el('div', { class: 'msg bot typing', 'aria-busy': 'true' },
+    el('div', { class: 'bubble' },
+      el('span', { class: 'dots', 'aria-hidden': 'true' }, el('i'), el('i'), el('i')),
+      el('span', { class: 'sr-only', text: 'typing…' })));
+
+  const handoffButton = (label) => el('button',
+    { type: 'button', class: 'btn handoff-btn', disabled: handoffPending, onclick: handoff }, label || 'Talk to a human');
+
+  const errorBubble = (message) => el('div', { class: 'msg bot error' },
+    el('div', { class: 'bubble' },
+      el('p', { text: message || 'Something went wrong. Please retry.' }),
+      el('div', { class: 'tools' }, handoffButton())));
+
+  function citationItem(c) {
+    const title = String(c.title || c.url || 'Source');
+    const url = String(c.url || '');
+    const li = el('li', { title: c.snippet || null });
+    if (/^https?:\/\//i.test(url)) {
+      li.append(el('a', { href: url, target: '_blank', rel: 'noopener noreferrer', text: title }));
+    } else {
+      li.append(title);
+      if (url && url !== title) li.append(' ', el('span', { class: 'muted path', text: url }));
+    }
+    const meta = [c.source, c.updated_at && `updated ${c.updated_at}`].filter(Boolean).join(' · ');
+    if (meta) li.append(' ', el('span', { class: 'muted', text: `— ${meta}` }));
+    return li;
+  }
+
+  async function sendFeedback(reply, value, btn, note) {
+    const group = btn.parentElement.querySelectorAll('.fb');
+    group.forEach((b) => { b.disabled = true; });
+    note.classList.remove('bad');
+    clearTimeout(note.timer);
+    try {
+      const j = await json(await api('/api/feedback', { conversation: conv, reply_id: reply.id, value }));
+      btn.classList.add('chosen');
+      btn.setAttribute('aria-pressed', 'true');
+      note.textContent = (j && j.message) || 'Thanks for your feedback!';
+      note.timer = setTimeout(() => { note.textContent = ''; }, 4000);
+    } catch (e) {
+      group.forEach((b) => { b.disabled = false; });
+      note.classList.add('bad');
+      note.textContent = messageOf(e);
+    }
+  }
+
+  function replyBubble(reply) {
+    reply = reply || {};
+    const answer = el('div', { class: 'answer', lang: reply.language || null });
+    if (reply.answer_html) {
+      answer.innerHTML = reply.answer_html; // already sanitised by the server
+      answer.querySelectorAll('a[href^="http"]').forEach((a) => { a.target = '_blank'; a.rel = 'noopener noreferrer'; });
+    } else {
+      answer.classList.add('plain');
+      answer.textContent = reply.answer || '';
+    }
+    const bubble = el('div', { class: 'bubble' }, answer);
+    const h = reply.handoff;
+    if (h && h.message && h.message !== reply.answer) bubble.append(el('p', { class: 'handoff-note', text: h.message }));
+
+    const cites = Array.isArray(reply.citations) ? reply.citations.filter(Boolean) : [];
+    if (cites.length) {
+      bubble.append(el('div', { class: 'sources' },
+        el('p', { class: 'sources-title', text: 'Sources' }), el('ul', {}, ...cites.map(citationItem))));
+    }
+
+    const tools = el('div', { class: 'tools' });
+    const note = el('span', { class: 'note', role: 'status' });
+    if (reply.id) {
+      for (const [value, emoji, label] of [['up', '👍', 'Helpful'], ['down', '👎', 'Not helpful']]) {
+        tools.append(el('button', {
+          type: 'button', class: 'btn icon fb', 'aria-label': label, title: label,
+          onclick: (e) => sendFeedback(reply, value, e.currentTarget, note),
+        }, emoji));
+      }
+    }
+    for (const a of Array.isArray(reply.actions) ? reply.actions : []) {
+      if (a && a.kind === 'handoff') tools.append(handoffButton(a.label));
+    }
+    if (tools.childElementCount) bubble.append(tools, note);
+    return el('div', { class: 'msg bot' }, bubble);
+  }
+
+  // ---------- Server-Sent Events over fetch (POST, so no EventSource) ----------
+  async function readSSE(resp, onEvent) {
+    const reader = resp.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    let type = 'message';
+    let data = [];
+    const dispatch = () => {
+      if (data.length) onEvent(type, data.join('\n'));
+      type = 'message';
+      data = [];
+    };
+    const line = (l) => {
+      if (l === '') return dispatch();
+      if (l.startsWith(':')) return; // comment / keep-alive ping
+      const i = l.indexOf(':');
+      const field = i < 0 ? l : l.slice(0, i);
+      let value = i < 0 ? '' : l.slice(i + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') type = value || 'message';
+      else if (field === 'data') data.push(value);
+    };
+    const feed = (final) => {
+      const re = /\r\n|\r|\n/g;
+      let start = 0;
+      let m;
+      while ((m = re.exec(buf))) {
+        // A trailing "\r" may be the first half of a "\r\n" split across chunks: wait for more.
+        if (!final && m[0] === '\r' && m.index === buf.length - 1) break;
+        line(buf.slice(start, m.index));
+        start = re.lastIndex;
+      }
+      buf = buf.slice(start);
+    };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      feed(false);
+    }
+    buf += dec.decode();
+    feed(true);
+    if (buf) line(buf);
+    dispatch(); // lenient about a missing final blank line
+  }
+
+  // ---------- actions ----------
+  async function send(text) {
+    const c = conv;
+    const mine = { ctrl: new AbortController() };
+    current = mine;
+    setBusy(true);
+    put(userBubble(text), null, true);
+    let slot = put(typingBubble(), null, true);
+    let stream = null; // text node of the plain-text streaming bubble
+    let finished = false;
+    const live = () => current === mine && conv === c;
+    const fail = (message) => {
+      finished = true;
+      if (stream) { slot.removeAttribute('aria-busy'); slot = put(errorBubble(message)); } // keep partial text
+      else slot = put(errorBubble(message), slot);
+      if (!stream && !input.value) input.value = text; // let the user resend easily
+    };
+    try {
+      const resp = await api('/api/chat', { conversation: c, text }, mine.ctrl.signal);
+      if (!live()) return;
+      if (!resp.ok) return fail(await errorMessage(resp));
+      if (!(resp.headers.get('Content-Type') || '').includes('text/event-stream')) { // tolerate a plain JSON Reply
+        const reply = await json(resp);
+        if (live()) { finished = true; slot = put(replyBubble(reply), slot); }
+        return;
+      }
+      await readSSE(resp, (event, raw) => {
+        if (!live() || finished) return;
+        let payload;
+        try { payload = JSON.parse(raw); } catch { return fail(INVALID); }
+        if (event === 'delta') {
+          if (!stream) {
+            stream = document.createTextNode('');
+            slot = put(el('div', { class: 'msg bot streaming', 'aria-busy': 'true' },
+              el('div', { class: 'bubble' }, el('div', { class: 'answer plain' }, stream))), slot);
+          }
+          const stick = nearBottom();
+          stream.appendData(String(payload?.text ?? ''));
+          if (stick) log.scrollTop = log.scrollHeight;
+        } else if (event === 'reply') {
+          finished = true;
+          slot = put(replyBubble(payload), slot);
+        } else if (event === 'error') {
+          fail(payload?.message);
+        }
+      });
+      if (live() && !finished) fail('The answer was interrupted — please retry.');
+    } catch (e) {
+      if (e.name !== 'AbortError' && live()) fail(messageOf(e));
+    } finally {
+      if (current === mine) { current = null; setBusy(false); autosize(); updateCounter(); }
+    }
+  }
+
+  async function handoff() {
+    if (handoffPending) return;
+    const c = conv;
+    const toggle = (on) => {
+      handoffPending = on;
+      document.querySelectorAll('.handoff-btn').forEach((b) => { b.disabled = on; });
+    };
+    toggle(true);
+    const slot = put(typingBubble(), null, true);
+    try {
+      const reply = await json(await api('/api/handoff', { conversation: c }));
+      if (conv === c) put(replyBubble(reply), slot);
+    } catch (e) {
+      if (conv === c) put(errorBubble(messageOf(e)), slot);
+    } finally {
+      toggle(false);
+    }
+  }
+
+  async function restore() {
+    const c = conv;
+    log.replaceChildren(el('p', { class: 'empty', text: 'Loading conversation…' }));
+    try {
+      const resp = await api(`/api/conversations/${encodeURIComponent(c)}`);
+      const data = resp.status === 404 ? null : await json(resp);
+      const turns = (Array.isArray(data?.turns) ? data.turns : []).filter((t) => t && /^(user|assistant)$/.test(t.role));
+      if (conv !== c) return;
+      log.querySelector('.empty')?.remove();
+      // prepend: anything the user sent while history was loading stays after it
+      log.prepend(...turns.map((t) => (t.role === 'user' ? userBubble(String(t.text ?? '')) : replyBubble(t.reply))));
+      if (!log.childElementCount) showEmpty();
+      log.scrollTop = log.scrollHeight;
+    } catch (e) {
+      if (conv === c) put(errorBubble(messageOf(e)));
+    }
+  }
+
+  function newConversation() {
+    if (current) { current.ctrl.abort(); current = null; }
+    conv = store(newId());
+    showEmpty();
+    input.value = '';
+    setBusy(false);
+    autosize();
+    updateCounter();
+  }
+
+  // ---------- composer ----------
+  function autosize() {
+    input.style.height = 'auto';
+    input.style.height = `${input.scrollHeight}px`;
+  }
+
+  function updateCounter() {
+    const n = input.value.length;
+    counter.hidden = n < NEAR_LIMIT;
+    counter.textContent = counter.hidden ? '' : `${n.toLocaleString()} / ${MAX.toLocaleString()}`;
+    counter.classList.toggle('bad', n >= MAX);
+  }
+
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text || current) return;
+    input.value = '';
+    autosize();
+    updateCounter();
+    send(text.slice(0, MAX));
+  });
+
+  input.addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter' || e.shiftKey || e.isComposing) return;
+    e.preventDefault();
+    if (form.requestSubmit) form.requestSubmit(); else form.dispatchEvent(new Event('submit', { cancelable: true }));
+  });
+  input.addEventListener('input', () => { autosize(); updateCounter(); });
+  $('#new-conv').addEventListener('click', (e) => { e.preventDefault(); newConversation(); });
+  $('#human').addEventListener('click', handoff);
+
+  restore();
+  input.focus({ preventScroll: true });
+})();

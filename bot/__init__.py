@@ -1,0 +1,1 @@
+"""Switchboard's conversation engine: channel-agnostic, async, with injected ports."""

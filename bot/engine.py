@@ -1,0 +1,238 @@
+"""The conversation engine: one `Message` in, one `Reply` out, whatever the channel.
+
+A turn: check the input, take the conversation's lock, load its memory, pick the reply
+language, then either hand off (the user asked for a person) or retrieve → answer →
+check → cite, or decline and offer a human. The turn is saved to memory and recorded as
+an event. Failures end here, in the one broad `except` of the engine: the user gets a
+fixed apology with a "Talk to a human" button, the event log gets the error type, the
+log gets the traceback; the user never sees exception text.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Sequence
+
+from bot import condense
+from bot.answering import Answerer, Draft, decline_text
+from bot.errors import ConversationBusy
+from bot.intents import wants_human
+from bot.memory import Memory, remember
+from bot.model import OnText
+from bot.profiles import Profile, Profiles
+from bot.store import EventLog
+from bot.types import Action, Citation, Conversation, Handoff, HandoffReason, Message, Reply, Turn
+from knowledge.language import detect
+from knowledge.retrieval import Hit, Retriever
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 20_000
+SNIPPET_CHARS = 240
+LANGUAGE_CONFIDENCE = 0.7
+
+
+def confidence(hits: Sequence[Hit]) -> float:
+    """How sure retrieval is that the knowledge answers: e5 cosine and term coverage.
+
+    multilingual-e5 cosines are compressed (unrelated text still scores ~0.75), so the
+    dense part is rescaled from [0.80, 0.88]; calibrated by bench/answers.py on in-scope
+    questions and out-of-scope ones (clinc_oos).
+    """
+    def one(hit: Hit) -> float:
+        dense = min(1.0, max(0.0, (hit.dense - 0.80) / 0.08))
+        return 0.6 * dense + 0.4 * hit.coverage
+    return round(max((one(h) for h in hits[:3]), default=0.0), 3)
+
+
+def new_reply_id() -> str:
+    return f"r_{uuid.uuid4().hex[:16]}"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    reply: Reply
+    query: str
+    event: str
+
+
+class Engine:
+    """Answers messages from knowledge; every port is injected."""
+
+    def __init__(self, *, memory: Memory, retriever: Retriever, answerer: Answerer, profiles: Profiles,
+                 events: EventLog, passages: int = 5):
+        self.memory = memory
+        self.retriever = retriever
+        self.answerer = answerer
+        self.profiles = profiles
+        self.events = events
+        self.passages = passages
+
+    # -- the turn ------------------------------------------------------------------------
+    async def handle(self, message: Message, on_text: OnText | None = None) -> Reply:
+        """Answer one message. Never raises: failures become an apology reply."""
+        profile = self.profiles.get(message.profile)
+        text = message.text.strip()
+        if not text or len(text) > MAX_MESSAGE_CHARS:
+            return await self._reject(message, profile, text)
+        try:
+            async with self.memory.lock(message.conversation):
+                conversation = await self.memory.load(message.conversation)
+                language = self._language(text, message, conversation, profile)
+                outcome = await self._turn(message, text, conversation, profile, language, on_text)
+                await self.memory.save(remember(
+                    conversation, Turn("user", text, at=time.time(), query=outcome.query),
+                    Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time()),
+                    language=language, profile=profile.key))
+        except ConversationBusy:
+            language = self._language(text, message, Conversation(message.conversation), profile)
+            reply = self._notice(message, profile, "busy", language)
+            await self.events.record("busy", message.conversation, channel=message.channel, reply_id=reply.id)
+            return reply
+        except Exception as exc:
+            log.exception("turn failed in %s", message.conversation)
+            return await self._failed(message, profile, exc)
+        await self.events.record(
+            outcome.event, message.conversation, channel=message.channel, reply_id=outcome.reply.id,
+            question=text, query=outcome.query, language=outcome.reply.language,
+            confidence=outcome.reply.confidence, profile=profile.key,
+            documents=[c.document_id for c in outcome.reply.citations])
+        return outcome.reply
+
+    async def _turn(self, message: Message, text: str, conversation: Conversation, profile: Profile,
+                    language: str, on_text: OnText | None) -> _Outcome:
+        if wants_human(text):
+            reply = self._handoff_reply(message.conversation, profile, language, HandoffReason.CUSTOMER_REQUEST)
+            return _Outcome(reply, text, "handoff_requested")
+        query, hits = await self._retrieve(text, conversation, profile, language, message.private)
+        score = confidence(hits)
+        if score < profile.min_confidence:
+            return _Outcome(self._decline(message.conversation, profile, language, score,
+                                          HandoffReason.MISSING_KNOWLEDGE), query, "declined")
+        hits = _prefer_language(hits[: self.passages], language)
+        draft = await self.answerer.answer(query, hits, language=language, profile=profile,
+                                           conversation=conversation, on_text=on_text)
+        if draft is None:
+            return _Outcome(self._decline(message.conversation, profile, language, score,
+                                          HandoffReason.LOW_CONFIDENCE), query, "declined")
+        return _Outcome(self._answer(message.conversation, draft, hits, language, score), query, "answered")
+
+    async def _retrieve(self, text: str, conversation: Conversation, profile: Profile, language: str,
+                        private: bool) -> tuple[str, list[Hit]]:
+        public_only = not (private and profile.internal)
+
+        async def search(query: str) -> list[Hit]:
+            # Embedding and scoring are CPU work: keep the event loop free for acks.
+            return await asyncio.to_thread(self.retriever.search, query, sources=profile.sources,
+                                           public_only=public_only, k=max(self.passages, 8), language=language)
+
+        joined = condense.joined(text, conversation)
+        if joined and condense.is_follow_up(text):
+            return joined, await search(joined)
+        hits = await search(text)
+        if joined and condense.is_short(text) and confidence(hits) < profile.min_confidence:
+            retry = await search(joined)
+            if confidence(retry) > confidence(hits):
+                return joined, retry
+        return text, hits
+
+    def _language(self, text: str, message: Message, conversation: Conversation, profile: Profile) -> str:
+        detected, certainty = detect(text)
+        if detected and certainty >= LANGUAGE_CONFIDENCE:
+            return detected
+        hint = message.user.locale.split("-")[0].lower()
+        return conversation.language or hint or (detected if certainty >= 0.3 else "") or profile.language
+
+    # -- replies ---------------------------------------------------------------------------
+    def _answer(self, conversation: str, draft: Draft, hits: Sequence[Hit], language: str, score: float) -> Reply:
+        citations: dict[str, Citation] = {}
+        for index in draft.cited:
+            stored = hits[index].stored
+            key = f"{stored.chunk.source}/{stored.chunk.document_id}"
+            citations.setdefault(key, Citation(
+                title=stored.title, url=stored.url, snippet=_snippet(stored.chunk.text), source=stored.chunk.source,
+                document_id=stored.chunk.document_id, updated_at=stored.updated_at))
+        return Reply(id=new_reply_id(), conversation=conversation, answer=draft.text, language=language,
+                     citations=tuple(citations.values()), confidence=score, answered=True)
+
+    def _decline(self, conversation: str, profile: Profile, language: str, score: float,
+                 reason: HandoffReason) -> Reply:
+        return Reply(id=new_reply_id(), conversation=conversation, answer=decline_text(profile, language),
+                     language=language, actions=(self._human_action(profile, language, reason),),
+                     confidence=score, answered=False)
+
+    @staticmethod
+    def _human_action(profile: Profile, language: str, reason: HandoffReason) -> Action:
+        return Action(id="handoff", label=profile.text("talk_to_human", language), kind="handoff", value=reason.value)
+
+    def _handoff_reply(self, conversation: str, profile: Profile, language: str, reason: HandoffReason) -> Reply:
+        message = profile.text("handoff_requested", language)
+        return Reply(id=new_reply_id(), conversation=conversation, answer=message, language=language,
+                     answered=False, handoff=Handoff(reason, message))
+
+    def _notice(self, message: Message, profile: Profile, key: str, language: str, **values: object) -> Reply:
+        return Reply(id=new_reply_id(), conversation=message.conversation, answered=False, language=language,
+                     answer=profile.text(key, language, **values))
+
+    async def _reject(self, message: Message, profile: Profile, text: str) -> Reply:
+        language = self._language(text[:2000], message, Conversation(message.conversation), profile)
+        if not text:
+            reply = self._notice(message, profile, "empty_message", language)
+        else:
+            reply = self._notice(message, profile, "too_long", language, length=len(text), limit=MAX_MESSAGE_CHARS)
+        await self.events.record("rejected", message.conversation, channel=message.channel, reply_id=reply.id,
+                                 reason="empty" if not text else "too_long", length=len(text))
+        return reply
+
+    async def _failed(self, message: Message, profile: Profile, exc: Exception) -> Reply:
+        language = self._language(message.text[:2000], message, Conversation(message.conversation), profile)
+        reply = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
+                      language=language, answered=False,
+                      actions=(self._human_action(profile, language, HandoffReason.AI_ERROR),))
+        await self.events.record("turn_failed", message.conversation, channel=message.channel, reply_id=reply.id,
+                                 error=type(exc).__name__, detail=str(exc)[:300])
+        return reply
+
+    # -- other requests from adapters ---------------------------------------------------
+    async def request_handoff(self, message: Message, reason: HandoffReason = HandoffReason.CUSTOMER_REQUEST) -> Reply:
+        """The user pressed "Talk to a human": record it and acknowledge it."""
+        profile = self.profiles.get(message.profile)
+        conversation = await self.memory.load(message.conversation)
+        language = conversation.language or self._language(message.text, message, conversation, profile)
+        reply = self._handoff_reply(message.conversation, profile, language, reason)
+        await self.events.record("handoff_requested", message.conversation, channel=message.channel,
+                                 reply_id=reply.id, reason=reason.value, user=message.user.id)
+        return reply
+
+    async def feedback(self, message: Message, reply_id: str, value: str) -> str:
+        """Store a 👍/👎 on one answer; returns the thank-you text."""
+        if value not in ("up", "down"):
+            raise ValueError("feedback must be 'up' or 'down'")
+        await self.events.feedback(message.conversation, reply_id, value, message.user.id)
+        conversation = await self.memory.load(message.conversation)
+        profile = self.profiles.get(message.profile or conversation.profile)
+        return profile.text("feedback_thanks", conversation.language or profile.language)
+
+    async def history(self, conversation: str) -> Conversation:
+        return await self.memory.load(conversation)
+
+    async def forget(self, conversation: str) -> None:
+        await self.memory.forget(conversation)
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def _prefer_language(hits: list[Hit], language: str) -> list[Hit]:
+    """Quote the user's language when an equally good passage exists in it."""
+    if not hits or hits[0].stored.language == language:
+        return hits
+    for i, hit in enumerate(hits[1:], 1):
+        if hit.stored.language == language and hit.dense >= hits[0].dense - 0.03:
+            return [hit, *hits[:i], *hits[i + 1:]]
+    return hits

@@ -1,0 +1,95 @@
+"""Bot profiles: who the bot is and what it may read, from one TOML file.
+
+Several profiles run side by side (a support bot and an HR bot); a question to one
+profile only ever retrieves from that profile's sources. A malformed file raises
+`ConfigError` naming the file, the profile and the field.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot import strings
+from bot.errors import ConfigError
+
+OVERRIDABLE = ("fallback", "offer_human", "greeting")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One bot persona with its knowledge scope and messages."""
+
+    key: str
+    name: str
+    persona: str
+    sources: tuple[str, ...] | None = None  # None: every source in the index
+    language: str = "en"
+    internal: bool = False  # may use internal documents in private conversations
+    min_confidence: float = 0.5
+    messages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def text(self, key: str, language: str, **values: object) -> str:
+        """A user-visible string, the profile's own wording first."""
+        own = self.messages.get(key, {})
+        template = own.get(language) or own.get(language.split("-")[0])
+        return template.format(**values) if template else strings.text(key, language, **values)
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """All profiles of a deployment, and which one answers by default."""
+
+    by_key: Mapping[str, Profile]
+    default: str
+
+    def get(self, key: str = "") -> Profile:
+        return self.by_key.get(key) or self.by_key[self.default]
+
+
+def _field(where: str, data: Mapping[str, Any], key: str, kind: type, default: Any = None) -> Any:
+    value = data.get(key, default)
+    if value is None or isinstance(value, kind) or (kind is float and isinstance(value, int)):
+        return value
+    raise ConfigError(f"{where}: '{key}' must be {kind.__name__}, not {type(value).__name__}")
+
+
+def _profile(path: Path, key: str, data: Any) -> Profile:
+    where = f"{path}: profile '{key}'"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table")
+    sources = _field(where, data, "sources", list)
+    if sources is not None and not all(isinstance(s, str) for s in sources):
+        raise ConfigError(f"{where}: 'sources' must be a list of source names")
+    messages = _field(where, data, "messages", dict, {})
+    for name, table in messages.items():
+        if name not in OVERRIDABLE or not isinstance(table, dict):
+            raise ConfigError(f"{where}: messages.{name} is not one of {', '.join(OVERRIDABLE)} "
+                              "with one string per language")
+    confidence = float(_field(where, data, "min_confidence", float, 0.5))
+    if not 0 <= confidence <= 1:
+        raise ConfigError(f"{where}: 'min_confidence' must be between 0 and 1")
+    return Profile(
+        key=key, name=_field(where, data, "name", str, key), persona=_field(where, data, "persona", str, ""),
+        sources=tuple(sources) if sources is not None else None, language=_field(where, data, "language", str, "en"),
+        internal=_field(where, data, "internal", bool, False), min_confidence=confidence, messages=messages)
+
+
+def load_profiles(path: str | Path) -> Profiles:
+    """Read and validate a profiles file (see bot/profiles.default.toml)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read profiles file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    tables = data.get("profiles")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"{path}: no [profiles.<name>] table")
+    by_key = {key: _profile(path, key, value) for key, value in tables.items()}
+    defaults = [key for key, value in tables.items() if isinstance(value, dict) and value.get("default")]
+    if len(defaults) > 1:
+        raise ConfigError(f"{path}: several profiles say default = true ({', '.join(defaults)})")
+    return Profiles(by_key, defaults[0] if defaults else next(iter(by_key)))

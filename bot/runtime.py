@@ -1,0 +1,81 @@
+"""Assembles the engine from `Settings`: the one place ports get their implementations.
+
+`Runtime.open(settings)` opens the index, the event store, the conversation memory
+(Redis when REDIS_URL is set, else SQLite) and the answerer (an OpenAI-compatible LLM
+when configured, else the extractive answerer), and loads the bundled sample knowledge
+into an empty index. Adapters get a `Runtime` and use `runtime.engine`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from bot.answering import Answerer, ExtractiveAnswerer, GenerativeAnswerer
+from bot.engine import Engine
+from bot.memory import Memory
+from bot.memory_redis import RedisMemory
+from bot.memory_sqlite import SqliteMemory
+from bot.model import OpenAIChatModel
+from bot.profiles import Profiles, load_profiles
+from bot.settings import Settings
+from bot.store import EventLog, connect
+from knowledge.connectors.folder import FolderConnector
+from knowledge.embeddings import E5Embedder, Embedder
+from knowledge.index import Index
+from knowledge.ingest import Ingestor, Progress, Report
+from knowledge.retrieval import Retriever
+
+log = logging.getLogger(__name__)
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
+SAMPLE_SOURCES = (("helpcenter", "helpcenter"), ("faq", "qa_form.yaml"), ("catalog", "offers.csv"))
+
+
+@dataclass
+class Runtime:
+    """Everything a process needs to answer, opened once and closed at exit."""
+
+    settings: Settings
+    profiles: Profiles
+    index: Index
+    embedder: Embedder
+    events: EventLog
+    memory: Memory
+    answerer: Answerer
+    engine: Engine
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> "Runtime":
+        profiles = load_profiles(settings.profiles_path)
+        index = Index(settings.index_path)
+        embedder = embedder or E5Embedder()
+        events = EventLog(connect(settings.database_url))
+        memory: Memory = (RedisMemory(settings.redis_url, ttl=settings.memory_ttl) if settings.redis_url
+                          else SqliteMemory(settings.home / "memory.sqlite3", ttl=settings.memory_ttl))
+        answerer: Answerer = ExtractiveAnswerer()
+        if settings.uses_llm:
+            answerer = GenerativeAnswerer(OpenAIChatModel(settings.chat_model, settings.openai_base_url,
+                                                          settings.openai_api_key, settings.model_timeout))
+        engine = Engine(memory=memory, retriever=Retriever(index, embedder), answerer=answerer,
+                        profiles=profiles, events=events)
+        return cls(settings, profiles, index, embedder, events, memory, answerer, engine)
+
+    def ingest(self, path: str | Path, source: str, progress: Progress | None = None) -> Report:
+        return Ingestor(self.index, self.embedder).ingest(FolderConnector(path, source), progress)
+
+    def load_sample(self, progress: Callable[[str], Progress] | None = None) -> list[Report]:
+        """Ingest the bundled sample knowledge when the index has no source yet."""
+        if not self.settings.load_sample or self.index.sources():
+            return []
+        return [self.ingest(SAMPLE_DIR / path, name, progress(name) if progress else None)
+                for name, path in SAMPLE_SOURCES]
+
+    async def close(self) -> None:
+        await self.memory.close()
+        model = getattr(self.answerer, "model", None)
+        if model is not None:
+            await model.close()
+        self.events.close()
+        self.index.close()

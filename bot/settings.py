@@ -1,0 +1,84 @@
+"""Typed settings for the engine, built from an environment mapping.
+
+`Settings.from_env` is pure: the composition root (adapters/cli.py) is the only place
+that passes it `os.environ`. Every variable is optional: with none set, Switchboard runs
+on its embedded default (SQLite files under ./var, conversation memory in SQLite, the
+bundled sample knowledge and profiles, and the extractive answerer).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from bot.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_PROFILES = PACKAGE_DIR / "profiles.default.toml"
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine and the web process are configured with."""
+
+    home: Path = Path("var")
+    database_url: str = ""
+    index_path: Path = Path("var/index.sqlite3")
+    redis_url: str = ""
+    memory_ttl: int = 30 * 24 * 3600
+    profiles_path: Path = DEFAULT_PROFILES
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+    chat_model: str = "gpt-4o-mini"
+    model_timeout: int = 60
+    host: str = "127.0.0.1"
+    port: int = 8000
+    load_sample: bool = True
+
+    @property
+    def uses_llm(self) -> bool:
+        """An OpenAI-compatible endpoint is configured (else: the extractive answerer)."""
+        return bool(self.openai_base_url or self.openai_api_key)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        home = Path(env.get("SWITCHBOARD_HOME") or "var")
+        profiles = Path(env.get("SWITCHBOARD_PROFILES") or DEFAULT_PROFILES)
+        if not profiles.is_file():
+            raise ConfigError(f"SWITCHBOARD_PROFILES: no profiles file at {profiles}")
+        return cls(
+            home=home,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'switchboard.db'}",
+            index_path=Path(env.get("SWITCHBOARD_INDEX") or home / "index.sqlite3"),
+            redis_url=env.get("REDIS_URL", ""),
+            memory_ttl=_int(env, "SWITCHBOARD_MEMORY_TTL", cls.memory_ttl),
+            profiles_path=profiles,
+            openai_base_url=env.get("OPENAI_BASE_URL", ""),
+            openai_api_key=env.get("OPENAI_API_KEY", ""),
+            chat_model=env.get("OPENAI_MODEL") or cls.chat_model,
+            model_timeout=_int(env, "OPENAI_TIMEOUT", cls.model_timeout),
+            host=env.get("HOST") or cls.host,
+            port=_int(env, "PORT", cls.port),
+            load_sample=env.get("SWITCHBOARD_SAMPLE", "1") not in ("0", "false", "no"),
+        )
+
+    def redacted(self) -> dict[str, str]:
+        """Settings fit for a log line: secrets and credentials in URLs masked."""
+        def mask_url(url: str) -> str:
+            if "@" in url and "://" in url:
+                scheme, rest = url.split("://", 1)
+                return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+            return url
+        return {"home": str(self.home), "database": mask_url(self.database_url), "redis": mask_url(self.redis_url),
+                "llm": self.openai_base_url or ("openai" if self.openai_api_key else "extractive (embedded)"),
+                "api_key": "***" if self.openai_api_key else "", "profiles": str(self.profiles_path)}

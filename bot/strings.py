@@ -1,0 +1,77 @@
+"""Every user-visible string the engine produces, per language.
+
+Adapters and profiles ask for a string by key and language; a missing translation falls
+back to English. Profiles can override `fallback`, `offer_human` and `greeting` (see
+bot/profiles.py). Keep messages short, polite and free of internal detail: users never
+see exception text.
+"""
+from __future__ import annotations
+
+STRINGS: dict[str, dict[str, str]] = {
+    "fallback": {
+        "en": "I'm sorry, I couldn't find that in our help center.",
+        "fr": "Désolé, je n'ai pas trouvé cette information dans notre centre d'aide.",
+        "zh": "抱歉，我在帮助中心里没有找到相关信息。",
+        "de": "Entschuldigung, dazu habe ich in unserem Hilfe-Center nichts gefunden.",
+        "es": "Lo siento, no encontré esa información en nuestro centro de ayuda.",
+    },
+    "offer_human": {
+        "en": "Would you like to talk to a person from our team?",
+        "fr": "Voulez-vous parler à une personne de notre équipe ?",
+        "zh": "需要为您转接人工客服吗？",
+        "de": "Möchten Sie mit einer Person aus unserem Team sprechen?",
+        "es": "¿Quiere hablar con una persona de nuestro equipo?",
+    },
+    "talk_to_human": {
+        "en": "Talk to a human", "fr": "Parler à un humain", "zh": "转人工客服",
+        "de": "Mit einem Menschen sprechen", "es": "Hablar con una persona",
+    },
+    "handoff_requested": {
+        "en": "I've asked a member of our team to take over. They'll reply here as soon as they can.",
+        "fr": "J'ai demandé à un membre de notre équipe de prendre le relais. Il vous répondra ici dès que possible.",
+        "zh": "我已请团队成员接手，他们会尽快在这里回复您。",
+        "de": "Ich habe ein Teammitglied gebeten, zu übernehmen. Sie erhalten hier so bald wie möglich eine Antwort.",
+        "es": "He pedido a un miembro de nuestro equipo que continúe. Le responderá aquí lo antes posible.",
+    },
+    "empty_message": {
+        "en": "Your message is empty. What would you like to know?",
+        "fr": "Votre message est vide. Que souhaitez-vous savoir ?",
+        "zh": "您的消息是空的。请问您想了解什么？",
+    },
+    "too_long": {
+        "en": "Your message is too long ({length} characters; the limit is {limit}). Please shorten it.",
+        "fr": "Votre message est trop long ({length} caractères ; la limite est de {limit}). Merci de le raccourcir.",
+        "zh": "您的消息太长（{length} 个字符，上限为 {limit}）。请缩短后再发送。",
+    },
+    "error": {
+        "en": "Sorry, something went wrong on our side and I couldn't answer. You can try again or talk to a person.",
+        "fr": "Désolé, un problème technique m'a empêché de répondre. Vous pouvez réessayer ou parler à une personne.",
+        "zh": "抱歉，系统出现问题，暂时无法回答。您可以重试或联系人工客服。",
+    },
+    "busy": {
+        "en": "I'm still answering your previous message; please wait a moment and send this again.",
+        "fr": "Je réponds encore à votre message précédent ; merci de patienter un instant puis de renvoyer celui-ci.",
+        "zh": "我还在回复您的上一条消息，请稍等片刻后再发送。",
+    },
+    "feedback_thanks": {
+        "en": "Thanks for your feedback!", "fr": "Merci pour votre retour !", "zh": "感谢您的反馈！",
+    },
+    "sources": {"en": "Sources", "fr": "Sources", "zh": "来源"},
+    "greeting": {
+        "en": "Hello! Ask me anything about our store: delivery, returns, warranty, invoices…",
+        "fr": "Bonjour ! Posez-moi vos questions sur notre boutique : livraison, retours, garantie, factures…",
+        "zh": "您好！关于配送、退货、保修、发票等问题，都可以问我。",
+    },
+    "extractive_intro": {
+        "en": "Here is what our help center says:",
+        "fr": "Voici ce qu'indique notre centre d'aide :",
+        "zh": "帮助中心的相关说明如下：",
+    },
+}
+
+
+def text(key: str, language: str, **values: object) -> str:
+    """The string `key` in `language` (English when untranslated), formatted with `values`."""
+    table = STRINGS[key]
+    template = table.get(language) or table.get(language.split("-")[0]) or table["en"]
+    return template.format(**values) if values else template

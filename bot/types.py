@@ -1,0 +1,134 @@
+"""The engine's vocabulary: frozen, SDK-free values that cross every boundary.
+
+A channel adapter turns a platform event into a `Message`; the engine answers with a
+`Reply`; the adapter renders it. Nothing here knows any platform: what an adapter needs to
+keep from its event (a Slack `ts`, a Telegram `message_id`) goes in the opaque `raw`
+mapping, which only the adapter that filled it reads.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any, Mapping
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class HandoffReason(str, Enum):
+    """Why a conversation goes to a human (a fixed set, recorded with every escalation)."""
+
+    CUSTOMER_REQUEST = "customer_request"
+    MISSING_KNOWLEDGE = "missing_knowledge"
+    LOW_CONFIDENCE = "low_confidence"
+    TOOL_FAILURE = "tool_failure"
+    AI_ERROR = "ai_error"
+    POLICY_TOPIC = "policy_topic"
+
+
+@dataclass(frozen=True)
+class User:
+    """Who wrote a message, as far as the channel knows."""
+
+    id: str
+    name: str = ""
+    locale: str = ""  # a language hint from the platform (e.g. Telegram's language_code)
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One incoming user message, normalized by an adapter.
+
+    `conversation` is the memory key the adapter computed (e.g. `web:<uuid>`,
+    `slack:<team>:<channel>:<thread_ts>`); `private` says whether the place is private to
+    the asker (DM, web chat), which decides whether restricted sources may be used.
+    """
+
+    conversation: str
+    text: str
+    user: User
+    channel: str  # "web", "cli", "slack", ...
+    profile: str = ""  # bot profile name; "" means the default profile
+    private: bool = True
+    id: str = ""  # the platform's id of this message, for dedupe and threading
+    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A source the answer relies on."""
+
+    title: str
+    url: str  # an http(s) URL, or a path for local files
+    snippet: str
+    source: str  # the knowledge source's name
+    document_id: str = ""
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button the adapter should render under the reply."""
+
+    id: str  # stable identifier adapters route on: "handoff", "feedback_up", ...
+    label: str
+    kind: str  # "handoff" | "feedback" | "link"
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A request that a human take the conversation over."""
+
+    reason: HandoffReason
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The engine's answer to one message.
+
+    `answer` is Markdown. `answered` is False when the bot declined (no knowledge, bad
+    input, failure): adapters render the same way, but metrics and escalation use it.
+    """
+
+    id: str
+    conversation: str
+    answer: str
+    language: str
+    citations: tuple[Citation, ...] = ()
+    actions: tuple[Action, ...] = ()
+    confidence: float = 0.0
+    answered: bool = True
+    handoff: Handoff | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (enums as their values)."""
+        data = asdict(self)
+        if self.handoff is not None:
+            data["handoff"] = {"reason": self.handoff.reason.value, "message": self.handoff.message}
+        return data
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One remembered turn of a conversation."""
+
+    role: str  # "user" | "assistant"
+    text: str
+    reply: Mapping[str, Any] | None = None  # the Reply as a dict, for assistant turns
+    at: float = 0.0
+    query: str = ""  # for user turns: the standalone question used for retrieval
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What the engine remembers of one conversation."""
+
+    key: str
+    turns: tuple[Turn, ...] = ()
+    summary: str = ""  # condensed older turns (see bot/memory.py)
+    language: str = ""
+    profile: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)

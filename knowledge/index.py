@@ -1,0 +1,261 @@
+"""The knowledge index: one SQLite file holding sources, documents, chunks, an FTS5
+table of their terms (BM25) and their embeddings.
+
+Readers are many (every web worker), the writer is one at a time (ingest or the sync
+worker): WAL mode lets them run side by side. The dense side is served from an in-memory
+matrix (`DenseView`) rebuilt when the index's `generation` counter moves, which every
+write bumps; a query costs one cheap SELECT to check it.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from knowledge.documents import Chunk, Document
+
+SCHEMA = """
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+  name TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL DEFAULT '{}',
+  status TEXT NOT NULL DEFAULT 'new', error TEXT, documents INTEGER NOT NULL DEFAULT 0,
+  chunks INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_sync REAL);
+CREATE TABLE IF NOT EXISTS documents (
+  source TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, url TEXT NOT NULL,
+  updated_at TEXT, language TEXT NOT NULL, visibility TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  metadata TEXT NOT NULL, PRIMARY KEY (source, id));
+CREATE TABLE IF NOT EXISTS chunks (
+  rowid INTEGER PRIMARY KEY, source TEXT NOT NULL, document_id TEXT NOT NULL, id TEXT NOT NULL,
+  ordinal INTEGER NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL, visibility TEXT NOT NULL,
+  hash TEXT NOT NULL, model TEXT NOT NULL, embedding BLOB NOT NULL, UNIQUE (source, id));
+CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (source, document_id);
+CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks (hash, model);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize='unicode61 remove_diacritics 0');
+"""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A knowledge source and its sync status (`new`, `processing`, `success`, `failed`)."""
+
+    name: str
+    kind: str
+    config: dict[str, Any]
+    status: str
+    error: str | None
+    documents: int
+    chunks: int
+    failures: int
+    last_sync: float | None
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as read back for an answer, with its document's citation fields."""
+
+    rowid: int
+    chunk: Chunk
+    title: str
+    url: str
+    updated_at: str | None
+    language: str
+    visibility: str
+
+
+@dataclass(frozen=True)
+class DenseView:
+    """The embeddings of every chunk, row-aligned with their rowid, source and visibility."""
+
+    generation: int
+    rowids: np.ndarray
+    sources: np.ndarray
+    public: np.ndarray
+    matrix: np.ndarray
+
+
+class IndexOpenError(Exception):
+    """Raised when the index file cannot be opened or is not a Switchboard index."""
+
+
+class Index:
+    """The SQLite knowledge index. Safe to share between threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise IndexOpenError(f"cannot open the knowledge index {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._dense: DenseView | None = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute(
+                    "INSERT INTO meta VALUES ('generation', '1') "
+                    "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def generation(self) -> int:
+        rows = self._rows("SELECT value FROM meta WHERE key = 'generation'")
+        return int(rows[0][0]) if rows else 0
+
+    # -- sources ---------------------------------------------------------------------
+    def add_source(self, name: str, kind: str, config: dict[str, Any]) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO sources (name, kind, config) VALUES (?, ?, ?) "
+                       "ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, config = excluded.config",
+                       (name, kind, json.dumps(config)))
+
+    def set_status(self, name: str, status: str, error: str | None = None, failures: int = 0) -> None:
+        with self._write() as db:
+            counts = db.execute(
+                "SELECT (SELECT COUNT(*) FROM documents WHERE source = ?), "
+                "(SELECT COUNT(*) FROM chunks WHERE source = ?)", (name, name)).fetchone()
+            synced = time.time() if status in ("success", "failed") else None
+            db.execute("UPDATE sources SET status = ?, error = ?, documents = ?, chunks = ?, failures = ?, "
+                       "last_sync = COALESCE(?, last_sync) WHERE name = ?",
+                       (status, error, counts[0], counts[1], failures, synced, name))
+
+    def sources(self) -> list[SourceInfo]:
+        rows = self._rows("SELECT name, kind, config, status, error, documents, chunks, failures, last_sync "
+                          "FROM sources ORDER BY name")
+        return [SourceInfo(r[0], r[1], json.loads(r[2]), *r[3:]) for r in rows]
+
+    def source(self, name: str) -> SourceInfo | None:
+        return next((s for s in self.sources() if s.name == name), None)
+
+    # -- documents -------------------------------------------------------------------
+    def fingerprints(self, source: str) -> dict[str, str]:
+        return dict(self._rows("SELECT id, fingerprint FROM documents WHERE source = ?", (source,)))
+
+    def cached_vectors(self, hashes: Iterable[str], model: str) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for h in set(hashes):
+            rows = self._rows("SELECT embedding FROM chunks WHERE hash = ? AND model = ? LIMIT 1", (h, model))
+            if rows:
+                found[h] = np.frombuffer(rows[0][0], dtype=np.float32)
+        return found
+
+    def put(self, items: Sequence[tuple[Document, Sequence[Chunk], Sequence[str], np.ndarray]],
+            model: str, terms: Sequence[Sequence[str]]) -> None:
+        """Replace each document with its chunks (hashes, vectors and index terms aligned)."""
+        flat_terms = iter(terms)
+        with self._write() as db:
+            for document, chunks, hashes, vectors in items:
+                self._delete(db, document.source, [document.id])
+                db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+                    document.source, document.id, document.title, document.url, document.updated_at,
+                    document.language, document.visibility, document.fingerprint(),
+                    json.dumps(dict(document.metadata), default=str)))
+                for chunk, digest, vector in zip(chunks, hashes, vectors):
+                    cur = db.execute(
+                        "INSERT INTO chunks (source, document_id, id, ordinal, heading, text, visibility, hash, "
+                        "model, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (chunk.source, chunk.document_id, chunk.id, chunk.ordinal, chunk.heading, chunk.text,
+                         document.visibility, digest, model, np.asarray(vector, dtype=np.float32).tobytes()))
+                    db.execute("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
+                               (cur.lastrowid, " ".join(next(flat_terms))))
+
+    def remove(self, source: str, document_ids: Iterable[str]) -> int:
+        ids = list(document_ids)
+        if not ids:
+            return 0
+        with self._write() as db:
+            return self._delete(db, source, ids)
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, source: str, ids: list[str]) -> int:
+        removed = 0
+        for doc_id in ids:
+            rowids = [r[0] for r in db.execute(
+                "SELECT rowid FROM chunks WHERE source = ? AND document_id = ?", (source, doc_id))]
+            db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rowids])
+            db.execute("DELETE FROM chunks WHERE source = ? AND document_id = ?", (source, doc_id))
+            removed += db.execute("DELETE FROM documents WHERE source = ? AND id = ?", (source, doc_id)).rowcount
+        return removed
+
+    def remove_source(self, name: str) -> None:
+        with self._write() as db:
+            self._delete(db, name, [r[0] for r in db.execute("SELECT id FROM documents WHERE source = ?", (name,))])
+            db.execute("DELETE FROM sources WHERE name = ?", (name,))
+
+    def document_ids(self, source: str) -> set[str]:
+        return {r[0] for r in self._rows("SELECT id FROM documents WHERE source = ?", (source,))}
+
+    # -- search ----------------------------------------------------------------------
+    def lexical(self, query_terms: Sequence[str], sources: Sequence[str] | None, public_only: bool,
+                limit: int) -> list[tuple[int, float]]:
+        """BM25 over the chunk terms: (rowid, score) best first, score higher is better."""
+        unique = list(dict.fromkeys(t for t in query_terms if t))
+        if not unique:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)
+        where, params = self._filters(sources, public_only)
+        sql = ("SELECT chunks_fts.rowid, -bm25(chunks_fts) FROM chunks_fts "
+               "JOIN chunks ON chunks.rowid = chunks_fts.rowid "
+               f"WHERE chunks_fts MATCH ? {where} ORDER BY bm25(chunks_fts) LIMIT ?")
+        return [(r[0], r[1]) for r in self._rows(sql, [match, *params, limit])]
+
+    @staticmethod
+    def _filters(sources: Sequence[str] | None, public_only: bool) -> tuple[str, list[Any]]:
+        where, params = "", []
+        if sources is not None:
+            where += f" AND chunks.source IN ({','.join('?' * len(sources))})"
+            params += list(sources)
+        if public_only:
+            where += " AND chunks.visibility = 'public'"
+        return where, params
+
+    def dense_view(self) -> DenseView:
+        generation = self.generation()
+        view = self._dense
+        if view is None or view.generation != generation:
+            rows = self._rows("SELECT rowid, source, visibility, embedding FROM chunks ORDER BY rowid")
+            matrix = (np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+                      if rows else np.zeros((0, 0), dtype=np.float32))
+            view = DenseView(generation, np.array([r[0] for r in rows], dtype=np.int64),
+                             np.array([r[1] for r in rows], dtype=object),
+                             np.array([r[2] == "public" for r in rows], dtype=bool), matrix)
+            self._dense = view
+        return view
+
+    def chunks(self, rowids: Sequence[int]) -> dict[int, StoredChunk]:
+        if not rowids:
+            return {}
+        rows = self._rows(
+            "SELECT c.rowid, c.id, c.document_id, c.source, c.ordinal, c.heading, c.text, d.title, d.url, "
+            "d.updated_at, d.language, d.visibility FROM chunks c JOIN documents d "
+            f"ON d.source = c.source AND d.id = c.document_id WHERE c.rowid IN ({','.join('?' * len(rowids))})",
+            list(rowids))
+        return {r[0]: StoredChunk(r[0], Chunk(r[1], r[2], r[3], r[4], r[5], r[6]), *r[7:]) for r in rows}
+
+    def stats(self) -> dict[str, int]:
+        rows = self._rows("SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM chunks)")
+        size = self.path.stat().st_size if self.path.exists() else 0
+        return {"documents": rows[0][0], "chunks": rows[0][1], "bytes": size}

@@ -1,0 +1,120 @@
+"""Ingestion: put a connector's documents into the index, cheaply and safely.
+
+Unchanged documents (same fingerprint) cost nothing. Changed ones are re-chunked; a chunk
+whose text was embedded before reuses that vector, so only new text is embedded.
+Embedding is batched across documents. After a complete pass, documents the source no
+longer has are removed; a document that failed to read keeps its previous version, so a
+bad file never deletes knowledge. The source's status tells how it went.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+
+from knowledge import lexical
+from knowledge.chunking import chunk_document
+from knowledge.documents import Chunk, Document, Failure
+from knowledge.embeddings import Embedder
+from knowledge.index import Index
+
+BATCH_CHUNKS = 64
+
+
+class Connector(Protocol):
+    """What ingestion needs of a connector (see knowledge/connectors/README.md)."""
+
+    kind: str
+    source: str
+
+    def config(self) -> dict: ...
+
+    def load(self) -> Iterable[Document | Failure]: ...
+
+
+@dataclass
+class Report:
+    """What one ingestion run did."""
+
+    source: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+
+Progress = Callable[[Report, str], None]
+
+
+class Ingestor:
+    """Writes documents into an `Index`, embedding with an `Embedder`."""
+
+    def __init__(self, index: Index, embedder: Embedder):
+        self.index = index
+        self.embedder = embedder
+
+    def ingest(self, connector: Connector, progress: Progress | None = None) -> Report:
+        """A complete pass over the connector; the source's status is kept up to date."""
+        source = connector.source
+        self.index.add_source(source, connector.kind, connector.config())
+        self.index.set_status(source, "processing")
+        report = Report(source)
+        try:
+            seen = self._run(connector.load(), report, progress)
+            seen_or_failed = seen | {f.document_id for f in report.failures}
+            report.removed = self.index.remove(source, self.index.document_ids(source) - seen_or_failed)
+        except Exception as exc:
+            self.index.set_status(source, "failed", f"{type(exc).__name__}: {exc}", len(report.failures))
+            raise
+        error = f"{len(report.failures)} file(s) could not be read" if report.failures else None
+        self.index.set_status(source, "success", error, len(report.failures))
+        return report
+
+    def _run(self, items: Iterable[Document | Failure], report: Report, progress: Progress | None) -> set[str]:
+        seen: set[str] = set()
+        known = self.index.fingerprints(report.source)
+        pending: list[tuple[Document, list[Chunk]]] = []
+        for item in items:
+            if isinstance(item, Failure):
+                report.failures.append(item)
+                continue
+            seen.add(item.id)
+            if known.get(item.id) == item.fingerprint():
+                report.unchanged += 1
+            else:
+                report.added += item.id not in known
+                report.updated += item.id in known
+                pending.append((item, chunk_document(item)))
+            if sum(len(c) for _, c in pending) >= BATCH_CHUNKS:
+                self._flush(pending, report)
+            if progress:
+                progress(report, item.title)
+        self._flush(pending, report)
+        return seen
+
+    def _flush(self, pending: list[tuple[Document, list[Chunk]]], report: Report) -> None:
+        if not pending:
+            return
+        hashes = [[c.content_hash(d.title) for c in chunks] for d, chunks in pending]
+        cached = self.index.cached_vectors((h for hs in hashes for h in hs), self.embedder.name)
+        todo = {h: c.embedding_text(d.title) for (d, chunks), hs in zip(pending, hashes)
+                for c, h in zip(chunks, hs) if h not in cached}
+        fresh = dict(zip(todo, self.embedder.passages(list(todo.values())))) if todo else {}
+        report.chunks_embedded += len(fresh)
+        report.chunks_reused += sum(len(hs) for hs in hashes) - len(fresh)
+        vectors = {**cached, **fresh}
+        items, terms = [], []
+        for (document, chunks), hs in zip(pending, hashes):
+            matrix = np.array([vectors[h] for h in hs], dtype=np.float32).reshape(len(hs), -1)
+            items.append((document, chunks, hs, matrix))
+            terms += [lexical.terms(c.embedding_text(document.title), document.language or "en") for c in chunks]
+        self.index.put(items, self.embedder.name, terms)
+        pending.clear()
