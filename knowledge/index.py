@@ -38,8 +38,13 @@ CREATE TABLE IF NOT EXISTS chunks (
   hash TEXT NOT NULL, model TEXT NOT NULL, embedding BLOB NOT NULL, UNIQUE (source, id));
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (source, document_id);
 CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks (hash, model);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize='unicode61 remove_diacritics 0');
+-- Two fields: `head` (document title and heading path) and `body` (the chunk's text).
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(head, body, tokenize='unicode61 remove_diacritics 0');
 """
+# bm25() weights of (head, body). FTS5 adds up the weighted term counts of a row's fields, so a
+# term in the title counts twice: a title says what the whole document is about (in an FAQ it
+# is the question itself), while the body's words are also about details.
+FTS_WEIGHTS = (2.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,11 @@ class Index:
         return found
 
     def put(self, items: Sequence[tuple[Document, Sequence[Chunk], Sequence[str], np.ndarray]],
-            model: str, terms: Sequence[Sequence[str]]) -> None:
-        """Replace each document with its chunks (hashes, vectors and index terms aligned)."""
+            model: str, terms: Sequence[tuple[Sequence[str], Sequence[str]]]) -> None:
+        """Replace each document with its chunks (hashes, vectors and index terms aligned).
+
+        `terms` holds one (head, body) pair of term lists per chunk, in order (`lexical.chunk_terms`).
+        """
         flat_terms = iter(terms)
         with self._write() as db:
             for document, chunks, hashes, vectors in items:
@@ -179,8 +187,9 @@ class Index:
                         "model, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (chunk.source, chunk.document_id, chunk.id, chunk.ordinal, chunk.heading, chunk.text,
                          document.visibility, digest, model, np.asarray(vector, dtype=np.float32).tobytes()))
-                    db.execute("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
-                               (cur.lastrowid, " ".join(next(flat_terms))))
+                    head, body = next(flat_terms)
+                    db.execute("INSERT INTO chunks_fts (rowid, head, body) VALUES (?, ?, ?)",
+                               (cur.lastrowid, " ".join(head), " ".join(body)))
 
     def remove(self, source: str, document_ids: Iterable[str]) -> int:
         ids = list(document_ids)
@@ -217,9 +226,10 @@ class Index:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)
         where, params = self._filters(sources, public_only)
-        sql = ("SELECT chunks_fts.rowid, -bm25(chunks_fts) FROM chunks_fts "
+        bm25 = f"bm25(chunks_fts, {', '.join(map(str, FTS_WEIGHTS))})"
+        sql = (f"SELECT chunks_fts.rowid, -{bm25} FROM chunks_fts "
                "JOIN chunks ON chunks.rowid = chunks_fts.rowid "
-               f"WHERE chunks_fts MATCH ? {where} ORDER BY bm25(chunks_fts) LIMIT ?")
+               f"WHERE chunks_fts MATCH ? {where} ORDER BY {bm25} LIMIT ?")
         return [(r[0], r[1]) for r in self._rows(sql, [match, *params, limit])]
 
     @staticmethod

@@ -115,6 +115,6 @@ class Ingestor:
         for (document, chunks), hs in zip(pending, hashes):
             matrix = np.array([vectors[h] for h in hs], dtype=np.float32).reshape(len(hs), -1)
             items.append((document, chunks, hs, matrix))
-            terms += [lexical.terms(c.embedding_text(document.title), document.language or "en") for c in chunks]
+            terms += [lexical.chunk_terms(document.title, c.heading, c.text, document.language or "en") for c in chunks]
         self.index.put(items, self.embedder.name, terms)
         pending.clear()

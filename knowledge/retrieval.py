@@ -1,7 +1,11 @@
 """Hybrid retrieval: BM25 (SQLite FTS5) and dense embeddings, fused.
 
-Fusion is a convex combination of min-max normalized scores over each ranking's top
-`depth` candidates (measured against reciprocal-rank fusion in bench/retrieval.py).
+Fusion is a convex combination of normalized scores over the union of both rankings' top
+`depth` candidates (measured against reciprocal-rank fusion: it keeps how much better the
+best passages are, which ranks throw away). BM25 is divided by the best BM25 of the query,
+since its floor is 0: a passage with none of the terms. Cosines have no such floor (every
+passage sits around 0.7-0.9 with e5), so they are min-max scaled over the dense top `depth`.
+Every candidate gets its real cosine, also one found by BM25 alone.
 
 Both rankings are filtered the same way before fusion: only the sources a bot profile
 may read, and only public documents when the answer will be seen in a public place.
@@ -20,8 +24,9 @@ from knowledge.embeddings import Embedder
 from knowledge.index import Index, StoredChunk
 from knowledge.language import detect
 
-MODES = ("lexical", "dense", "hybrid")
-LEXICAL_WEIGHT = 0.2
+# The share of BM25 in each mode's score: dense is the stronger signal, BM25 adds exact
+# names and rare words.
+WEIGHTS = {"lexical": 1.0, "dense": 0.0, "hybrid": 0.3}
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class Hit:
 
     stored: StoredChunk
     score: float  # the fused score used for ranking
-    dense: float  # cosine similarity with the query (0 when not computed)
+    dense: float  # cosine similarity with the query (0 when the chunk has no vector yet)
     lexical: float  # BM25 score (0 when the passage has none of the query's terms)
     coverage: float  # share of the query's distinct terms found in the passage
 
@@ -46,27 +51,28 @@ class Retriever:
     def search(self, query: str, *, sources: Sequence[str] | None = None, public_only: bool = False,
                k: int = 8, mode: str = "hybrid", language: str = "") -> list[Hit]:
         """The `k` best passages for `query`, best first."""
-        if mode not in MODES:
-            raise ValueError(f"unknown retrieval mode {mode!r}: choose one of {', '.join(MODES)}")
+        if mode not in WEIGHTS:
+            raise ValueError(f"unknown retrieval mode {mode!r}: choose one of {', '.join(WEIGHTS)}")
         language = language or detect(query)[0] or "en"
         query_terms = lexical.terms(query, language)
         lex = self.index.lexical(query_terms, sources, public_only, self.depth) if mode != "dense" else []
-        dense, cosines = self._dense(query, sources, public_only) if mode != "lexical" else ([], {})
-        fused = _fuse(lex, dense, LEXICAL_WEIGHT if mode == "hybrid" else 1.0)
+        vector = self.embedder.query(query)
+        dense = self._dense(vector, sources, public_only) if mode != "lexical" else []
+        # Every candidate's real cosine: the engine judges a passage found by BM25 alone by it too.
+        cosines = {**self._cosines(vector, [r for r, _ in lex]), **dict(dense)}
+        fused = _fuse(lex, dense, cosines, WEIGHTS[mode])
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         stored = self.index.chunks(best)
-        if mode == "lexical" and best:
-            cosines = self._cosines(query, best)
         bm25 = dict(lex)
         wanted = set(query_terms)
         return [Hit(stored[r], fused[r], cosines.get(r, 0.0), bm25.get(r, 0.0), _coverage(wanted, stored[r]))
                 for r in best if r in stored]
 
-    def _dense(self, query: str, sources: Sequence[str] | None,
-               public_only: bool) -> tuple[list[tuple[int, float]], dict[int, float]]:
+    def _dense(self, vector: np.ndarray, sources: Sequence[str] | None,
+               public_only: bool) -> list[tuple[int, float]]:
         view = self.index.dense_view()
         if not len(view.rowids):
-            return [], {}
+            return []
         mask = np.ones(len(view.rowids), dtype=bool)
         if sources is not None:
             mask &= np.isin(view.sources, list(sources))
@@ -74,30 +80,41 @@ class Retriever:
             mask &= view.public
         positions = np.flatnonzero(mask)
         if not len(positions):
-            return [], {}
+            return []
         matrix = view.matrix if len(positions) == len(mask) else view.matrix[positions]
-        scores = matrix @ self.embedder.query(query)
+        scores = matrix @ vector
         top = np.argsort(-scores)[: self.depth]
-        ranking = [(int(view.rowids[positions[i]]), float(scores[i])) for i in top]
-        return ranking, dict(ranking)
+        return [(int(view.rowids[positions[i]]), float(scores[i])) for i in top]
 
-    def _cosines(self, query: str, rowids: list[int]) -> dict[int, float]:
+    def _cosines(self, vector: np.ndarray, rowids: list[int]) -> dict[int, float]:
         """Cosines of already-embedded chunks (rowids are sorted in the dense view)."""
         view = self.index.dense_view()
-        positions = np.searchsorted(view.rowids, rowids)
-        scores = view.matrix[positions] @ self.embedder.query(query)
-        return {r: float(s) for r, s in zip(rowids, scores)}
+        if not rowids or not len(view.rowids):
+            return {}
+        positions = np.minimum(np.searchsorted(view.rowids, rowids), len(view.rowids) - 1)
+        found = view.rowids[positions] == rowids  # a chunk written after the view was built has none yet
+        scores = view.matrix[positions[found]] @ vector
+        return {int(r): float(s) for r, s in zip(view.rowids[positions[found]], scores)}
 
 
-def _fuse(lex: list[tuple[int, float]], dense: list[tuple[int, float]], lexical_weight: float) -> dict[int, float]:
-    fused: dict[int, float] = {}
-    for weight, ranking in ((lexical_weight, lex), (1.0 - lexical_weight, dense)):
-        if not ranking:
-            continue
-        high, low = ranking[0][1], ranking[-1][1]
-        for rowid, value in ranking:
-            fused[rowid] = fused.get(rowid, 0.0) + weight * (value - low) / (high - low or 1.0)
+def _fuse(lex: list[tuple[int, float]], dense: list[tuple[int, float]], cosines: dict[int, float],
+          lexical_weight: float) -> dict[int, float]:
+    """Fused scores of every candidate of either ranking (see the module docstring)."""
+    bm25 = _scaled_bm25(lex)
+    if not dense:
+        return bm25
+    high, low = dense[0][1], dense[-1][1]
+    fused = {}
+    for rowid in bm25.keys() | {r for r, _ in dense}:
+        # Below the dense top's floor a cosine says "not close", like a missing BM25: 0, not negative.
+        closeness = max(cosines.get(rowid, low) - low, 0.0) / (high - low or 1.0)
+        fused[rowid] = lexical_weight * bm25.get(rowid, 0.0) + (1.0 - lexical_weight) * closeness
     return fused
+
+
+def _scaled_bm25(lex: list[tuple[int, float]]) -> dict[int, float]:
+    best = lex[0][1] if lex else 0.0
+    return {rowid: value / best if best > 0 else 0.0 for rowid, value in lex}
 
 
 def _coverage(wanted: set[str], stored: StoredChunk) -> float:

@@ -1,0 +1,53 @@
+"""Profiles file: the bundled one loads; malformed ones fail naming the problem."""
+import re
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.profiles import load_profiles
+from bot.settings import DEFAULT_PROFILES, Settings
+
+
+def test_bundled_profiles_load():
+    profiles = load_profiles(DEFAULT_PROFILES)
+    assert profiles.default == "support" and profiles.get().internal is False
+    assert profiles.get("staff").internal is True
+    assert profiles.get("nope").key == "support"
+    assert "Maison Lumière" in profiles.get().text("greeting", "fr")
+    assert profiles.get().text("fallback", "de").startswith("Entschuldigung")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[profiles.a\nname = 1", "not valid TOML"),
+    ("title = 'x'", "no [profiles.<name>] table"),
+    ("[profiles.a]\nsources = 'helpcenter'", "'sources' must be list"),
+    ("[profiles.a]\nsources = [1]", "list of source names"),
+    ("[profiles.a]\nmin_confidence = 3", "between 0 and 1"),
+    ("[profiles.a]\n[profiles.a.messages.shout]\nen = 'x'", "messages.shout"),
+    ("[profiles.a]\ndefault = true\n[profiles.b]\ndefault = true", "several profiles"),
+])
+def test_malformed_profiles_name_the_problem(tmp_path, content, message):
+    path = tmp_path / "profiles.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        load_profiles(path)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_profiles_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="no profiles file"):
+        Settings.from_env({"SWITCHBOARD_PROFILES": str(tmp_path / "missing.toml")})
+
+
+def test_settings_defaults_are_the_embedded_stack():
+    settings = Settings.from_env({})
+    assert settings.database_url.startswith("sqlite:///") and not settings.redis_url and not settings.uses_llm
+    with pytest.raises(ConfigError, match="PORT must be a whole number"):
+        Settings.from_env({"PORT": "eighty"})
+
+
+def test_redacted_settings_hide_secrets():
+    settings = Settings.from_env({"OPENAI_API_KEY": "sk-secret", "DATABASE_URL": "postgresql://u:pw@db/x",
+                                  "REDIS_URL": "redis://:hunter2@cache:6379/0"})
+    text = str(settings.redacted())
+    assert "sk-secret" not in text and "pw@" not in text and "hunter2" not in text
