@@ -91,21 +91,35 @@ def _join(units: list[str]) -> str:
 
 
 class ExtractiveAnswerer:
-    """Quotes the best passage, with its title and heading, and cites it."""
+    """Quotes the best passage, with its title and heading, and cites it; adds the
+    runner-up from another document when retrieval rates it nearly as high (`second`),
+    since help centers often split one answer across an article and an FAQ entry."""
 
     name = "extractive"
+
+    def __init__(self, second: float = 0.8):
+        self.second = second
 
     async def answer(self, question: str, hits: Sequence[Hit], *, language: str, profile: Profile,
                      conversation: Conversation, on_text: OnText | None = None) -> Draft | None:
         if not hits:
             return None
-        best = hits[0].stored
-        where = " › ".join(p for p in (best.title, best.chunk.heading) if p)
-        body = excerpt(question, best.chunk.text, best.language or language)
-        text = f"**{where}** [1]\n\n{body}"
+        chosen = [0]
+        runner_up = next((i for i, h in enumerate(hits[1:], 1)
+                          if h.stored.chunk.document_id != hits[0].stored.chunk.document_id), None)
+        if runner_up is not None and hits[runner_up].score >= self.second * hits[0].score \
+                and hits[runner_up].stored.language == hits[0].stored.language:
+            chosen.append(runner_up)
+        text = "\n\n".join(self._quote(question, hits[i], n, language) for n, i in enumerate(chosen, 1))
         if on_text:
             await on_text(text)
-        return Draft(text, (0,))
+        return Draft(text, tuple(chosen))
+
+    @staticmethod
+    def _quote(question: str, hit: Hit, number: int, language: str) -> str:
+        stored = hit.stored
+        where = " › ".join(p for p in (stored.title, stored.chunk.heading) if p)
+        return f"**{where}** [{number}]\n\n{excerpt(question, stored.chunk.text, stored.language or language)}"
 
 
 def _passages_block(hits: Sequence[Hit]) -> str:

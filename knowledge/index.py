@@ -8,6 +8,7 @@ write bumps; a query costs one cheap SELECT to check it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS documents (
   source TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, url TEXT NOT NULL,
   updated_at TEXT, language TEXT NOT NULL, visibility TEXT NOT NULL, fingerprint TEXT NOT NULL,
-  metadata TEXT NOT NULL, PRIMARY KEY (source, id));
+  metadata TEXT NOT NULL, title_hash TEXT NOT NULL, title_embedding BLOB, PRIMARY KEY (source, id));
+CREATE INDEX IF NOT EXISTS documents_by_title_hash ON documents (title_hash);
 CREATE TABLE IF NOT EXISTS chunks (
   rowid INTEGER PRIMARY KEY, source TEXT NOT NULL, document_id TEXT NOT NULL, id TEXT NOT NULL,
   ordinal INTEGER NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL, visibility TEXT NOT NULL,
@@ -86,6 +88,20 @@ class DenseView:
     matrix: np.ndarray
 
 
+def title_hash(title: str, model: str) -> str:
+    """Identifies a title's embedding, for reuse across documents and re-ingests."""
+    return hashlib.sha256(f"title\x1f{model}\x1f{title}".encode()).hexdigest()
+
+
+def _mean_rows(rows: list[tuple]) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    chunk = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    title = np.array([np.frombuffer(r[4], dtype=np.float32) if r[4] else chunk[i] for i, r in enumerate(rows)],
+                     dtype=np.float32)
+    return (chunk + title) / 2
+
+
 class IndexOpenError(Exception):
     """Raised when the index file cannot be opened or is not a Switchboard index."""
 
@@ -103,6 +119,14 @@ class Index:
             raise IndexOpenError(f"cannot open the knowledge index {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         self._dense: DenseView | None = None
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(documents)")}
+        fields = {r[1] for r in self._db.execute("PRAGMA table_info(chunks_fts)")}
+        if "title_embedding" not in columns or "head" not in fields:
+            raise IndexOpenError(f"{self.path} was built by an older Switchboard: delete it and ingest again "
+                                 "(the sample knowledge reloads by itself)")
 
     def close(self) -> None:
         with self._lock:
@@ -162,25 +186,29 @@ class Index:
     def cached_vectors(self, hashes: Iterable[str], model: str) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for h in set(hashes):
-            rows = self._rows("SELECT embedding FROM chunks WHERE hash = ? AND model = ? LIMIT 1", (h, model))
+            rows = self._rows("SELECT embedding FROM chunks WHERE hash = ? AND model = ? LIMIT 1", (h, model)) \
+                or self._rows("SELECT title_embedding FROM documents WHERE title_hash = ? "
+                              "AND title_embedding IS NOT NULL LIMIT 1", (h,))
             if rows:
                 found[h] = np.frombuffer(rows[0][0], dtype=np.float32)
         return found
 
-    def put(self, items: Sequence[tuple[Document, Sequence[Chunk], Sequence[str], np.ndarray]],
+    def put(self, items: Sequence[tuple[Document, Sequence[Chunk], Sequence[str], np.ndarray, np.ndarray | None]],
             model: str, terms: Sequence[tuple[Sequence[str], Sequence[str]]]) -> None:
         """Replace each document with its chunks (hashes, vectors and index terms aligned).
 
+        An item is (document, chunks, chunk hashes, chunk vectors, title vector or None).
         `terms` holds one (head, body) pair of term lists per chunk, in order (`lexical.chunk_terms`).
         """
         flat_terms = iter(terms)
         with self._write() as db:
-            for document, chunks, hashes, vectors in items:
+            for document, chunks, hashes, vectors, title_vector in items:
                 self._delete(db, document.source, [document.id])
-                db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+                title_blob = None if title_vector is None else np.asarray(title_vector, dtype=np.float32).tobytes()
+                db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
                     document.source, document.id, document.title, document.url, document.updated_at,
                     document.language, document.visibility, document.fingerprint(),
-                    json.dumps(dict(document.metadata), default=str)))
+                    json.dumps(dict(document.metadata), default=str), title_hash(document.title, model), title_blob))
                 for chunk, digest, vector in zip(chunks, hashes, vectors):
                     cur = db.execute(
                         "INSERT INTO chunks (source, document_id, id, ordinal, heading, text, visibility, hash, "
@@ -243,15 +271,17 @@ class Index:
         return where, params
 
     def dense_view(self) -> DenseView:
+        """Each chunk's row is the mean of its vector and its document's title vector, so a
+        query scores the mean of the two cosines: the title says what the whole document is
+        about, which a passage cut from its middle may not (measured in bench/retrieval.py)."""
         generation = self.generation()
         view = self._dense
         if view is None or view.generation != generation:
-            rows = self._rows("SELECT rowid, source, visibility, embedding FROM chunks ORDER BY rowid")
-            matrix = (np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-                      if rows else np.zeros((0, 0), dtype=np.float32))
+            rows = self._rows("SELECT c.rowid, c.source, c.visibility, c.embedding, d.title_embedding FROM chunks c "
+                              "JOIN documents d ON d.source = c.source AND d.id = c.document_id ORDER BY c.rowid")
             view = DenseView(generation, np.array([r[0] for r in rows], dtype=np.int64),
                              np.array([r[1] for r in rows], dtype=object),
-                             np.array([r[2] == "public" for r in rows], dtype=bool), matrix)
+                             np.array([r[2] == "public" for r in rows], dtype=bool), _mean_rows(rows))
             self._dense = view
         return view
 

@@ -17,7 +17,7 @@ from knowledge import lexical
 from knowledge.chunking import chunk_document
 from knowledge.documents import Chunk, Document, Failure
 from knowledge.embeddings import Embedder
-from knowledge.index import Index
+from knowledge.index import Index, title_hash
 
 BATCH_CHUNKS = 64
 
@@ -103,18 +103,22 @@ class Ingestor:
     def _flush(self, pending: list[tuple[Document, list[Chunk]]], report: Report) -> None:
         if not pending:
             return
+        model = self.embedder.name
         hashes = [[c.content_hash(d.title) for c in chunks] for d, chunks in pending]
-        cached = self.index.cached_vectors((h for hs in hashes for h in hs), self.embedder.name)
+        titles = {title_hash(d.title, model): d.title for d, _ in pending if d.title.strip()}
+        cached = self.index.cached_vectors([*(h for hs in hashes for h in hs), *titles], model)
         todo = {h: c.embedding_text(d.title) for (d, chunks), hs in zip(pending, hashes)
                 for c, h in zip(chunks, hs) if h not in cached}
+        todo.update({h: t for h, t in titles.items() if h not in cached})
         fresh = dict(zip(todo, self.embedder.passages(list(todo.values())))) if todo else {}
-        report.chunks_embedded += len(fresh)
-        report.chunks_reused += sum(len(hs) for hs in hashes) - len(fresh)
+        chunk_count = sum(len(hs) for hs in hashes)
+        report.chunks_embedded += sum(1 for h in fresh if h not in titles)
+        report.chunks_reused += chunk_count - sum(1 for h in fresh if h not in titles)
         vectors = {**cached, **fresh}
         items, terms = [], []
         for (document, chunks), hs in zip(pending, hashes):
             matrix = np.array([vectors[h] for h in hs], dtype=np.float32).reshape(len(hs), -1)
-            items.append((document, chunks, hs, matrix))
+            items.append((document, chunks, hs, matrix, vectors.get(title_hash(document.title, model))))
             terms += [lexical.chunk_terms(document.title, c.heading, c.text, document.language or "en") for c in chunks]
-        self.index.put(items, self.embedder.name, terms)
+        self.index.put(items, model, terms)
         pending.clear()
