@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="stackfaq,cnil_fr", help="comma-separated folders of the eval dir")
     parser.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
-    parser.add_argument("--max-chars", type=int, default=600,
-                        help="characters of a chunk the embedder reads (embedding time grows with it)")
+    parser.add_argument("--max-chars", type=int, default=E5Embedder().max_chars,
+                        help="characters of a chunk the embedder reads (default: the product's; time grows with it)")
     args = parser.parse_args(argv)
     embedder = QueryCache(E5Embedder(max_chars=args.max_chars))
     figures = {}
