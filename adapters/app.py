@@ -6,6 +6,7 @@ adapters (Slack, Telegram, Teams) add their routes here as they are built.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import Counter
 from typing import AsyncIterator
 
@@ -19,12 +20,16 @@ from adapters.web import WebChat
 from bot.runtime import Runtime
 from bot.store import Event
 
+log = logging.getLogger("switchboard")
+
 
 def create_app(runtime: Runtime) -> Starlette:
     """The web process's ASGI app over an opened runtime (closed at shutdown)."""
 
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "index": runtime.index.stats()})
+        problems = await runtime.check()
+        return JSONResponse({"ok": not problems, "problems": problems, "index": runtime.index.stats()},
+                            status_code=503 if problems else 200)
 
     async def metrics(request: Request) -> PlainTextResponse:
         with Session(runtime.events.engine) as session:
@@ -37,6 +42,8 @@ def create_app(runtime: Runtime) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for problem in await runtime.check():  # say it at start, not at the first customer
+            log.warning("%s", problem)
         yield
         await runtime.close()
 

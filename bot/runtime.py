@@ -14,6 +14,7 @@ from typing import Callable
 
 from bot.answering import Answerer, ExtractiveAnswerer, GenerativeAnswerer
 from bot.engine import Engine
+from bot.errors import SwitchboardError
 from bot.memory import Memory
 from bot.memory_redis import RedisMemory
 from bot.memory_sqlite import SqliteMemory
@@ -71,6 +72,18 @@ class Runtime:
             return []
         return [self.ingest(SAMPLE_DIR / path, name, progress(name) if progress else None)
                 for name, path in SAMPLE_SOURCES]
+
+    async def check(self) -> list[str]:
+        """Problems an operator should know about now (an unreachable Redis, an empty index)."""
+        problems = []
+        try:
+            await self.memory.load("switchboard:healthcheck")
+        except SwitchboardError as exc:
+            problems.append(f"conversation memory: {exc}")
+        if not self.index.sources():
+            problems.append("knowledge index is empty: run `switchboard ingest PATH`")
+        problems += [f"source {s.name} failed: {s.error}" for s in self.index.sources() if s.status == "failed"]
+        return problems
 
     async def close(self) -> None:
         await self.memory.close()

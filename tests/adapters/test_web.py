@@ -99,3 +99,19 @@ def test_empty_and_huge_messages_get_a_reply_not_an_error(web):
     _, empty = chat(client, uuid.uuid4().hex, "")[-1]
     _, huge = chat(client, uuid.uuid4().hex, "a" * 20_001)[-1]
     assert "empty" in empty["answer"] and "too long" in huge["answer"]
+
+
+def test_healthz_names_an_unreachable_redis(tmp_path, sample_index_path, embedder):
+    from tests.fakes.server import free_port
+
+    shutil.copy(sample_index_path, tmp_path / "index.sqlite3")
+    settings = dataclasses.replace(
+        Settings.from_env({"SWITCHBOARD_HOME": str(tmp_path), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}),
+        index_path=tmp_path / "index.sqlite3", load_sample=False)
+    runtime = Runtime.open(settings, embedder=embedder)
+    with serve(create_app(runtime)) as url:
+        health = httpx.get(f"{url}/healthz", timeout=30)
+        assert health.status_code == 503 and "Redis unavailable" in health.json()["problems"][0]
+        _, reply = sse(httpx.post(f"{url}/api/chat", json={"conversation": uuid.uuid4().hex, "text": "Returns?"},
+                                  timeout=30).text)[-1]
+        assert not reply["answered"] and reply["actions"][0]["kind"] == "handoff"
