@@ -62,11 +62,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "fr": "Bonjour ! Posez-moi vos questions sur notre boutique : livraison, retours, garantie, factures…",
         "zh": "您好！关于配送、退货、保修、发票等问题，都可以问我。",
     },
-    "extractive_intro": {
-        "en": "Here is what our help center says:",
-        "fr": "Voici ce qu'indique notre centre d'aide :",
-        "zh": "帮助中心的相关说明如下：",
-    },
 }
 
 
