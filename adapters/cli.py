@@ -27,6 +27,8 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.types import Message, Reply, User
 from knowledge.evaluation import EvalDataError
+from knowledge.connectors.folder import FolderConnector
+from knowledge.documents import Document, Failure
 from knowledge.ingest import Report
 
 console = Console(stderr=False, highlight=False)
@@ -43,11 +45,16 @@ def _progress_bar() -> Progress:
                     console=err, transient=False)
 
 
-def _ingest_progress(bar: Progress, source: str, total: int | None) -> Callable[[Report, str], None]:
-    task = bar.add_task(source, total=total, item="")
+def _ingest_progress(bar: Progress, source: str, path: str | Path) -> Callable[[Report, Document | Failure], None]:
+    """A bar over the files of `path` (a Q&A form or a catalog is one file of many documents)."""
+    connector = FolderConnector(path, source)
+    task = bar.add_task(source, total=len(connector.files()) if connector.path.exists() else None, item="")
+    files: set[str] = set()
 
-    def update(report: Report, title: str) -> None:
-        bar.update(task, completed=report.seen + len(report.failures), item=title[:40])
+    def update(report: Report, item: Document | Failure) -> None:
+        name = item.metadata.get("path", item.id) if isinstance(item, Document) else item.document_id
+        files.add(str(name))
+        bar.update(task, completed=len(files), item=(item.title if isinstance(item, Document) else name)[:40])
     return update
 
 
@@ -56,7 +63,7 @@ def _open(settings: Settings, show_sample: bool = True) -> Runtime:
     if show_sample and settings.load_sample and not runtime.index.sources():
         err.print("First start: indexing the bundled sample knowledge base…")
         with _progress_bar() as bar:
-            runtime.load_sample(lambda name: _ingest_progress(bar, name, None))
+            runtime.load_sample(lambda name, path: _ingest_progress(bar, name, path))
     return runtime
 
 
@@ -143,7 +150,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     source = args.source or path.resolve().stem
     try:
         with _progress_bar() as bar:
-            report = runtime.ingest(path, source, _ingest_progress(bar, source, None))
+            report = runtime.ingest(path, source, _ingest_progress(bar, source, path))
         console.print(f"{source}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
                       f"{report.removed} removed; {report.chunks_embedded} chunks embedded, "
                       f"{report.chunks_reused} reused")
@@ -162,7 +169,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
             if info is None:
                 raise SwitchboardError(f"no source named {args.name!r} (see `switchboard sources`)")
             with _progress_bar() as bar:
-                runtime.ingest(info.config["path"], info.name, _ingest_progress(bar, info.name, None))
+                runtime.ingest(info.config["path"], info.name, _ingest_progress(bar, info.name, info.config["path"]))
         table = Table("source", "kind", "status", "documents", "chunks", "last sync", "problem")
         for s in runtime.index.sources():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_sync)) if s.last_sync else "never"
@@ -188,7 +195,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         with _progress_bar() as bar:
             task = bar.add_task("indexing", total=len(corpus), item="")
             evaluation = RetrievalEval(corpus, E5Embedder(),
-                                       lambda r, t: bar.update(task, completed=r.seen, item=t[:40]))
+                                       lambda r, item: bar.update(task, advance=1, item=item.title[:40]))
         try:
             scores = evaluation.run(queries, args.mode).to_dict()
         finally:

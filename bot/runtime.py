@@ -66,11 +66,11 @@ class Runtime:
     def ingest(self, path: str | Path, source: str, progress: Progress | None = None) -> Report:
         return Ingestor(self.index, self.embedder).ingest(FolderConnector(path, source), progress)
 
-    def load_sample(self, progress: Callable[[str], Progress] | None = None) -> list[Report]:
+    def load_sample(self, progress: Callable[[str, Path], Progress] | None = None) -> list[Report]:
         """Ingest the bundled sample knowledge when the index has no source yet."""
         if not self.settings.load_sample or self.index.sources():
             return []
-        return [self.ingest(SAMPLE_DIR / path, name, progress(name) if progress else None)
+        return [self.ingest(SAMPLE_DIR / path, name, progress(name, SAMPLE_DIR / path) if progress else None)
                 for name, path in SAMPLE_SOURCES]
 
     async def check(self) -> list[str]:

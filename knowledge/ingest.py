@@ -51,7 +51,8 @@ class Report:
         return self.added + self.updated + self.unchanged
 
 
-Progress = Callable[[Report, str], None]
+# Called as each document (or failure) arrives, before it is processed.
+Progress = Callable[[Report, "Document | Failure"], None]
 
 
 class Ingestor:
@@ -83,6 +84,8 @@ class Ingestor:
         known = self.index.fingerprints(report.source)
         pending: list[tuple[Document, list[Chunk]]] = []
         for item in items:
+            if progress:
+                progress(report, item)
             if isinstance(item, Failure):
                 report.failures.append(item)
                 continue
@@ -95,8 +98,6 @@ class Ingestor:
                 pending.append((item, chunk_document(item)))
             if sum(len(c) for _, c in pending) >= BATCH_CHUNKS:
                 self._flush(pending, report)
-            if progress:
-                progress(report, item.title)
         self._flush(pending, report)
         return seen
 
