@@ -31,6 +31,8 @@ ERROR_MESSAGE = strings.text("error", "en")
 STATIC = Path(__file__).resolve().parent / "web_static"
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_BODY = 100_000
+# The page has no inline script or style: nothing else may run, even if HTML slipped through.
+CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable("table")
 
 
@@ -96,7 +98,7 @@ class WebChat:
         page = (STATIC / "index.html").read_text(encoding="utf-8")
         meta = f'<meta name="switchboard-bot" content="{html.escape(self.bot_name)}">'
         page = re.sub(r'<meta name="switchboard-bot"[^>]*>', lambda _: meta, page)
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
 
     async def chat(self, request: Request) -> Response:
         try:

@@ -248,7 +248,7 @@
     const live = () => current === mine && conv === c;
     const fail = (message) => {
       finished = true;
-      if (stream) { slot.removeAttribute('aria-busy'); slot = put(errorBubble(message)); } // keep partial text
+      if (stream) { slot.classList.remove('streaming'); slot.removeAttribute('aria-busy'); slot = put(errorBubble(message)); }
       else slot = put(errorBubble(message), slot);
       if (!stream && !input.value) input.value = text; // let the user resend easily
     };
@@ -339,7 +339,7 @@
   // ---------- composer ----------
   function autosize() {
     input.style.height = 'auto';
-    input.style.height = `${input.scrollHeight}px`;
+    input.style.height = `${input.scrollHeight + input.offsetHeight - input.clientHeight}px`;
   }
 
   function updateCounter() {

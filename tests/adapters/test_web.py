@@ -44,6 +44,7 @@ def test_the_page_and_its_assets_are_served(web):
     client, _ = web
     page = client.get("/")
     assert page.status_code == 200 and '<meta name="switchboard-bot" content="Maison Lumière support">' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/healthz").json()["ok"] is True
 
