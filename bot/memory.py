@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import weakref
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,10 +20,10 @@ from typing import AsyncIterator, Protocol
 
 from bot.errors import ConversationBusy
 from bot.types import Conversation, Turn
+from knowledge.lexical import CJK
 
 HISTORY_TOKENS = 1500
 SUMMARY_QUESTIONS = 8
-CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 class Memory(Protocol):
@@ -43,7 +42,7 @@ class Memory(Protocol):
 
 def estimate_tokens(text: str) -> int:
     """A cheap, model-free token estimate, good enough to bound history."""
-    cjk = len(CJK.findall(text))
+    cjk = sum(len(run) for run in CJK.findall(text))
     return cjk + (len(text) - cjk + 3) // 4
 
 

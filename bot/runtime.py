@@ -80,9 +80,10 @@ class Runtime:
             await self.memory.load("switchboard:healthcheck")
         except SwitchboardError as exc:
             problems.append(f"conversation memory: {exc}")
-        if not self.index.sources():
+        sources = self.index.sources()
+        if not sources:
             problems.append("knowledge index is empty: run `switchboard ingest PATH`")
-        problems += [f"source {s.name} failed: {s.error}" for s in self.index.sources() if s.status == "failed"]
+        problems += [f"source {s.name} failed: {s.error}" for s in sources if s.status == "failed"]
         return problems
 
     async def close(self) -> None:

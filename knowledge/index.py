@@ -228,11 +228,6 @@ class Index:
             removed += db.execute("DELETE FROM documents WHERE source = ? AND id = ?", (source, doc_id)).rowcount
         return removed
 
-    def remove_source(self, name: str) -> None:
-        with self._write() as db:
-            self._delete(db, name, [r[0] for r in db.execute("SELECT id FROM documents WHERE source = ?", (name,))])
-            db.execute("DELETE FROM sources WHERE name = ?", (name,))
-
     def document_ids(self, source: str) -> set[str]:
         return {r[0] for r in self._rows("SELECT id FROM documents WHERE source = ?", (source,))}
 

@@ -102,7 +102,3 @@ def chunk_terms(title: str, heading: str, text: str, language: str = "en") -> tu
     head = " ".join(p for p in (title, heading) if p)
     return terms(head, language), terms(text, language)
 
-
-def has_cjk(text: str) -> bool:
-    """True when the text contains Chinese or Japanese characters."""
-    return CJK.search(text) is not None

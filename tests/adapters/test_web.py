@@ -15,12 +15,17 @@ from bot.settings import Settings
 from tests.fakes.server import serve
 
 
+def open_runtime(tmp_path, sample_index_path, embedder, **env: str) -> Runtime:
+    """A runtime over a private copy of the sample index, configured by `env`."""
+    shutil.copy(sample_index_path, tmp_path / "index.sqlite3")
+    settings = dataclasses.replace(Settings.from_env({"SWITCHBOARD_HOME": str(tmp_path), **env}),
+                                   index_path=tmp_path / "index.sqlite3", load_sample=False)
+    return Runtime.open(settings, embedder=embedder)
+
+
 @pytest.fixture
 def web(tmp_path, sample_index_path, embedder):
-    shutil.copy(sample_index_path, tmp_path / "index.sqlite3")
-    settings = dataclasses.replace(Settings.from_env({"SWITCHBOARD_HOME": str(tmp_path)}),
-                                   index_path=tmp_path / "index.sqlite3", load_sample=False)
-    runtime = Runtime.open(settings, embedder=embedder)
+    runtime = open_runtime(tmp_path, sample_index_path, embedder)
     with serve(create_app(runtime)) as url:
         with httpx.Client(base_url=url, timeout=60) as client:
             yield client, runtime
@@ -105,11 +110,7 @@ def test_empty_and_huge_messages_get_a_reply_not_an_error(web):
 def test_healthz_names_an_unreachable_redis(tmp_path, sample_index_path, embedder):
     from tests.fakes.server import free_port
 
-    shutil.copy(sample_index_path, tmp_path / "index.sqlite3")
-    settings = dataclasses.replace(
-        Settings.from_env({"SWITCHBOARD_HOME": str(tmp_path), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}),
-        index_path=tmp_path / "index.sqlite3", load_sample=False)
-    runtime = Runtime.open(settings, embedder=embedder)
+    runtime = open_runtime(tmp_path, sample_index_path, embedder, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     with serve(create_app(runtime)) as url:
         health = httpx.get(f"{url}/healthz", timeout=30)
         assert health.status_code == 503 and "Redis unavailable" in health.json()["problems"][0]

@@ -128,3 +128,10 @@ def test_qa_form_and_catalog_become_one_document_per_entry(index, embedder, tmp_
     assert index.document_ids("faq") == {"qa#pickup@en", "qa#pickup@fr"}
     hit = Retriever(index, embedder).search("brass lamp price", sources=["catalog"])[0]
     assert "89.00 EUR" in hit.stored.chunk.text and "out of stock" in hit.stored.chunk.text
+
+
+def test_the_slim_pass_yields_exactly_the_ids_of_the_full_pass(folder):
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    connector = FolderConnector(folder, "kb")
+    full = [item.id if hasattr(item, "id") else item.document_id for item in connector.load()]
+    assert sorted(connector.slim()) == sorted(full) and "broken" in full
