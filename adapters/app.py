@@ -1,20 +1,22 @@
 """The ASGI web process: every channel's routes in one Starlette app.
 
-Mounted here: the web chat (`/`, `/api/...`), `/healthz` and `/metrics`. Channel
-adapters (Slack, Telegram, Teams) add their routes here as they are built.
+Mounted here: the web chat (`/`, `/api/...`), `/healthz`, `/metrics`, and the routes of
+every configured channel adapter (`/slack/events`, `/telegram/webhook`, ...). A channel
+is anything with `routes()`, `start()` and `stop()`: started with the app (Socket Mode
+connections, webhook registration, send queues) and stopped before the runtime closes.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections import Counter
-from typing import AsyncIterator
+from typing import AsyncIterator, Protocol, Sequence
 
 from sqlmodel import Session, func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from adapters.web import WebChat
 from bot.runtime import Runtime
@@ -23,7 +25,19 @@ from bot.store import Event
 log = logging.getLogger("switchboard")
 
 
-def create_app(runtime: Runtime) -> Starlette:
+class Channel(Protocol):
+    """A channel adapter as the web process sees it."""
+
+    name: str
+
+    def routes(self) -> list[BaseRoute]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
     """The web process's ASGI app over an opened runtime (closed at shutdown)."""
 
     async def healthz(request: Request) -> JSONResponse:
@@ -44,9 +58,23 @@ def create_app(runtime: Runtime) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for problem in await runtime.check():  # say it at start, not at the first customer
             log.warning("%s", problem)
-        yield
-        await runtime.close()
+        started: list[Channel] = []
+        try:
+            for channel in channels:
+                await channel.start()
+                started.append(channel)
+                log.info("channel %s started", channel.name)
+            yield
+        finally:
+            for channel in reversed(started):
+                try:
+                    await channel.stop()
+                except Exception:
+                    log.exception("channel %s did not stop cleanly", channel.name)
+            await runtime.close()
 
     web = WebChat(runtime.engine, runtime.profiles.get().name)
     routes = [Route("/healthz", healthz), Route("/metrics", metrics), *web.routes()]
+    for channel in channels:
+        routes += channel.routes()
     return Starlette(routes=routes, lifespan=lifespan)

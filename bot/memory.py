@@ -24,6 +24,7 @@ from knowledge.lexical import CJK
 
 HISTORY_TOKENS = 1500
 SUMMARY_QUESTIONS = 8
+DELIVERY_TTL = 24 * 3600  # platforms retry for minutes (Slack) to hours (Telegram): a day covers both
 
 
 class Memory(Protocol):
@@ -36,6 +37,11 @@ class Memory(Protocol):
     async def forget(self, key: str) -> None: ...
 
     def lock(self, key: str) -> AbstractAsyncContextManager[None]: ...
+
+    async def first_delivery(self, key: str, ttl: float = DELIVERY_TTL) -> bool:
+        """True once per `key` within `ttl` seconds, atomically: channel adapters claim a
+        platform's event id with it so retried and redelivered events are answered once."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -101,6 +107,7 @@ class InMemoryMemory:
 
     def __init__(self, ttl: float = 30 * 24 * 3600, lock_timeout: float = 60.0):
         self._data: dict[str, tuple[float, str]] = {}
+        self._seen: dict[str, float] = {}
         self._locks = KeyedLocks()
         self.ttl = ttl
         self.lock_timeout = lock_timeout
@@ -117,6 +124,14 @@ class InMemoryMemory:
 
     def lock(self, key: str):
         return self._locks.hold(key, self.lock_timeout)
+
+    async def first_delivery(self, key: str, ttl: float = DELIVERY_TTL) -> bool:
+        now = time.time()
+        if self._seen.get(key, 0.0) > now:
+            return False
+        self._seen = {k: t for k, t in self._seen.items() if t > now} if len(self._seen) > 10_000 else self._seen
+        self._seen[key] = now + ttl
+        return True
 
     async def close(self) -> None:
         self._data.clear()

@@ -4,7 +4,9 @@ Key scheme (all under one prefix, all with a TTL):
 - `{prefix}conv:{key}`  the conversation as JSON (see bot/memory.py), TTL refreshed on save;
 - `{prefix}lock:{key}`  the turn lock (redis-py's Lock: SET NX PX with a token, released by
   a Lua compare-and-delete), so two deliveries of one conversation can't interleave even
-  across processes; it expires by itself if a worker dies mid-turn.
+  across processes; it expires by itself if a worker dies mid-turn;
+- `{prefix}seen:{key}`  a delivery already claimed (SET NX EX), so a platform's retries
+  and redeliveries, to any worker, are answered once.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import LockError, RedisError
 
 from bot.errors import ConversationBusy, MemoryUnavailable
-from bot.memory import dumps, loads
+from bot.memory import DELIVERY_TTL, dumps, loads
 from bot.types import Conversation
 
 
@@ -67,6 +69,12 @@ class RedisMemory:
                 await lock.release()
             except (LockError, RedisError):
                 pass  # expired or Redis gone: the TTL frees it either way
+
+    async def first_delivery(self, key: str, ttl: float = DELIVERY_TTL) -> bool:
+        try:
+            return bool(await self.client.set(self._key("seen", key), b"1", nx=True, ex=max(1, int(ttl))))
+        except RedisError as exc:
+            raise MemoryUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -2,7 +2,9 @@
 
 Turns of one conversation are serialized by an in-process lock per key (SQLite has no
 cross-process lock we would want to hold for a whole turn; use Redis for several
-workers). Expired conversations read as empty and are purged on write.
+workers). Expired conversations read as empty and are purged on write. Claimed
+deliveries (`first_delivery`) sit in a `deliveries` table of the same file, so several
+processes on one host still answer a redelivered event once.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import time
 from pathlib import Path
 
 from bot.errors import MemoryUnavailable
-from bot.memory import KeyedLocks, dumps, loads
+from bot.memory import DELIVERY_TTL, KeyedLocks, dumps, loads
 from bot.types import Conversation
 
 
@@ -26,12 +28,14 @@ class SqliteMemory:
         self.lock_timeout = lock_timeout
         self._locks = KeyedLocks()
         self._mutex = threading.Lock()
+        self._purged = 0.0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS conversations "
                              "(key TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, expires REAL NOT NULL)")
         except sqlite3.Error as exc:
             raise MemoryUnavailable(f"cannot open conversation memory {self.path}: {exc}") from exc
 
@@ -39,6 +43,20 @@ class SqliteMemory:
         with self._mutex:
             try:
                 return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise MemoryUnavailable(f"conversation memory {self.path}: {exc}") from exc
+
+    def _claim(self, key: str, ttl: float) -> bool:
+        now = time.time()
+        with self._mutex:
+            try:  # one statement, so the claim is atomic across processes too
+                claimed = self._db.execute(
+                    "INSERT INTO deliveries VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET expires = excluded.expires "
+                    "WHERE deliveries.expires <= ?", (key, now + ttl, now)).rowcount == 1
+                if claimed and now - self._purged > 600:
+                    self._db.execute("DELETE FROM deliveries WHERE expires <= ?", (now,))
+                    self._purged = now
+                return claimed
             except sqlite3.Error as exc:
                 raise MemoryUnavailable(f"conversation memory {self.path}: {exc}") from exc
 
@@ -59,6 +77,9 @@ class SqliteMemory:
 
     def lock(self, key: str):
         return self._locks.hold(key, self.lock_timeout)
+
+    async def first_delivery(self, key: str, ttl: float = DELIVERY_TTL) -> bool:
+        return await asyncio.to_thread(self._claim, key, ttl)
 
     async def close(self) -> None:
         with self._mutex:

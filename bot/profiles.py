@@ -1,8 +1,12 @@
 """Bot profiles: who the bot is and what it may read, from one TOML file.
 
 Several profiles run side by side (a support bot and an HR bot); a question to one
-profile only ever retrieves from that profile's sources. A malformed file raises
-`ConfigError` naming the file, the profile and the field.
+profile only ever retrieves from that profile's sources. The same file says how the bot
+behaves in each chat channel (`[channels."<platform>:<channel id>"]`, with
+`"<platform>:*"` as that platform's default): which profile answers there, whether it
+answers every message or only mentions, whether answers are private to the asker, and
+whether the channel is where human agents work. A malformed file raises `ConfigError`
+naming the file, the table and the field.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from bot import strings
 from bot.errors import ConfigError
 
 OVERRIDABLE = ("fallback", "offer_human", "greeting")
+RESPOND = ("mention", "all")
 
 
 @dataclass(frozen=True)
@@ -38,14 +43,38 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class ChannelConfig:
+    """How the bot behaves in one chat channel (see the module docstring)."""
+
+    profile: str = ""  # "" = the default profile
+    respond: str = "mention"  # "mention": only when addressed; "all": every message
+    follow_threads: bool = True  # once it answered in a thread, answer follow-ups there unmentioned
+    private_answers: bool = False  # answer only to the asker (with a "Share with the channel" button)
+    agents: bool = False  # human agents work here (handoffs are posted to it)
+    answer_bots: bool = False  # answer messages written by other bots too
+
+
+@dataclass(frozen=True)
 class Profiles:
-    """All profiles of a deployment, and which one answers by default."""
+    """All profiles of a deployment, which one answers by default, and channel settings."""
 
     by_key: Mapping[str, Profile]
     default: str
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
 
     def get(self, key: str = "") -> Profile:
         return self.by_key.get(key) or self.by_key[self.default]
+
+    def channel(self, platform: str, channel_id: str) -> ChannelConfig:
+        """The settings of one channel, else the platform's `*` entry, else the defaults."""
+        return (self.channels.get(f"{platform}:{channel_id}") or self.channels.get(f"{platform}:*")
+                or ChannelConfig())
+
+    def agents_channels(self, platform: str) -> list[str]:
+        """The ids of the channels marked `agents = true` on `platform`."""
+        prefix = f"{platform}:"
+        return [key[len(prefix):] for key, config in self.channels.items()
+                if key.startswith(prefix) and config.agents and not key.endswith(":*")]
 
 
 def _field(where: str, data: Mapping[str, Any], key: str, kind: type, default: Any = None) -> Any:
@@ -76,6 +105,24 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
         internal=_field(where, data, "internal", bool, False), min_confidence=confidence, messages=messages)
 
 
+def _channel(path: Path, key: str, data: Any, profiles: Mapping[str, Profile]) -> ChannelConfig:
+    where = f"{path}: channel '{key}'"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table")
+    if ":" not in key:
+        raise ConfigError(f"{where}: name channels '<platform>:<channel id>', e.g. \"slack:C0123ABCD\"")
+    unknown = set(data) - set(ChannelConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    values = {name: _field(where, data, name, type(default), default)
+              for name, default in vars(ChannelConfig()).items() if name in data}
+    if values.get("profile") and values["profile"] not in profiles:
+        raise ConfigError(f"{where}: no profile named '{values['profile']}'")
+    if values.get("respond", "mention") not in RESPOND:
+        raise ConfigError(f"{where}: 'respond' must be one of {', '.join(RESPOND)}")
+    return ChannelConfig(**values)
+
+
 def load_profiles(path: str | Path) -> Profiles:
     """Read and validate a profiles file (see bot/profiles.default.toml)."""
     path = Path(path)
@@ -92,4 +139,8 @@ def load_profiles(path: str | Path) -> Profiles:
     defaults = [key for key, value in tables.items() if isinstance(value, dict) and value.get("default")]
     if len(defaults) > 1:
         raise ConfigError(f"{path}: several profiles say default = true ({', '.join(defaults)})")
-    return Profiles(by_key, defaults[0] if defaults else next(iter(by_key)))
+    channels = data.get("channels", {})
+    if not isinstance(channels, dict):
+        raise ConfigError(f"{path}: 'channels' must be a table of [channels.\"<platform>:<id>\"] tables")
+    return Profiles(by_key, defaults[0] if defaults else next(iter(by_key)),
+                    {key: _channel(path, key, value, by_key) for key, value in channels.items()})

@@ -124,3 +124,43 @@ async def test_unreachable_redis_is_a_clear_error():
     with pytest.raises(MemoryUnavailable, match="Redis unavailable"):
         await store.load("k")
     await store.close()
+
+
+async def test_a_delivery_is_claimed_once(store):
+    assert await store.first_delivery("slack:T1:C1:1.1") is True
+    assert await store.first_delivery("slack:T1:C1:1.1") is False
+    assert await store.first_delivery("slack:T1:C1:1.2") is True
+
+
+async def test_concurrent_claims_of_one_delivery_have_one_winner(store):
+    claims = await asyncio.gather(*(store.first_delivery("telegram:update:7") for _ in range(20)))
+    assert claims.count(True) == 1
+
+
+async def test_a_claim_expires_after_its_ttl(store):
+    assert await store.first_delivery("k-expiring", ttl=60) is True
+    if isinstance(store, RedisMemory):  # the server expires it: check it was told to
+        assert 0 < await store.client.ttl(store._key("seen", "k-expiring")) <= 60
+        return
+    _age(store, "k-expiring")
+    assert await store.first_delivery("k-expiring", ttl=60) is True
+    assert await store.first_delivery("k-expiring", ttl=60) is False
+
+
+def _age(store, key: str) -> None:
+    """Move a claim's expiry into the past (no sleeping in tests)."""
+    if isinstance(store, SqliteMemory):
+        store._run("UPDATE deliveries SET expires = 0 WHERE key = ?", (key,))
+    else:
+        store._seen[key] = 0.0
+
+
+async def test_claims_hold_across_processes_sharing_a_store(tmp_path, redis_url):
+    one, two = SqliteMemory(tmp_path / "m.sqlite3"), SqliteMemory(tmp_path / "m.sqlite3")
+    assert [await one.first_delivery("e1"), await two.first_delivery("e1")] == [True, False]
+    r1, r2 = RedisMemory(redis_url), RedisMemory(redis_url)
+    await r1.client.delete("sb:seen:e2")
+    assert [await r1.first_delivery("e2"), await r2.first_delivery("e2")] == [True, False]
+    assert 0 < await r1.client.ttl("sb:seen:e2") <= 24 * 3600
+    for store in (one, two, r1, r2):
+        await store.close()

@@ -25,6 +25,11 @@ def test_bundled_profiles_load():
     ("[profiles.a]\nmin_confidence = 3", "between 0 and 1"),
     ("[profiles.a]\n[profiles.a.messages.shout]\nen = 'x'", "messages.shout"),
     ("[profiles.a]\ndefault = true\n[profiles.b]\ndefault = true", "several profiles"),
+    ("[profiles.a]\n[channels.C1]", "'<platform>:<channel id>'"),
+    ("[profiles.a]\n[channels.'slack:C1']\nprofile = 'hr'", "no profile named 'hr'"),
+    ("[profiles.a]\n[channels.'slack:C1']\nrespond = 'always'", "'respond' must be one of mention, all"),
+    ("[profiles.a]\n[channels.'slack:C1']\nagent = true", "unknown setting(s) agent"),
+    ("[profiles.a]\n[channels.'slack:C1']\nagents = 'yes'", "'agents' must be bool"),
 ])
 def test_malformed_profiles_name_the_problem(tmp_path, content, message):
     path = tmp_path / "profiles.toml"
@@ -32,6 +37,20 @@ def test_malformed_profiles_name_the_problem(tmp_path, content, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as caught:
         load_profiles(path)
     assert str(path) in str(caught.value)
+
+
+def test_channel_settings_fall_back_to_the_platform_default_then_the_defaults(tmp_path):
+    path = tmp_path / "profiles.toml"
+    path.write_text("[profiles.support]\n[profiles.hr]\n"
+                    "[channels.'slack:*']\nprofile = 'hr'\n"
+                    "[channels.'slack:C1']\nrespond = 'all'\nprivate_answers = true\n"
+                    "[channels.'slack:CAGENTS']\nagents = true\n")
+    profiles = load_profiles(path)
+    assert profiles.channel("slack", "C1").respond == "all" and profiles.channel("slack", "C1").private_answers
+    assert profiles.channel("slack", "C1").profile == ""  # a channel's own table is complete in itself
+    assert profiles.channel("slack", "C9").profile == "hr"
+    assert profiles.channel("telegram", "42").respond == "mention"
+    assert profiles.agents_channels("slack") == ["CAGENTS"] and profiles.agents_channels("teams") == []
 
 
 def test_missing_profiles_file_is_named(tmp_path):
