@@ -57,6 +57,36 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Thanks for your feedback!", "fr": "Merci pour votre retour !", "zh": "感谢您的反馈！",
     },
     "sources": {"en": "Sources", "fr": "Sources", "zh": "来源"},
+    "updated": {"en": "updated {date}", "fr": "mis à jour le {date}", "zh": "更新于 {date}"},
+    "only_text": {
+        "en": "Sorry, I can only read text messages for now. Please type your question.",
+        "fr": "Désolé, je ne sais lire que les messages texte pour l'instant. Merci d'écrire votre question.",
+        "zh": "抱歉，我目前只能阅读文字消息。请用文字输入您的问题。",
+    },
+    "help": {
+        "en": "Ask me a question in your own words and I'll answer from our help center, with sources.\n"
+              "/human: talk to a person\n/reset: start a new conversation",
+        "fr": "Posez-moi une question avec vos mots : je réponds à partir de notre centre d'aide, sources à l'appui.\n"
+              "/human : parler à une personne\n/reset : recommencer la conversation",
+        "zh": "请直接用文字提问，我会根据帮助中心的内容回答并附上来源。\n/human：转人工客服\n/reset：开始新的对话",
+    },
+    "forgotten": {
+        "en": "Done: I've forgotten our conversation. What would you like to know?",
+        "fr": "C'est fait : j'ai oublié notre conversation. Que souhaitez-vous savoir ?",
+        "zh": "好的，我已清除之前的对话。请问您想了解什么？",
+    },
+    "share_with_channel": {"en": "Share with the channel", "fr": "Partager avec le canal", "zh": "分享到频道"},
+    "shared_by": {"en": "Shared by {user}", "fr": "Partagé par {user}", "zh": "由 {user} 分享"},
+    "share_failed": {
+        "en": "I couldn't post in this channel: please invite me to it first.",
+        "fr": "Je ne peux pas publier dans ce canal : invitez-moi d'abord.",
+        "zh": "我无法在此频道发帖：请先邀请我加入。",
+    },
+    "expired": {
+        "en": "This answer is no longer available. Please ask again.",
+        "fr": "Cette réponse n'est plus disponible. Merci de reposer la question.",
+        "zh": "此回答已失效，请重新提问。",
+    },
     "greeting": {
         "en": "Hello! Ask me anything about our store: delivery, returns, warranty, invoices…",
         "fr": "Bonjour ! Posez-moi vos questions sur notre boutique : livraison, retours, garantie, factures…",
