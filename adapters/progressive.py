@@ -3,8 +3,10 @@
 Chat platforms rate-limit edits (Slack's chat.update, Telegram's editMessageText), so the
 growing text is shown at most once per `interval` and only once `min_chars` new
 characters have arrived. At most one edit is in flight: deltas that arrive meanwhile are
-shown by the next edit, never queued up. A failed preview is logged and skipped; the
-adapter's final render shows the whole answer anyway.
+shown by the next edit, never queued up. A single delta is not a stream (the extractive
+answerer hands over its whole answer at once): previews start with the second delta, so
+an instant answer costs one message, not a placeholder and an edit. A failed preview is
+logged and skipped; the adapter's final render shows the whole answer anyway.
 """
 from __future__ import annotations
 
@@ -28,13 +30,15 @@ class Progressive:
         self.text = ""
         self.shown = 0  # how many characters the last edit showed
         self.edits = 0
+        self.deltas = 0
         self._last = float("-inf")
         self._task: asyncio.Task | None = None
 
     async def add(self, delta: str) -> None:
         """Take one delta; start an edit if the rate allows (never waits for it)."""
         self.text += delta
-        if self._task is not None and not self._task.done():
+        self.deltas += 1
+        if self.deltas < 2 or (self._task is not None and not self._task.done()):
             return
         now = self.clock()
         if now - self._last < self.interval or len(self.text) - self.shown < self.min_chars:

@@ -110,6 +110,15 @@ class Reply:
             data["handoff"] = {"reason": self.handoff.reason.value, "message": self.handoff.message}
         return data
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Reply":
+        """The Reply `to_dict` wrote (as remembered in a conversation's turns)."""
+        handoff = data.get("handoff")
+        return cls(**{**data, "citations": tuple(Citation(**c) for c in data.get("citations", ())),
+                      "actions": tuple(Action(**a) for a in data.get("actions", ())),
+                      "handoff": Handoff(HandoffReason(handoff["reason"]), handoff.get("message", ""))
+                      if handoff else None})
+
 
 @dataclass(frozen=True)
 class Turn:

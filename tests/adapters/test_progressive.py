@@ -22,8 +22,10 @@ async def test_edits_wait_for_enough_time_and_enough_new_text():
 
     clock = Clock()
     progressive = Progressive(show, interval=0.25, min_chars=40, clock=clock)
-    await progressive.add("x" * 10)  # too little text
-    await progressive.add("x" * 30)  # 40 characters: first edit
+    await progressive.add("x" * 50)  # a first delta is not yet a stream
+    await progressive.finish()
+    assert shown == []
+    await progressive.add("x" * 10)  # the stream goes on: 60 characters, first edit
     await progressive.finish()
     await progressive.add("y" * 100)  # plenty of text but no time has passed
     await progressive.finish()
@@ -33,7 +35,7 @@ async def test_edits_wait_for_enough_time_and_enough_new_text():
     clock.now += 0.3
     await progressive.add("w" * 5)  # time passed, too little text
     await progressive.finish()
-    assert [len(t) for t in shown] == [40, 141]
+    assert [len(t) for t in shown] == [60, 161]
     assert progressive.text.endswith("zwwwww") and progressive.edits == 2
 
 
@@ -52,7 +54,7 @@ async def test_one_edit_in_flight_at_a_time_and_finish_waits_for_it():
     assert progressive.edits == 1  # the others arrived while the first edit was in flight
     release.set()
     await progressive.finish()
-    assert shown == ["0"]
+    assert shown == ["01"]
 
 
 async def test_a_failing_edit_is_not_fatal():
@@ -61,5 +63,7 @@ async def test_a_failing_edit_is_not_fatal():
 
     progressive = Progressive(broken, min_chars=1, clock=Clock())
     await progressive.add("hello")
+    await progressive.add(" world")
+    assert progressive.edits == 1
     await progressive.finish()
-    assert progressive.text == "hello"
+    assert progressive.text == "hello world"

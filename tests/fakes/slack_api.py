@@ -10,6 +10,12 @@ Supported: auth.test, chat.postMessage, chat.update, chat.postEphemeral, chat.de
 reactions.remove, conversations.replies, conversations.info, users.info, chat.getPermalink. Anything
 else answers `unknown_method`.
 
+Also served: `POST /response/<id>`, the `response_url` Slack puts in slash commands and block
+actions (recorded as method "response_url"; build one with `response_url(id)`), and Socket Mode:
+`apps.connections.open` (app-level token) answers the URL of a WebSocket at `/link`, which greets
+with `hello`; `send_envelope` pushes an envelope to the connected client, and the client's acks
+are recorded as method "socket_ack".
+
 The fake keeps a message store (messages posted through it plus ones seeded with `seed_message`) so
 conversations.replies / chat.update / chat.delete / reactions behave consistently. Every request is
 recorded as a `Call` in `calls` (including rate-limited and failed ones). The server runs in its own
@@ -18,6 +24,7 @@ variable notified on every call, so tests never poll with sleeps.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -29,7 +36,8 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 _TS_START = 1700000000_000100  # microseconds; first generated ts is "1700000000.000100"
 _TS_STEP = 100
@@ -73,6 +81,8 @@ class FakeSlack:
     # strict=True: unknown users / channels / messages get Slack's not_found errors instead of
     # synthesized defaults (users.info, conversations.info, reactions.*).
     strict: bool = False
+    app_token: str = "xapp-test"
+    url: str = ""  # set by the test once the server runs (for response_url and Socket Mode URLs)
     calls: list[Call] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -88,11 +98,60 @@ class FakeSlack:
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition(self._lock)
+        self._sockets: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
 
     # ----------------------------------------------------------------- test-side API
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/api/{method}", self.handle, methods=["GET", "POST"])])
+        return Starlette(routes=[Route("/api/{method}", self.handle, methods=["GET", "POST"]),
+                                 Route("/response/{rid}", self.respond, methods=["POST"]),
+                                 WebSocketRoute("/link", self.link)])
+
+    def response_url(self, rid: str) -> str:
+        return f"{self.url}/response/{rid}"
+
+    def send_envelope(self, envelope: dict[str, Any], timeout: float = 10) -> None:
+        """Push a Socket Mode envelope to the client connected at /link (waits for a connection)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._sockets, timeout=timeout):
+                raise TimeoutError("no Socket Mode client connected")
+            loop, queue = self._sockets[-1]
+        asyncio.run_coroutine_threadsafe(queue.put(envelope), loop).result(timeout)
+
+    async def respond(self, request: Request) -> Response:
+        body = await request.body()
+        args = json.loads(body) if body.startswith(b"{") else dict(parse_qsl(body.decode()))
+        with self._cond:
+            call = Call("response_url", {**args, "rid": request.path_params["rid"]}, None,
+                        response={"ok": True})
+            self._record(call)
+        return JSONResponse({"ok": True})
+
+    async def link(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        queue: asyncio.Queue = asyncio.Queue()
+        await websocket.send_json({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"},
+                                   "connection_info": {"app_id": self.app_id}})
+        with self._cond:
+            self._sockets.append((asyncio.get_running_loop(), queue))
+            self._cond.notify_all()
+        sender = asyncio.create_task(self._send_envelopes(websocket, queue))
+        try:
+            while True:
+                ack = json.loads(await websocket.receive_text())
+                with self._cond:
+                    self._record(Call("socket_ack", ack, None, response={"ok": True}))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sender.cancel()
+            with self._cond:
+                self._sockets = [s for s in self._sockets if s[1] is not queue]
+
+    @staticmethod
+    async def _send_envelopes(websocket: WebSocket, queue: asyncio.Queue) -> None:
+        while True:
+            await websocket.send_json(await queue.get())
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
@@ -187,7 +246,10 @@ class FakeSlack:
                 call.response = {"ok": False, "error": "ratelimited"}
                 self._record(call)
                 return JSONResponse(call.response, status_code=429, headers={"Retry-After": str(retry_after)})
-            if token != self.token:
+            if method == "apps.connections.open":
+                call.response = ({"ok": True, "url": f"{self.url.replace('http', 'ws', 1)}/link"}
+                                 if token == self.app_token else {"ok": False, "error": "invalid_auth"})
+            elif token != self.token:
                 call.response = {"ok": False, "error": "invalid_auth"}
             elif self._failures.get(method):
                 call.response = {"ok": False, "error": self._failures[method].popleft()}

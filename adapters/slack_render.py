@@ -1,0 +1,211 @@
+"""Rendering for Slack: Markdown to mrkdwn, a Reply to Block Kit messages, split under limits.
+
+Slack's mrkdwn is not Markdown: bold is `*x*`, links are `<url|text>`, there are no
+headings or tables, and `&`, `<`, `>` must be escaped. A section block holds at most
+3,000 characters and a message at most 50 blocks, so long answers become several
+sections, then several messages, cut between paragraphs, else lines, else words, never
+inside a link or an escape, and with code fences closed and reopened across a cut.
+Buttons carry the reply id and the conversation key in their value, so any worker can
+route a click without state of its own.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Sequence
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from bot.profiles import Profile
+from bot.types import Citation, Reply
+
+TEXT_LIMIT = 3000  # characters in a section block's text
+BLOCK_LIMIT = 50  # blocks in one message
+FALLBACK_LIMIT = 3000  # the notification text we send alongside blocks
+_markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
+_ATOM = re.compile(r"<[^<>\n]*>|&(?:amp|lt|gt);|\S")  # a link, an escape, or any other character
+_MARKS = {"strong": "*", "em": "_", "s": "~"}
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack reserves for control sequences."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str, label: str) -> str:
+    if not url.startswith(("http://", "https://", "mailto:")):
+        return label
+    safe = escape(url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C").replace(" ", "%20"))
+    return f"<{safe}|{label.replace('|', '¦')}>" if label and label != escape(url) else f"<{safe}>"
+
+
+def _inline(tokens: Sequence[Token]) -> str:
+    out: list[str] = []
+    links: list[tuple[str, int]] = []
+    for token in tokens:
+        kind = token.type
+        if kind == "text":
+            out.append(escape(token.content))
+        elif kind == "code_inline":
+            out.append(f"`{escape(token.content)}`")
+        elif kind in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif kind.endswith("_open") and kind[:-5] in _MARKS:
+            out.append(_MARKS[kind[:-5]])
+        elif kind.endswith("_close") and kind[:-6] in _MARKS:
+            out.append(_MARKS[kind[:-6]])
+        elif kind == "link_open":
+            links.append((str(token.attrs.get("href", "")), len(out)))
+        elif kind == "link_close" and links:
+            url, start = links.pop()
+            label = "".join(out[start:])
+            del out[start:]
+            out.append(_link(url, label))
+        elif kind == "image":
+            out.append(_link(str(token.attrs.get("src", "")), escape(token.content or "image")))
+    return "".join(out)
+
+
+def mrkdwn(markdown: str) -> str:
+    """Markdown (as the engine writes it) to Slack mrkdwn."""
+    tokens = _markdown.parse(markdown)
+    lines: list[str] = []
+    frames: list[list[Any]] = []  # ["list", next number or 0], ["item", marker, first?], ["quote"]
+    row: list[str] = []
+    for i, token in enumerate(tokens):
+        kind, before = token.type, tokens[i - 1].type if i else ""
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            frames.append(["list", int(token.attrs.get("start", 1) or 1) if kind[0] == "o" else 0])
+        elif kind == "list_item_open":
+            number = frames[-1][1]
+            frames.append(["item", f"{number}. " if number else "• ", True])
+            frames[-2][1] = number + 1 if number else 0
+        elif kind == "blockquote_open":
+            frames.append(["quote"])
+        elif kind in ("bullet_list_close", "ordered_list_close", "list_item_close", "blockquote_close"):
+            frames.pop()
+        elif kind == "inline" and before in ("th_open", "td_open"):
+            row.append(_inline(token.children or []))
+        elif kind == "inline":
+            text = _inline(token.children or [])
+            text = f"*{text}*" if before == "heading_open" else text
+            first = _lead(frames)
+            lines.append(first + text.replace("\n", "\n" + _lead(frames)))
+        elif kind in ("fence", "code_block"):
+            lines.append(f"```\n{escape(token.content.rstrip())}\n```")
+        elif kind == "tr_close":
+            lines.append(" | ".join(row))
+            row = []
+        elif kind == "hr":
+            lines.append("———")
+        if not frames and kind in ("paragraph_close", "heading_close", "fence", "code_block", "table_close", "hr",
+                                   "bullet_list_close", "ordered_list_close", "blockquote_close"):
+            lines.append("")  # a blank line between top-level blocks
+    return "\n".join(lines).strip()
+
+
+def _lead(frames: list[list[Any]]) -> str:
+    """A line's prefix: quote marks, then the innermost list item's marker (first line) or indent."""
+    lead = "> " * sum(1 for f in frames if f[0] == "quote")
+    items = [f for f in frames if f[0] == "item"]
+    if items:
+        lead += "    " * (len(items) - 1)
+        lead += items[-1][1] if items[-1][2] else " " * len(items[-1][1])
+        items[-1][2] = False
+    return lead
+
+
+def split(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Cut mrkdwn into pieces of at most `limit` characters (see the module docstring)."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        cut = _cut(rest, limit)
+        head, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
+        if head.count("```") % 2:  # a code block runs across the cut: close it, reopen it
+            head, rest = head + "\n```", "```\n" + rest
+        pieces.append(head)
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def _cut(text: str, limit: int) -> int:
+    room = limit - 4  # leave room to close a code fence
+    for separator in ("\n\n", "\n", " "):
+        at = text.rfind(separator, 0, room)
+        if at > room // 3 and _outside_atom(text, at):
+            return at
+    end = 0  # one long word: cut between characters, never inside a link or an escape
+    for match in _ATOM.finditer(text):
+        if match.end() > room:
+            break
+        end = match.end()
+    return end or room
+
+
+def _outside_atom(text: str, at: int) -> bool:
+    opened = text.rfind("<", 0, at)
+    return opened == -1 or text.rfind(">", opened, at) != -1
+
+
+# -- replies as Block Kit ----------------------------------------------------------------
+def button_value(reply_id: str, conversation: str) -> str:
+    return json.dumps({"r": reply_id, "c": conversation}, separators=(",", ":"))
+
+
+def parse_value(value: str) -> tuple[str, str]:
+    """(reply id, conversation key) from a button value; ValueError if it isn't ours."""
+    data = json.loads(value)
+    if not isinstance(data, dict) or not str(data.get("r", "")).startswith("r_") or not data.get("c"):
+        raise ValueError("not a Switchboard button")
+    return str(data["r"]), str(data["c"])
+
+
+def _sources(citations: Sequence[Citation], profile: Profile, language: str) -> dict[str, Any]:
+    lines = [f"*{profile.text('sources', language)}*"]
+    for n, citation in enumerate(citations, 1):
+        when = f", {profile.text('updated', language, date=citation.updated_at)}" if citation.updated_at else ""
+        lines.append(f"{n}. {_link(citation.url, escape(citation.title))} · {escape(citation.source)}{when}")
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(lines)[:TEXT_LIMIT]}]}
+
+
+def _buttons(reply: Reply, profile: Profile, share: bool) -> dict[str, Any]:
+    value = button_value(reply.id, reply.conversation)
+    buttons = []
+    if share:
+        buttons.append({"type": "button", "action_id": "share", "style": "primary", "value": value,
+                        "text": {"type": "plain_text", "text": profile.text("share_with_channel", reply.language)}})
+    if reply.answered:
+        buttons += [{"type": "button", "action_id": f"feedback_{v}", "value": value,
+                     "text": {"type": "plain_text", "text": emoji, "emoji": True}}
+                    for v, emoji in (("up", "👍"), ("down", "👎"))]
+    handoff = next((a for a in reply.actions if a.kind == "handoff"), None)
+    if reply.handoff is None:
+        label = handoff.label if handoff else profile.text("talk_to_human", reply.language)
+        buttons.append({"type": "button", "action_id": "handoff", "value": value,
+                        "text": {"type": "plain_text", "text": label[:75]}})
+    return {"type": "actions", "block_id": f"sb_{reply.id}", "elements": buttons}
+
+
+def render(reply: Reply, profile: Profile, *, share: bool = False, note: str = "") -> list[list[dict[str, Any]]]:
+    """The reply as Slack messages: each a list of at most 50 blocks."""
+    sections = [{"type": "section", "text": {"type": "mrkdwn", "text": piece}}
+                for piece in split(mrkdwn(reply.answer))]
+    tail: list[dict[str, Any]] = []
+    if note:
+        tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    if reply.citations:
+        tail.append(_sources(reply.citations, profile, reply.language))
+    actions = _buttons(reply, profile, share)
+    if actions["elements"]:
+        tail.append(actions)
+    blocks = sections + tail
+    return [blocks[i:i + BLOCK_LIMIT] for i in range(0, len(blocks), BLOCK_LIMIT)]
+
+
+def fallback_text(blocks: Sequence[dict[str, Any]]) -> str:
+    """The plain `text` sent with blocks (notifications, screen readers)."""
+    text = "\n\n".join(b["text"]["text"] for b in blocks if b.get("type") == "section")
+    return text[:FALLBACK_LIMIT] or "…"
