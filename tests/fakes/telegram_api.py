@@ -10,7 +10,8 @@ Tests script failures with ``rate_limit`` and ``block``; ``parse_mode="HTML"`` t
 like Telegram does (allowed tags only, properly nested, entities escaped), and the returned
 Message carries the parsed plain text plus entities. ``push_update`` queues updates for
 ``getUpdates`` (offset / limit / long-poll ``timeout`` / allowed_updates honoured). Every call is
-recorded as a ``Call``; ``wait_for`` blocks on a condition until enough calls arrived.
+recorded as a ``Call`` (with the HTTP status once answered); ``wait_for`` blocks on a condition until
+enough calls arrived, or were answered.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class Call:
     method: str
     params: dict[str, Any]
     at: float
+    status: int = 0  # the HTTP status answered; 0 while the call is still being handled
 
 
 class TelegramError(Exception):
@@ -249,13 +251,16 @@ class FakeTelegram:
         with self._lock:
             return [c for c in self.calls if c.method == method]
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 10) -> list[Call]:
-        """Block until at least `count` calls to `method` were recorded; TimeoutError otherwise."""
+    def wait_for(self, method: str, count: int = 1, timeout: float = 10, answered: bool = False) -> list[Call]:
+        """Block until at least `count` calls to `method` were recorded (with `answered`: and answered,
+        so their effects, e.g. a sent message, are visible); TimeoutError otherwise."""
+        def matching() -> list[Call]:
+            return [c for c in self.calls if c.method == method and (c.status or not answered)]
+
         with self._cond:
-            if not self._cond.wait_for(lambda: sum(c.method == method for c in self.calls) >= count, timeout):
-                got = sum(c.method == method for c in self.calls)
-                raise TimeoutError(f"expected {count} {method} call(s) within {timeout}s, got {got}")
-            return [c for c in self.calls if c.method == method]
+            if not self._cond.wait_for(lambda: len(matching()) >= count, timeout):
+                raise TimeoutError(f"expected {count} {method} call(s) within {timeout}s, got {len(matching())}")
+            return matching()
 
     def sent_texts(self, chat_id: Any | None = None) -> list[str]:
         """Texts of successful sendMessage calls (optionally to one chat), in order."""
@@ -272,14 +277,18 @@ class FakeTelegram:
         if canonical is None:
             return self._error(TelegramError(404, "Not Found"))
         params = await self._params(request)
+        call = Call(canonical, params, time.time())
         with self._cond:
-            self.calls.append(Call(canonical, params, time.time()))
+            self.calls.append(call)
             self._cond.notify_all()
         try:
-            result = await run_in_threadpool(self._dispatch, canonical, params)
+            response = JSONResponse({"ok": True, "result": await run_in_threadpool(self._dispatch, canonical, params)})
         except TelegramError as err:
-            return self._error(err)
-        return JSONResponse({"ok": True, "result": result})
+            response = self._error(err)
+        with self._cond:
+            call.status = response.status_code
+            self._cond.notify_all()
+        return response
 
     @staticmethod
     async def _params(request: Request) -> dict[str, Any]:

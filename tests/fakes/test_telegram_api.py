@@ -89,6 +89,15 @@ async def test_rate_limit_surfaces_as_retry_after(bot, fake):
     assert len(fake.calls_to("sendMessage")) == 2
 
 
+async def test_wait_for_answered_calls_sees_their_effects(bot, fake):
+    fake.rate_limit("sendMessage", times=1)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(42, "hi")
+    await bot.send_message(42, "hi")
+    first, second = await asyncio.to_thread(fake.wait_for, "sendMessage", 2, 5, True)
+    assert (first.status, second.status) == (429, 200) and fake.sent_texts(42) == ["hi"]
+
+
 async def test_blocked_chat_is_forbidden(bot, fake):
     fake.block(42)
     with pytest.raises(Forbidden, match="(?i)bot was blocked by the user"):
