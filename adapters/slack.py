@@ -164,7 +164,9 @@ class SlackChannel:
                 outcome = "duplicate"
                 return
             locale = await self._locale(client, message.user.id)
-            outcome = await self._answer(replace(message, user=User(id=message.user.id, locale=locale)), client)
+            message = replace(message, user=User(id=message.user.id, locale=locale),
+                              context=await self._thread(client, message))
+            outcome = await self._answer(message, client)
         except Exception as exc:  # the edge: log, record, and tell the user
             outcome = "failed"
             log.exception("slack event failed")
@@ -179,6 +181,19 @@ class SlackChannel:
         except SwitchboardError:  # the store is down: answering twice beats not answering
             log.warning("could not check %s for redelivery", key)
             return True
+
+    async def _thread(self, client: AsyncWebClient, message: Message) -> tuple[str, ...]:
+        """What people said in the thread before the bot was called into it (best effort)."""
+        raw = message.raw
+        if raw["thread_ts"] == raw["ts"] or (await self.engine.history(message.conversation)).turns:
+            return ()
+        try:
+            replies = await client.conversations_replies(channel=raw["channel"], ts=raw["thread_ts"], limit=50)
+        except SlackApiError as exc:
+            log.info("conversations.replies failed: %s", exc.response.get("error"))
+            return ()
+        return tuple(re.sub(r"<@[A-Z0-9]+>\s*", "", m.get("text", "")) for m in replies.get("messages", [])
+                     if m.get("ts") != raw["ts"] and not m.get("bot_id") and m.get("text"))
 
     async def _locale(self, client: AsyncWebClient, user: str) -> str:
         """The user's Slack locale, a language hint (cached; best effort)."""

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 20_000
 SNIPPET_CHARS = 240
 LANGUAGE_CONFIDENCE = 0.7
+CONTEXT_MESSAGES = 6  # earlier thread messages kept when the bot joins a thread
+CONTEXT_CHARS = 1000
 
 
 def confidence(hits: Sequence[Hit]) -> float:
@@ -81,7 +83,7 @@ class Engine:
             return await self._reject(message, profile, text)
         try:
             async with self.memory.lock(message.conversation):
-                conversation = await self.memory.load(message.conversation)
+                conversation = _with_context(await self.memory.load(message.conversation), message)
                 language = self._language(text, message, conversation, profile)
                 outcome = await self._turn(message, text, conversation, profile, language, on_text)
                 await self.memory.save(remember(
@@ -222,6 +224,15 @@ class Engine:
 
     async def forget(self, conversation: str) -> None:
         await self.memory.forget(conversation)
+
+
+def _with_context(conversation: Conversation, message: Message) -> Conversation:
+    """A conversation the bot joins mid-way starts with what was said before it came."""
+    if conversation.turns or not message.context:
+        return conversation
+    now = time.time()
+    return remember(conversation, *(Turn("user", text[:CONTEXT_CHARS], at=now)
+                                    for text in message.context[-CONTEXT_MESSAGES:] if text.strip()))
 
 
 def _snippet(text: str) -> str:

@@ -53,6 +53,9 @@ class Message:
     private: bool = True
     id: str = ""  # the platform's id of this message, for dedupe and threading
     raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    # earlier messages of the place (a thread the bot joins mid-way), oldest first: they open
+    # the conversation when the bot has no memory of it yet
+    context: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.server import serve
 from tests.services import postgres_server, redis_server
 
+pytest_plugins = ["tests.adapters.slack_workspace"]  # the `fake_slack` fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import pytest
 
 from adapters.app import create_app
 from adapters.slack import SlackChannel, SlackSettings
@@ -45,6 +46,15 @@ profile = "staff"
 follow_threads = false
 """
 _ts = itertools.count(int(time.time()) * 1000)
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    """The fake Slack Web API, serving our bot's workspace."""
+    slack = FakeSlack(token="xoxb-test", bot_user_id=BOT, team_id=TEAM)
+    with serve(slack.app()) as url:
+        slack.url = url
+        yield slack
 
 
 def new_ts() -> str:

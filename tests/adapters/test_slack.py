@@ -12,23 +12,13 @@ from sqlmodel import Session, select
 from bot.store import Event, Feedback
 from tests.adapters.slack_workspace import BOT, TEAM, event, new_ts, payload, sign, workspace
 from tests.fakes.openai_server import Step
-from tests.fakes.server import serve
-from tests.fakes.slack_api import FakeSlack
 
 QUESTION = "How long do I have to return an item?"
 
 
 @pytest.fixture
-def fake():
-    slack = FakeSlack(token="xoxb-test", bot_user_id=BOT, team_id=TEAM)
-    with serve(slack.app()) as url:
-        slack.url = url
-        yield slack
-
-
-@pytest.fixture
-def ws(fake, tmp_path, sample_index_path, embedder, redis_url):
-    with workspace(fake, tmp_path, sample_index_path, embedder, REDIS_URL=redis_url) as space:
+def ws(fake_slack, tmp_path, sample_index_path, embedder, redis_url):
+    with workspace(fake_slack, tmp_path, sample_index_path, embedder, REDIS_URL=redis_url) as space:
         yield space
 
 
@@ -38,6 +28,11 @@ def sections(posted: dict) -> str:
 
 def buttons(posted: dict) -> list[str]:
     return [e["action_id"] for b in posted["blocks"] if b["type"] == "actions" for e in b["elements"]]
+
+
+def remembered(ws, key: str) -> dict:
+    """The conversation as stored in Redis (read with a plain client: the app's is on its own loop)."""
+    return json.loads(redis.Redis.from_url(ws.runtime.settings.redis_url).get(f"sb:conv:{key}"))
 
 
 def kinds(ws, kind: str) -> list[Event]:
@@ -51,7 +46,7 @@ def test_url_verification_is_answered_by_bolt(ws):
     assert response.status_code == 200 and body["challenge"] in response.text
 
 
-def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(ws, fake):
+def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(ws, fake_slack):
     question = event(text=f"<@{BOT}> {QUESTION}")
     assert ws.deliver(question).status_code == 200
     assert ws.channel.deliveries.wait(1)["answered"] == 1
@@ -65,11 +60,9 @@ def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(ws, fake):
     assert "<https://help.maison-lumiere.example/en/returns|Returns and refunds>" in sources
     assert "helpcenter" in sources and "updated 2026-10-02" in sources
     assert buttons(answer) == ["feedback_up", "feedback_down", "handoff"]
-    added, removed = fake.calls_to("reactions.add"), fake.calls_to("reactions.remove")
+    added, removed = fake_slack.calls_to("reactions.add"), fake_slack.calls_to("reactions.remove")
     assert [(c.args["name"], c.args["timestamp"]) for c in added] == [("eyes", ts)]
     assert [c.args["timestamp"] for c in removed] == [ts] and added[0].at <= removed[0].at
-    conversation = ws.channel.memory
-    assert conversation is ws.runtime.memory
 
 
 def test_a_thread_follow_up_needs_no_mention_once_the_bot_answered(ws):
@@ -81,10 +74,20 @@ def test_a_thread_follow_up_needs_no_mention_once_the_bot_answered(ws):
     assert ws.channel.deliveries.wait(2)["answered"] == 2
     follow_up = ws.answers()[-1]
     assert follow_up["thread_ts"] == thread and "Belgium" in sections(follow_up)
-    turns = ws.runtime.engine.memory
-    memory = redis.Redis.from_url(ws.runtime.settings.redis_url)
-    assert memory.exists(f"sb:conv:slack:{TEAM}:C00FAKECHAN1:{thread}")
-    assert turns is ws.runtime.memory
+    turns = remembered(ws, f"slack:{TEAM}:C00FAKECHAN1:{thread}")["turns"]
+    assert [t["text"] for t in turns if t["role"] == "user"] == ["What are your delivery times?", "and for Belgium?"]
+
+
+def test_called_into_a_thread_the_bot_reads_what_was_said_before(ws, fake_slack):
+    thread = new_ts()
+    fake_slack.seed_message("C00FAKECHAN1", thread, "What are your delivery times?", "U00FAKEUSER2")
+    fake_slack.seed_message("C00FAKECHAN1", new_ts(), "No idea, let's ask", "U00FAKEUSER1", thread_ts=thread)
+    ws.deliver(event("app_mention_thread", text=f"<@{BOT}> and for Belgium?", thread_ts=thread))
+    assert ws.channel.deliveries.wait(1)["answered"] == 1
+    assert fake_slack.calls_to("conversations.replies")[0].args["ts"] == thread
+    assert "Belgium" in sections(ws.answers()[0])
+    turns = remembered(ws, f"slack:{TEAM}:C00FAKECHAN1:{thread}")["turns"]
+    assert [t["text"] for t in turns[:3]] == ["What are your delivery times?", "No idea, let's ask", "and for Belgium?"]
 
 
 def test_messages_not_addressed_to_the_bot_are_ignored(ws):
@@ -117,12 +120,12 @@ def test_a_dm_is_answered_and_may_use_internal_documents(ws):
     assert "internal" not in json.dumps(in_public["blocks"])
 
 
-def test_subtypes_and_bots_are_not_questions(ws, fake):
+def test_subtypes_and_bots_are_not_questions(ws, fake_slack):
     for name in ("message_changed", "message_deleted", "bot_message_classic", "bot_message_integration"):
         body = payload(name)
         body.update(team_id=TEAM, event_id=f"Ev{name}")
         assert ws.deliver(body).status_code == 200
-    own = event("bot_message_own_app_in_thread", text=f"<@{BOT}> {QUESTION}", user=BOT, bot_id=fake.bot_id)
+    own = event("bot_message_own_app_in_thread", text=f"<@{BOT}> {QUESTION}", user=BOT, bot_id=fake_slack.bot_id)
     assert ws.deliver(own).status_code == 200
     # Bolt drops the bot's own messages (and the edit of one: message_changed) before any listener;
     # the other three reach ours and are ignored there.
@@ -144,16 +147,16 @@ def test_one_answer_for_the_mention_pair_and_three_retries(ws):
     assert len(ws.answers()) == 1 and len(ws.fake.calls_to("reactions.add")) == 1
 
 
-def test_two_app_instances_sharing_redis_answer_once(fake, tmp_path, sample_index_path, embedder, redis_url):
+def test_two_app_instances_sharing_redis_answer_once(fake_slack, tmp_path, sample_index_path, embedder, redis_url):
     question = event(text=f"<@{BOT}> {QUESTION}")
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    with workspace(fake, tmp_path / "one", sample_index_path, embedder, REDIS_URL=redis_url) as one, \
-            workspace(fake, tmp_path / "two", sample_index_path, embedder, REDIS_URL=redis_url) as two:
+    with workspace(fake_slack, tmp_path / "one", sample_index_path, embedder, REDIS_URL=redis_url) as one, \
+            workspace(fake_slack, tmp_path / "two", sample_index_path, embedder, REDIS_URL=redis_url) as two:
         assert one.deliver(question).status_code == 200 and two.deliver(question).status_code == 200
         outcomes = one.channel.deliveries.wait(1) + two.channel.deliveries.wait(1)
     assert outcomes == {"answered": 1, "duplicate": 1}
-    assert len([c for c in fake.calls_to("chat.postMessage") if c.ok]) == 1
+    assert len([c for c in fake_slack.calls_to("chat.postMessage") if c.ok]) == 1
 
 
 @pytest.mark.parametrize("headers", [
@@ -161,7 +164,7 @@ def test_two_app_instances_sharing_redis_answer_once(fake, tmp_path, sample_inde
     {},  # unsigned
     "stale",
 ])
-def test_forged_unsigned_and_stale_requests_get_401_and_change_nothing(ws, fake, headers):
+def test_forged_unsigned_and_stale_requests_get_401_and_change_nothing(ws, fake_slack, headers):
     body = json.dumps(event(text=f"<@{BOT}> {QUESTION}")).encode()
     if headers == "stale":
         headers = sign(body, timestamp=int(time.time()) - 6 * 60)
@@ -169,16 +172,16 @@ def test_forged_unsigned_and_stale_requests_get_401_and_change_nothing(ws, fake,
         headers = {"X-Slack-Request-Timestamp": str(int(time.time())), **headers}
     response = ws.http.post("/slack/events", content=body, headers={"Content-Type": "application/json", **headers})
     assert response.status_code == 401
-    assert fake.calls == [] and ws.channel.deliveries.total() == 0
+    assert fake_slack.calls == [] and ws.channel.deliveries.total() == 0
 
 
-def test_feedback_buttons_are_recorded_on_that_answer(ws, fake):
+def test_feedback_buttons_are_recorded_on_that_answer(ws, fake_slack):
     ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
     ws.channel.deliveries.wait(1)
     [answer] = ws.answers()
-    answer = {**answer, "ts": fake.calls_to("chat.postMessage")[0].response["ts"]}
+    answer = {**answer, "ts": fake_slack.calls_to("chat.postMessage")[0].response["ts"]}
     assert ws.click("feedback_down", answer, user="U00FAKEUSER2").status_code == 200
-    thanks = fake.wait_for("chat.postEphemeral")[0].args
+    thanks = fake_slack.wait_for("chat.postEphemeral")[0].args
     assert thanks["user"] == "U00FAKEUSER2" and thanks["text"] == "Thanks for your feedback!"
     with Session(ws.runtime.events.engine) as session:
         [feedback] = session.exec(select(Feedback)).all()
@@ -186,57 +189,57 @@ def test_feedback_buttons_are_recorded_on_that_answer(ws, fake):
     assert (feedback.reply_id, feedback.value, feedback.user) == (reply_id, "down", "U00FAKEUSER2")
 
 
-def test_talk_to_a_human_raises_a_handoff_request(ws, fake):
+def test_talk_to_a_human_raises_a_handoff_request(ws, fake_slack):
     ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
     ws.channel.deliveries.wait(1)
     [answer] = ws.answers()
     ws.click("handoff", answer)
-    posted = fake.wait_for("chat.postMessage", 2)[-1].args
+    posted = fake_slack.wait_for("chat.postMessage", 2)[-1].args
     assert "asked a member of our team" in sections(posted) and posted["thread_ts"] == answer["thread_ts"]
     assert kinds(ws, "handoff_requested")
 
 
-def test_a_private_channel_answer_is_ephemeral_and_can_be_shared(ws, fake):
+def test_a_private_channel_answer_is_ephemeral_and_can_be_shared(ws, fake_slack):
     question = event(text=f"<@{BOT}> {QUESTION}", channel="CPRIVATE", user="U00FAKEUSER2")
     ws.deliver(question)
     ws.channel.deliveries.wait(1)
     assert ws.answers() == []
-    ephemeral = fake.calls_to("chat.postEphemeral")[0].args
+    ephemeral = fake_slack.calls_to("chat.postEphemeral")[0].args
     assert ephemeral["user"] == "U00FAKEUSER2" and ephemeral["thread_ts"] == question["event"]["ts"]
     assert buttons(ephemeral) == ["share", "feedback_up", "feedback_down", "handoff"]
     ws.click("share", ephemeral, user="U00FAKEUSER2", ephemeral=True)
-    shared = fake.wait_for("chat.postMessage")[0].args
+    shared = fake_slack.wait_for("chat.postMessage")[0].args
     assert shared["channel"] == "CPRIVATE" and shared["thread_ts"] == question["event"]["ts"]
     assert sections(shared) == sections(ephemeral) and "share" not in buttons(shared)
     assert any("Shared by <@U00FAKEUSER2>" in json.dumps(b) for b in shared["blocks"])
-    deleted = fake.wait_for("response_url")[0].args
+    deleted = fake_slack.wait_for("response_url")[0].args
     assert deleted["delete_original"] is True
     assert kinds(ws, "shared")
 
 
-def test_the_ask_command_answers_privately_with_a_share_button(ws, fake):
+def test_the_ask_command_answers_privately_with_a_share_button(ws, fake_slack):
     command = payload("slash_command")
     command.update(team_id=TEAM, command="/ask", text=QUESTION, channel_id="C00FAKECHAN1",
-                   response_url=fake.response_url("cmd1"))
+                   response_url=fake_slack.response_url("cmd1"))
     assert ws.form(command).status_code == 200
     ws.channel.deliveries.wait(1)
-    [response] = fake.calls_to("response_url")
+    [response] = fake_slack.calls_to("response_url")
     assert response.args["response_type"] == "ephemeral" and "30 days" in sections(response.args)
     assert buttons(response.args)[0] == "share"
 
 
-def test_rate_limits_are_waited_out_not_dropped(ws, fake):
-    fake.rate_limit("chat.postMessage", times=1, retry_after=1)
+def test_rate_limits_are_waited_out_not_dropped(ws, fake_slack):
+    fake_slack.rate_limit("chat.postMessage", times=1, retry_after=1)
     ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
     assert ws.channel.deliveries.wait(1)["answered"] == 1
-    limited, sent = fake.calls_to("chat.postMessage")
+    limited, sent = fake_slack.calls_to("chat.postMessage")
     assert limited.status == 429 and sent.ok and sent.at - limited.at >= 0.9
     assert len(ws.answers()) == 1
 
 
 @pytest.fixture
-def llm_ws(fake, tmp_path, sample_index_path, embedder, redis_url, openai_server):
-    with workspace(fake, tmp_path, sample_index_path, embedder, REDIS_URL=redis_url,
+def llm_ws(fake_slack, tmp_path, sample_index_path, embedder, redis_url, openai_server):
+    with workspace(fake_slack, tmp_path, sample_index_path, embedder, REDIS_URL=redis_url,
                    OPENAI_BASE_URL=openai_server.base_url, OPENAI_API_KEY="sk-test") as space:
         yield space, openai_server
 
@@ -251,14 +254,14 @@ def test_a_failing_llm_ends_in_an_apology_with_a_button_and_an_event(llm_ws):
     assert kinds(ws, "turn_failed")
 
 
-def test_a_streamed_answer_grows_in_one_message_then_gets_its_blocks(llm_ws, fake):
+def test_a_streamed_answer_grows_in_one_message_then_gets_its_blocks(llm_ws, fake_slack):
     ws, llm = llm_ws
     words = "You have 30 days from delivery to return an item, more than twice the 14 days required by law."
     llm.steps.append(Step(chunks=[w + " " for w in words.split()][:-1] + ["law. [1]"]))
     ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
     assert ws.channel.deliveries.wait(1)["answered"] == 1
-    [placeholder] = fake.calls_to("chat.postMessage")
-    updates = fake.calls_to("chat.update")
+    [placeholder] = fake_slack.calls_to("chat.postMessage")
+    updates = fake_slack.calls_to("chat.update")
     assert placeholder.args["text"].endswith(" …") and "blocks" not in placeholder.args
     assert all(u.args["ts"] == placeholder.response["ts"] for u in updates)
     assert "blocks" in updates[-1].args and "30 days" in sections(updates[-1].args)

@@ -133,3 +133,13 @@ async def test_forget_starts_over(engine):
     await engine.handle(ask("What are your delivery times?", "web:forget"))
     await engine.forget("web:forget")
     assert not (await engine.history("web:forget")).turns
+
+
+async def test_a_thread_joined_mid_way_starts_from_what_was_said(engine, memory):
+    message = ask("and for Belgium?", "slack:T:C1:9.1")
+    joined = await engine.handle(dataclasses.replace(message, context=("What are your delivery times?",)))
+    assert joined.answered and "Belgium" in joined.answer
+    turns = (await memory.load("slack:T:C1:9.1")).turns
+    assert [t.role for t in turns] == ["user", "user", "assistant"] and turns[0].text.startswith("What are")
+    alone = await engine.handle(ask("and for Belgium?", "slack:T:C1:9.2"))
+    assert alone.answer != joined.answer
