@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
+from adapters.deliveries import Deliveries
 from adapters.web import WebChat
 from bot.runtime import Runtime
 from bot.store import Event
@@ -29,6 +30,7 @@ class Channel(Protocol):
     """A channel adapter as the web process sees it."""
 
     name: str
+    deliveries: Deliveries  # outcome counts, reported by /metrics
 
     def routes(self) -> list[BaseRoute]: ...
 
@@ -50,6 +52,10 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
             counts = Counter(dict(session.exec(select(Event.kind, func.count()).group_by(Event.kind)).all()))
         lines = ["# TYPE switchboard_events_total counter"]
         lines += [f'switchboard_events_total{{kind="{kind}"}} {n}' for kind, n in sorted(counts.items())]
+        lines.append("# TYPE switchboard_deliveries_total counter")
+        for channel in channels:
+            lines += [f'switchboard_deliveries_total{{channel="{channel.name}",outcome="{outcome}"}} {n}'
+                      for outcome, n in sorted(channel.deliveries.counts.items())]
         stats = runtime.index.stats()
         lines += ["# TYPE switchboard_index_chunks gauge", f"switchboard_index_chunks {stats['chunks']}"]
         return PlainTextResponse("\n".join(lines) + "\n")

@@ -79,6 +79,17 @@ def _print_reply(reply: Reply, as_json: bool = False) -> None:
 
 
 # -- commands ---------------------------------------------------------------------------
+def _channels(runtime: Runtime) -> list:
+    """The chat channels configured in the environment (none: only the web chat)."""
+    from adapters.slack import SlackChannel, SlackSettings
+
+    channels = []
+    slack = SlackSettings.from_env(os.environ)
+    if slack is not None:
+        channels.append(SlackChannel(runtime, slack))
+    return channels
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -86,10 +97,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     runtime = _open(settings)
+    channels = _channels(runtime)
     port = args.port or settings.port
     host = args.host or settings.host
-    err.print(f"Switchboard is running: http://{host}:{port}  ({json.dumps(settings.redacted())})")
-    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", access_log=False)
+    names = ", ".join(["web chat", *(c.name for c in channels)])
+    err.print(f"Switchboard is running: http://{host}:{port}  ({names})  {json.dumps(settings.redacted())}",
+              markup=False)
+    uvicorn.run(create_app(runtime, channels), host=host, port=port, log_level="info", access_log=False)
     return 0
 
 

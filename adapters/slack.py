@@ -38,6 +38,8 @@ from bot.runtime import Runtime
 from bot.types import Message, Reply, User
 
 log = logging.getLogger(__name__)
+# Bolt reads SLACK_BOT_TOKEN itself and warns that our explicit client wins: it does, by design.
+log.addFilter(lambda record: "`token` will be unused" not in record.getMessage())
 
 SLACK_API = "https://slack.com/api/"
 EVENTS = ("app_mention", "message")  # the events we listen to (manifests/slack/manifest.yaml subscribes them)

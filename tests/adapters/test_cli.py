@@ -85,3 +85,37 @@ def test_a_malformed_eval_file_is_named(tmp_path, home):
     queries.write_text('{"query": "x"}\nnot json\n')
     result = run("eval", "answers", "--queries", str(queries), env=home)
     assert result.returncode == 2 and "q.jsonl:2" in result.stderr
+
+
+def test_half_configured_slack_is_named_and_exits_2(home):
+    result = run("serve", "--port", "1", env={**home, "SLACK_SIGNING_SECRET": "s3cret"})
+    assert result.returncode == 2 and "SLACK_BOT_TOKEN is missing" in result.stderr
+    assert "s3cret" not in result.stderr
+    wrong = run("serve", "--port", "1", env={**home, "SLACK_BOT_TOKEN": "xoxp-user", "SLACK_SIGNING_SECRET": "s"})
+    assert wrong.returncode == 2 and "must be a bot token" in wrong.stderr and "xoxp-user" not in wrong.stderr
+
+
+def test_serve_mounts_slack_when_configured(home, fake_slack):
+    import httpx
+
+    from tests.fakes.server import free_port
+
+    port = free_port()
+    env = {**os.environ, **home, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s3cret-signing",
+           "SLACK_API_URL": f"{fake_slack.url}/api/"}
+    server = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in server.stderr:  # readiness: uvicorn says when it listens
+            seen.append(line)
+            if "Uvicorn running on" in line:
+                break
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200, "".join(seen)
+        assert httpx.post(f"{url}/slack/events", content=b"{}", timeout=10).status_code == 401
+    finally:
+        server.terminate()
+        stderr = "".join(seen) + server.communicate(timeout=30)[1]
+    assert "(web chat, slack)" in stderr and "s3cret-signing" not in stderr and "xoxb-test" not in stderr
+    assert "will be unused" not in stderr

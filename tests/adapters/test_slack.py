@@ -2,6 +2,7 @@
 deliveries, and the real slack_sdk client talking to a fake Slack Web API on 127.0.0.1."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -9,8 +10,9 @@ import pytest
 import redis
 from sqlmodel import Session, select
 
+from adapters.slack import SlackChannel, SlackSettings
 from bot.store import Event, Feedback
-from tests.adapters.slack_workspace import BOT, TEAM, event, new_ts, payload, sign, workspace
+from tests.adapters.slack_workspace import BOT, TEAM, event, new_ts, open_runtime, payload, sign, workspace
 from tests.fakes.openai_server import Step
 
 QUESTION = "How long do I have to return an item?"
@@ -145,6 +147,8 @@ def test_one_answer_for_the_mention_pair_and_three_retries(ws):
     counts = ws.channel.deliveries.wait(5)
     assert counts == {"answered": 1, "duplicate": 4}
     assert len(ws.answers()) == 1 and len(ws.fake.calls_to("reactions.add")) == 1
+    metrics = ws.http.get("/metrics").text
+    assert 'switchboard_deliveries_total{channel="slack",outcome="duplicate"} 4' in metrics
 
 
 def test_two_app_instances_sharing_redis_answer_once(fake_slack, tmp_path, sample_index_path, embedder, redis_url):
@@ -278,3 +282,26 @@ def test_a_long_answer_is_split_under_slack_limits_in_order(llm_ws):
     assert len(texts) >= 5 and all(len(t) <= 3000 for t in texts)
     assert all(len(p["blocks"]) <= 50 for p in posted)
     assert " ".join(" ".join(texts).split()) == " ".join(("\n\n".join([paragraph] * 12)).split())
+
+
+async def test_socket_mode_receives_events_over_the_websocket_and_acks_them(fake_slack, tmp_path,
+                                                                           sample_index_path, embedder):
+    runtime = open_runtime(tmp_path, sample_index_path, embedder)
+    settings = SlackSettings.from_env({"SLACK_BOT_TOKEN": fake_slack.token, "SLACK_APP_TOKEN": fake_slack.app_token,
+                                       "SLACK_API_URL": f"{fake_slack.url}/api"})
+    channel = SlackChannel(runtime, settings)
+    assert channel.routes() == []  # no signing secret: no public endpoint to guard
+    await channel.start()
+    try:
+        question = event(text=f"<@{BOT}> {QUESTION}")
+        envelope = {"envelope_id": "57d6a792-4d35-4d0b-b6aa-3361493e1caf", "type": "events_api",
+                    "payload": question, "accepts_response_payload": False, "retry_attempt": 0, "retry_reason": ""}
+        await asyncio.to_thread(fake_slack.send_envelope, envelope)
+        outcomes = await asyncio.to_thread(channel.deliveries.wait, 1)
+        acks = await asyncio.to_thread(fake_slack.wait_for, "socket_ack")
+    finally:
+        await channel.stop()
+        await runtime.close()
+    assert outcomes == {"answered": 1} and acks[0].args["envelope_id"] == envelope["envelope_id"]
+    [answer] = [c.args for c in fake_slack.calls_to("chat.postMessage")]
+    assert answer["thread_ts"] == question["event"]["ts"] and "30 days" in sections(answer)
