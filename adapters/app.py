@@ -7,6 +7,7 @@ connections, webhook registration, send queues) and stopped before the runtime c
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import Counter
@@ -64,6 +65,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for problem in await runtime.check():  # say it at start, not at the first customer
             log.warning("%s", problem)
+        await asyncio.to_thread(runtime.warm)
         started: list[Channel] = []
         try:
             for channel in channels:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+import aiohttp
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -120,6 +121,8 @@ class SlackChannel:
         return await self._handler.handle(request)
 
     async def start(self) -> None:
+        # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
+        self.app.client.session = aiohttp.ClientSession()
         if self.settings.app_token:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -129,6 +132,8 @@ class SlackChannel:
     async def stop(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()
+        if self.app.client.session is not None:
+            await self.app.client.session.close()
 
     # -- events in ---------------------------------------------------------------------------
     async def to_message(self, event: Mapping[str, Any], team: str, bot_user: str) -> Message | None:

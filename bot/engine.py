@@ -66,13 +66,16 @@ class Engine:
     """Answers messages from knowledge; every port is injected."""
 
     def __init__(self, *, memory: Memory, retriever: Retriever, answerer: Answerer, profiles: Profiles,
-                 events: EventLog, passages: int = 5):
+                 events: EventLog, passages: int = 5, searches: int = 1):
         self.memory = memory
         self.retriever = retriever
         self.answerer = answerer
         self.profiles = profiles
         self.events = events
         self.passages = passages
+        # Searches embed the question on every core: one at a time leaves CPU for the event
+        # loop, whose acknowledgements platforms time (bench/slack.py measures the effect).
+        self._searches = asyncio.Semaphore(searches)
 
     # -- the turn ------------------------------------------------------------------------
     async def handle(self, message: Message, on_text: OnText | None = None) -> Reply:
@@ -128,9 +131,9 @@ class Engine:
         public_only = not (private and profile.internal)
 
         async def search(query: str) -> list[Hit]:
-            # Embedding and scoring are CPU work: keep the event loop free for acks.
-            return await asyncio.to_thread(self.retriever.search, query, sources=profile.sources,
-                                           public_only=public_only, k=max(self.passages, 8), language=language)
+            async with self._searches:  # CPU work, off the event loop and bounded (see __init__)
+                return await asyncio.to_thread(self.retriever.search, query, sources=profile.sources,
+                                               public_only=public_only, k=max(self.passages, 8), language=language)
 
         joined = condense.joined(text, conversation)
         if joined and condense.is_follow_up(text):

@@ -26,6 +26,7 @@ from knowledge.connectors.folder import FolderConnector
 from knowledge.embeddings import E5Embedder, Embedder
 from knowledge.index import Index
 from knowledge.ingest import Ingestor, Progress, Report
+from knowledge.language import detect
 from knowledge.retrieval import Retriever
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,11 @@ class Runtime:
             return []
         return [self.ingest(SAMPLE_DIR / path, name, progress(name, SAMPLE_DIR / path) if progress else None)
                 for name, path in SAMPLE_SOURCES]
+
+    def warm(self) -> None:
+        """Load the language and embedding models now rather than during the first question."""
+        detect("warm up")
+        self.embedder.query("warm up")
 
     async def check(self) -> list[str]:
         """Problems an operator should know about now (an unreachable Redis, an empty index)."""

@@ -150,9 +150,6 @@ def workspace(fake: FakeSlack, tmp_path: Path, sample_index_path: Path, embedder
     settings = SlackSettings.from_env({"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": SECRET,
                                        "SLACK_API_URL": f"{fake.url}/api/"})
     channel = SlackChannel(runtime, settings, stream_interval=0)
-    try:
-        with serve(create_app(runtime, [channel])) as url, httpx.Client(base_url=url, timeout=30) as http:
-            yield Workspace(fake, runtime, channel, http)
-    finally:  # the memory's connections belong to the server's (stopped) loop: let them go
-        runtime.events.close()
-        runtime.index.close()
+    # lifespan: the channel starts and stops, and the runtime closes, in the server's loop
+    with serve(create_app(runtime, [channel]), lifespan=True) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield Workspace(fake, runtime, channel, http)

@@ -21,11 +21,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app, port: int | None = None) -> Iterator[str]:
-    """Serve `app` until the block ends; yields its base URL."""
+def serve(app, port: int | None = None, lifespan: bool = False) -> Iterator[str]:
+    """Serve `app` until the block ends; yields its base URL. With `lifespan`, the app's
+    start-up and shutdown run too (in the server's loop), as under `switchboard serve`."""
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", access_log=False))
+                                           lifespan="on" if lifespan else "off", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

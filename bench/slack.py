@@ -1,0 +1,176 @@
+"""Slack ack benchmark: how fast `/slack/events` acknowledges deliveries, against a no-op app.
+
+Slack retries a delivery that isn't acknowledged within 3 seconds, so the web process must
+answer 200 at once and answer the question afterwards. Two servers are measured the same
+way, each in its own process on 127.0.0.1 with the same signing secret, both talking to a
+fake Slack Web API (tests/fakes/slack_api.py) that runs in this process:
+
+- baseline: a Bolt `AsyncApp` whose `app_mention`/`message` listeners do nothing, served
+  by uvicorn (`python bench/slack.py --baseline PORT`);
+- switchboard: `switchboard serve` itself, with SLACK_* set, on the embedded defaults
+  (SQLite memory, extractive answers) over the bundled sample knowledge: every delivery is
+  a real question, answered after the ack (retrieval, rendering, Web API calls).
+
+Each round posts `--concurrent` correctly signed `app_mention` deliveries at once; the
+figures are the time from sending a request to its 200 (p50/p99), and acknowledged events
+per second over the rounds. For switchboard the answers keep running while later rounds
+are acknowledged, as in production; the time until every question is answered (the fake
+has received every answer) gives answers per second. The load client shares the 2 cores
+with the server. Last line: one JSON object.
+
+    python bench/slack.py [--concurrent 50] [--rounds 4]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.server import free_port, serve  # noqa: E402
+from tests.fakes.slack_api import FakeSlack  # noqa: E402
+
+SECRET = "bench-signing-secret"
+BOT, TEAM = "U0BENCHBOT", "T0BENCH"
+DROPPED_ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "REDIS_URL", "DATABASE_URL", "SWITCHBOARD_INDEX",
+               "SWITCHBOARD_PROFILES", "SLACK_APP_TOKEN", "PORT", "HOST")
+QUESTIONS = [json.loads(line)["query"] for line in (ROOT / "tests/data/sample_questions.jsonl").open()]
+
+
+def delivery(n: int) -> bytes:
+    ts = f"{1767000000 + n}.000100"
+    return json.dumps({
+        "token": "x", "team_id": TEAM, "api_app_id": "A0BENCH", "type": "event_callback",
+        "event_id": f"Ev{n:08d}", "event_time": int(float(ts)),
+        "authorizations": [{"enterprise_id": None, "team_id": TEAM, "user_id": BOT, "is_bot": True}],
+        "event": {"type": "app_mention", "user": "U0ASKER", "ts": ts, "event_ts": ts, "team": TEAM,
+                  "channel": f"C{n % 7}", "text": f"<@{BOT}> {QUESTIONS[n % len(QUESTIONS)]}"}}).encode()
+
+
+def signed(body: bytes) -> dict[str, str]:
+    now = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{now}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Slack-Request-Timestamp": now, "X-Slack-Signature": f"v0={digest}"}
+
+
+async def load(url: str, concurrent: int, rounds: int, offset: int) -> tuple[list[float], float]:
+    """Ack latencies (ms) of `rounds` bursts of `concurrent` deliveries, and events per second."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrent, max_keepalive_connections=concurrent)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        async def one(n: int) -> None:
+            body = delivery(offset + n)
+            headers = signed(body)
+            start = time.perf_counter()
+            response = await client.post("/slack/events", content=body, headers=headers)
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, response.text
+
+        await one(-1)  # warm-up: Bolt's auth.test, connection set-up
+        latencies.clear()
+        began = time.perf_counter()
+        for r in range(rounds):
+            await asyncio.gather(*(one(r * concurrent + i) for i in range(concurrent)))
+        elapsed = time.perf_counter() - began
+    return latencies, len(latencies) / elapsed
+
+
+def baseline_app(api_url: str) -> Starlette:
+    app = AsyncApp(client=AsyncWebClient(token="xoxb-bench", base_url=api_url), signing_secret=SECRET)
+
+    async def nothing() -> None:
+        return None
+    app.event("app_mention")(nothing)
+    app.event("message")(nothing)
+    handler = AsyncSlackRequestHandler(app)
+
+    async def endpoint(request):
+        return await handler.handle(request)
+    return Starlette(routes=[Route("/slack/events", endpoint, methods=["POST"])])
+
+
+def figures(latencies: list[float], per_second: float) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(latencies, 50)), 1),
+            "p99_ms": round(float(np.percentile(latencies, 99)), 1), "events_per_s": round(per_second, 1)}
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str]):
+    """A server subprocess, from its "Uvicorn running on" line until the block ends (SIGINT)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:
+            if "Uvicorn running on" in line:
+                break
+        else:
+            raise RuntimeError(f"{command} did not start")
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--concurrent", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--baseline", type=int, default=0, help=argparse.SUPPRESS)  # serve the no-op app
+    parser.add_argument("--api", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline:
+        import uvicorn
+        uvicorn.run(baseline_app(args.api), host="127.0.0.1", port=args.baseline, log_level="info", access_log=False)
+        return
+    fake = FakeSlack(token="xoxb-bench", bot_user_id=BOT, team_id=TEAM)
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    total = args.concurrent * args.rounds + 1  # + the warm-up delivery
+    with tempfile.TemporaryDirectory() as home, serve(fake.app()) as fake_url:
+        api = f"{fake_url}/api/"
+        port = free_port()
+        with server([sys.executable, __file__, "--baseline", str(port), "--api", api], env):
+            baseline = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 0)))
+        print(f"baseline (no-op listener): ack p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms, "
+              f"{baseline['events_per_s']} events/s")
+        print("starting switchboard serve (indexes the sample knowledge on first start)…", flush=True)
+        port = free_port()
+        env.update(SWITCHBOARD_HOME=home, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET,
+                   SLACK_API_URL=api, LOG_LEVEL="WARNING")
+        with server([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], env):
+            began = time.perf_counter()
+            real = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 10_000)))
+            answers = fake.wait_for("chat.postMessage", total, timeout=1800)
+            answered_per_s = total / (time.perf_counter() - began)
+        threads = {c.args.get("thread_ts") for c in answers}
+        print(f"switchboard: ack p50 {real['p50_ms']} ms, p99 {real['p99_ms']} ms, {real['events_per_s']} events/s "
+              f"(answering continues after each ack)")
+        print(f"  {len(threads)} questions answered in their threads, {answered_per_s:.1f} per second end to end")
+        ratio = {k: round(real[k] / baseline[k], 2) for k in real}
+        print(f"ratio switchboard/baseline: p50 ×{ratio['p50_ms']}, p99 ×{ratio['p99_ms']}, "
+              f"events/s ×{ratio['events_per_s']}  (goal: p99 under 50 ms; Slack allows 3,000)")
+        print(json.dumps({"concurrent": args.concurrent, "rounds": args.rounds, "baseline": baseline,
+                          "switchboard": real, "ratio": ratio, "answered_per_s": round(answered_per_s, 1),
+                          "answered": len(threads)}))
+
+
+if __name__ == "__main__":
+    main()
