@@ -25,6 +25,17 @@ from bot.runtime import Runtime
 from bot.store import Event
 
 log = logging.getLogger("switchboard")
+SLA_CHECK_SECONDS = 30  # how often unclaimed escalations are checked against their SLA
+
+
+async def _every(seconds: float, job) -> None:
+    """Run `job` every `seconds` until cancelled; a failing run is logged, not fatal."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:
+            log.exception("periodic job %s failed", getattr(job, "__name__", job))
 
 
 class Channel(Protocol):
@@ -67,6 +78,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
             log.warning("%s", problem)
         await asyncio.to_thread(runtime.warm)
         started: list[Channel] = []
+        timers = asyncio.create_task(_every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla))
         try:
             for channel in channels:
                 await channel.start()
@@ -74,6 +86,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
                 log.info("channel %s started", channel.name)
             yield
         finally:
+            timers.cancel()
             for channel in reversed(started):
                 try:
                     await channel.stop()

@@ -32,11 +32,13 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.deliveries import Deliveries
 from adapters.progressive import Progressive
+from adapters.slack_desk import SlackDesk
 from adapters.slack_render import fallback_text, mrkdwn, parse_value, render, split
 from bot.errors import ConfigError, SwitchboardError
+from bot.handoff import CustomerUnreachable
 from bot.profiles import Profile
 from bot.runtime import Runtime
-from bot.types import Message, Reply, User
+from bot.types import Action, Message, Reply, User, new_reply_id
 
 log = logging.getLogger(__name__)
 # Bolt reads SLACK_BOT_TOKEN itself and warns that our explicit client wins: it does, by design.
@@ -95,7 +97,7 @@ class SlackChannel:
         self.settings = settings
         self.stream_interval = stream_interval
         self.deliveries = Deliveries()
-        self._locales: dict[str, str] = {}
+        self._users: dict[str, User] = {}
         self._socket: Any = None
         client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_url, retry_handlers=[
             AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=5)])
@@ -104,6 +106,11 @@ class SlackChannel:
                             request_verification_enabled=True)
         for event in EVENTS:
             self.app.event(event)(self._on_message)
+        self.app.action(re.compile(r"^rate_[1-5]$"))(self._on_rate)
+        self.desk = SlackDesk(self, runtime.handoffs)
+        self.desk.register(self.app)
+        runtime.handoffs.add_desk("slack", self.desk)
+        runtime.handoffs.add_courier("slack", self)
         self.app.command("/ask")(self._on_ask)
         self.app.action("feedback_up")(self._on_feedback)
         self.app.action("feedback_down")(self._on_feedback)
@@ -164,14 +171,17 @@ class SlackChannel:
         message = None
         try:
             team = body.get("team_id") or context.get("team_id") or body.get("enterprise_id") or ""
+            if self.profiles.channel("slack", event["channel"]).agents:  # agents talk here, the bot doesn't
+                if event.get("user") and await self._first(f"slack:{team}:{event['channel']}:{event['ts']}"):
+                    outcome = await self.desk.on_message(event, client)
+                return
             message = await self.to_message(event, team, context.get("bot_user_id") or "")
             if message is None:
                 return
             if not await self._first(f"slack:{team}:{event['channel']}:{event['ts']}"):
                 outcome = "duplicate"
                 return
-            locale = await self._locale(client, message.user.id)
-            message = replace(message, user=User(id=message.user.id, locale=locale),
+            message = replace(message, user=await self._user(client, message.user.id),
                               context=await self._thread(client, message))
             outcome = await self._answer(message, client)
         except Exception as exc:  # the edge: log, record, and tell the user
@@ -202,18 +212,23 @@ class SlackChannel:
         return tuple(re.sub(r"<@[A-Z0-9]+>\s*", "", m.get("text", "")) for m in replies.get("messages", [])
                      if m.get("ts") != raw["ts"] and not m.get("bot_id") and m.get("text"))
 
-    async def _locale(self, client: AsyncWebClient, user: str) -> str:
-        """The user's Slack locale, a language hint (cached; best effort)."""
-        if user not in self._locales:
+    async def _user(self, client: AsyncWebClient, user: str) -> User:
+        """Who wrote: display name and locale (a language hint), cached; best effort."""
+        if user not in self._users:
             try:
-                info = await client.users_info(user=user, include_locale=True)
-                locale = str(info["user"].get("locale", ""))
+                info = (await client.users_info(user=user, include_locale=True))["user"]
+                profile = info.get("profile", {})
+                name = profile.get("display_name") or profile.get("real_name") or info.get("real_name") or user
+                found = User(id=user, name=str(name), locale=str(info.get("locale", "")))
             except SlackApiError:
-                locale = ""
-            if len(self._locales) > 10_000:
-                self._locales.clear()
-            self._locales[user] = locale
-        return self._locales[user]
+                found = User(id=user, name=user)
+            if len(self._users) > 10_000:
+                self._users.clear()
+            self._users[user] = found
+        return self._users[user]
+
+    async def display_name(self, client: AsyncWebClient, user: str) -> str:
+        return (await self._user(client, user)).name
 
     # -- replies out -------------------------------------------------------------------------
     async def _answer(self, message: Message, client: AsyncWebClient) -> str:
@@ -251,7 +266,10 @@ class SlackChannel:
 
     async def post(self, client: AsyncWebClient, reply: Reply, profile: Profile, channel: str,
                    thread: str | None, *, update: str | None = None, note: str = "") -> None:
-        """Post (or finish, in the placeholder `update`) a reply in a thread, split under the limits."""
+        """Post (or finish, in the placeholder `update`) a reply in a thread, split under the limits.
+        An empty answer (the message went to the human who owns the conversation) posts nothing."""
+        if not reply.answer:
+            return
         for n, blocks in enumerate(render(reply, profile, note=note)):
             text = fallback_text(blocks)
             if n == 0 and update:
@@ -262,6 +280,8 @@ class SlackChannel:
 
     async def _post_private(self, client: AsyncWebClient, reply: Reply, profile: Profile, channel: str,
                             user: str, thread: str | None) -> None:
+        if not reply.answer:
+            return
         for blocks in render(reply, profile, share=True):
             await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, blocks=blocks,
                                             text=fallback_text(blocks))
@@ -277,12 +297,22 @@ class SlackChannel:
         await self.events.record("delivery_failed", message.conversation, channel="slack", error=str(error))
         profile = self.profiles.get(message.profile)
         language = message.user.locale.split("-")[0] or profile.language
-        apology = Reply(id="r_failed", conversation=message.conversation, answer=profile.text("error", language),
-                        language=language, answered=False)
+        apology = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
+                        language=language, answered=False, actions=(Action(
+                            "handoff", profile.text("talk_to_human", language), "handoff", "ai_error"),))
         try:
             await self.post(client, apology, profile, message.raw["channel"], message.raw["thread_ts"])
         except Exception:
             log.exception("could not tell the user in %s about the failure", message.conversation)
+
+    async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
+        """`bot.handoff.Courier`: a human agent's words (or a notice) to a Slack customer."""
+        channel, thread = _place(conversation)
+        profile = self.profiles.get(self.profiles.channel("slack", channel).profile)
+        try:
+            await self.post(self.app.client, reply, profile, channel, thread)
+        except SlackApiError as exc:
+            raise CustomerUnreachable(str(exc.response.get("error"))) from exc
 
     # -- the slash command and buttons -------------------------------------------------------
     async def _on_ask(self, ack: Any, command: dict, respond: Any, context: dict) -> None:
@@ -334,6 +364,17 @@ class SlackChannel:
                 await respond(response_type="ephemeral", replace_original=False, text=mrkdwn(reply.answer))
             else:
                 await self.post(client, reply, profile, channel, thread)
+
+    async def _on_rate(self, ack: Any, body: dict, action: dict, client: AsyncWebClient) -> None:
+        await ack()
+        channel = body["channel"]["id"]
+        thread = (body.get("message") or {}).get("thread_ts") or body.get("container", {}).get("thread_ts")
+        key = f"slack:{body['team']['id']}:{channel}:{thread}"
+        thanks = await self.engine.rate(Message(conversation=key, text="", user=User(id=body["user"]["id"]),
+                                                channel="slack"), action.get("value", ""))
+        if thanks is not None:
+            await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], thread_ts=thread,
+                                            text=thanks.answer)
 
     async def _on_share(self, ack: Any, body: dict, action: dict, client: AsyncWebClient, respond: Any) -> None:
         found = await self._button(ack, body, action)

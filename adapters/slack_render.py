@@ -182,10 +182,13 @@ def _buttons(reply: Reply, profile: Profile, share: bool) -> dict[str, Any]:
                      "text": {"type": "plain_text", "text": emoji, "emoji": True}}
                     for v, emoji in (("up", "👍"), ("down", "👎"))]
     handoff = next((a for a in reply.actions if a.kind == "handoff"), None)
-    if reply.handoff is None:
+    if reply.handoff is None and (reply.answered or handoff):
         label = handoff.label if handoff else profile.text("talk_to_human", reply.language)
         buttons.append({"type": "button", "action_id": "handoff", "value": value,
                         "text": {"type": "plain_text", "text": label[:75]}})
+    buttons += [{"type": "button", "action_id": action.id, "value": action.value,  # ratings after a handoff
+                 "text": {"type": "plain_text", "text": action.label}} for action in reply.actions
+                if action.kind == "rating"]
     return {"type": "actions", "block_id": f"sb_{reply.id}", "elements": buttons}
 
 

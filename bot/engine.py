@@ -1,7 +1,9 @@
 """The conversation engine: one `Message` in, one `Reply` out, whatever the channel.
 
 A turn: check the input, take the conversation's lock, load its memory, pick the reply
-language, then either hand off (the user asked for a person) or retrieve → answer →
+language. If a human owns the conversation, the message is relayed to them (see
+bot/handoff.py). Otherwise: hand off (the user asked for a person, the topic is one the
+profile routes to humans, or the bot declined twice in a row), or retrieve → answer →
 check → cite, or decline and offer a human. The turn is saved to memory and recorded as
 an event. Failures end here, in the one broad `except` of the engine: the user gets a
 fixed apology with a "Talk to a human" button, the event log gets the error type, the
@@ -10,21 +12,22 @@ log gets the traceback; the user never sees exception text.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Sequence
 
 from bot import condense
 from bot.answering import Answerer, Draft, decline_text
 from bot.errors import ConversationBusy
+from bot.handoff import Handoffs
 from bot.intents import wants_human
 from bot.memory import Memory, remember
 from bot.model import OnText
 from bot.profiles import Profile, Profiles
-from bot.store import EventLog
-from bot.types import Action, Citation, Conversation, Handoff, HandoffReason, Message, Reply, Turn
+from bot.store import Escalation, EventLog
+from bot.types import Action, Citation, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
 from knowledge.language import detect
 from knowledge.retrieval import Hit, Retriever
 
@@ -51,10 +54,6 @@ def confidence(hits: Sequence[Hit]) -> float:
     return round(max((one(h) for h in hits[:3]), default=0.0), 3)
 
 
-def new_reply_id() -> str:
-    return f"r_{uuid.uuid4().hex[:16]}"
-
-
 @dataclass(frozen=True)
 class _Outcome:
     reply: Reply
@@ -66,8 +65,9 @@ class Engine:
     """Answers messages from knowledge; every port is injected."""
 
     def __init__(self, *, memory: Memory, retriever: Retriever, answerer: Answerer, profiles: Profiles,
-                 events: EventLog, passages: int = 5, searches: int = 1):
+                 events: EventLog, handoffs: Handoffs | None = None, passages: int = 5, searches: int = 1):
         self.memory = memory
+        self.handoffs = handoffs
         self.retriever = retriever
         self.answerer = answerer
         self.profiles = profiles
@@ -88,11 +88,15 @@ class Engine:
             async with self.memory.lock(message.conversation):
                 conversation = _with_context(await self.memory.load(message.conversation), message)
                 language = self._language(text, message, conversation, profile)
-                outcome = await self._turn(message, text, conversation, profile, language, on_text)
-                await self.memory.save(remember(
-                    conversation, Turn("user", text, at=time.time(), query=outcome.query),
-                    Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time()),
-                    language=language, profile=profile.key))
+                escalation = await self.handoffs.open_for(message.conversation) if self.handoffs else None
+                if escalation is not None:
+                    outcome = await self._relay(message, escalation, profile, language)
+                else:
+                    outcome = await self._turn(message, text, conversation, profile, language, on_text)
+                turns = [Turn("user", text, at=time.time(), query=outcome.query)]
+                if outcome.reply.answer:
+                    turns.append(Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time()))
+                await self.memory.save(remember(conversation, *turns, language=language, profile=profile.key))
         except ConversationBusy:
             language = self._language(text, message, Conversation(message.conversation), profile)
             reply = self._notice(message, profile, "busy", language)
@@ -111,20 +115,49 @@ class Engine:
     async def _turn(self, message: Message, text: str, conversation: Conversation, profile: Profile,
                     language: str, on_text: OnText | None) -> _Outcome:
         if wants_human(text):
-            reply = self._handoff_reply(message.conversation, profile, language, HandoffReason.CUSTOMER_REQUEST)
-            return _Outcome(reply, text, "handoff_requested")
+            return await self._escalate(message, conversation, profile, language, HandoffReason.CUSTOMER_REQUEST,
+                                        text)
+        if self._routed(profile) and profile.handoff.for_humans(text):
+            return await self._escalate(message, conversation, profile, language, HandoffReason.POLICY_TOPIC, text)
         query, hits = await self._retrieve(text, conversation, profile, language, message.private)
         score = confidence(hits)
+        reason: HandoffReason | None = None
         if score < profile.min_confidence:
-            return _Outcome(self._decline(message.conversation, profile, language, score,
-                                          HandoffReason.MISSING_KNOWLEDGE), query, "declined")
-        hits = _prefer_language(hits[: self.passages], language)
-        draft = await self.answerer.answer(query, hits, language=language, profile=profile,
-                                           conversation=conversation, on_text=on_text)
-        if draft is None:
-            return _Outcome(self._decline(message.conversation, profile, language, score,
-                                          HandoffReason.LOW_CONFIDENCE), query, "declined")
-        return _Outcome(self._answer(message.conversation, draft, hits, language, score), query, "answered")
+            reason = HandoffReason.MISSING_KNOWLEDGE
+        else:
+            hits = _prefer_language(hits[: self.passages], language)
+            draft = await self.answerer.answer(query, hits, language=language, profile=profile,
+                                               conversation=conversation, on_text=on_text)
+            if draft is not None:
+                return _Outcome(self._answer(message.conversation, draft, hits, language, score), query, "answered")
+            reason = HandoffReason.LOW_CONFIDENCE
+        if self._routed(profile) and _declined(conversation):  # twice in a row: a person takes it from here
+            return await self._escalate(message, conversation, profile, language, reason, query)
+        return _Outcome(self._decline(message.conversation, profile, language, score, reason), query, "declined")
+
+    def _routed(self, profile: Profile) -> bool:
+        return self.handoffs is not None and self.handoffs.routed(profile)
+
+    async def _escalate(self, message: Message, conversation: Conversation, profile: Profile, language: str,
+                        reason: HandoffReason, query: str) -> _Outcome:
+        if self.handoffs is not None and self.handoffs.routed(profile):
+            reply = await self.handoffs.escalate(message, conversation, profile, language, reason)
+        else:
+            reply = self._handoff_reply(message.conversation, profile, language, reason)
+        return _Outcome(reply, query, "handoff_requested")
+
+    async def _relay(self, message: Message, escalation: Escalation, profile: Profile, language: str) -> _Outcome:
+        """A human owns the conversation: pass the message on, never answer it."""
+        assert self.handoffs is not None
+        try:
+            await self.handoffs.from_customer(message, escalation)
+        except Exception as exc:  # the agents channel is gone: keep the message, say so, record it
+            log.exception("relay failed in %s", message.conversation)
+            await self.events.record("relay_failed", message.conversation, channel=message.channel,
+                                     escalation=escalation.id, error=type(exc).__name__)
+            reply = self._notice(message, profile, "error", language)
+            return _Outcome(reply, message.text, "relay_failed")
+        return _Outcome(await self.handoffs.waiting(escalation, profile, language), message.text, "relayed")
 
     async def _retrieve(self, text: str, conversation: Conversation, profile: Profile, language: str,
                         private: bool) -> tuple[str, list[Hit]]:
@@ -200,24 +233,46 @@ class Engine:
                       actions=(self._human_action(profile, language, HandoffReason.AI_ERROR),))
         await self.events.record("turn_failed", message.conversation, channel=message.channel, reply_id=reply.id,
                                  error=type(exc).__name__, detail=str(exc)[:300])
+        if self.handoffs is not None:
+            await self.handoffs.fire("ai_failed", profile, message.conversation, error=type(exc).__name__)
+            if self.handoffs.routed(profile):
+                try:
+                    handed = await self.handoffs.escalate(message, Conversation(message.conversation), profile,
+                                                          language, HandoffReason.AI_ERROR)
+                    reply = dataclasses.replace(handed, answer=f"{reply.answer}\n\n{handed.answer}")
+                except Exception:  # the apology above still goes out
+                    log.exception("could not escalate after a failure in %s", message.conversation)
         return reply
 
     # -- other requests from adapters ---------------------------------------------------
     async def request_handoff(self, message: Message, reason: HandoffReason = HandoffReason.CUSTOMER_REQUEST) -> Reply:
-        """The user pressed "Talk to a human": record it and acknowledge it."""
-        profile = self.profiles.get(message.profile)
+        """The user pressed "Talk to a human" (or /human): escalate where the profile routes
+        handoffs, else record and acknowledge it. Never raises."""
         conversation = await self.memory.load(message.conversation)
+        profile = self.profiles.get(message.profile or conversation.profile)
         language = conversation.language or self._language(message.text, message, conversation, profile)
-        reply = self._handoff_reply(message.conversation, profile, language, reason)
+        try:
+            async with self.memory.lock(message.conversation):
+                outcome = await self._escalate(message, conversation, profile, language, reason, message.text)
+        except Exception as exc:
+            log.exception("handoff request failed in %s", message.conversation)
+            return await self._failed(message, profile, exc)
         await self.events.record("handoff_requested", message.conversation, channel=message.channel,
-                                 reply_id=reply.id, reason=reason.value, user=message.user.id)
-        return reply
+                                 reply_id=outcome.reply.id, reason=reason.value, user=message.user.id)
+        return outcome.reply
+
+    async def rate(self, message: Message, value: str) -> Reply | None:
+        """A 1–5 satisfaction rating after a human resolved the conversation."""
+        return await self.handoffs.rate(message, value) if self.handoffs else None
 
     async def feedback(self, message: Message, reply_id: str, value: str) -> str:
         """Store a 👍/👎 on one answer; returns the thank-you text."""
         if value not in ("up", "down"):
             raise ValueError("feedback must be 'up' or 'down'")
         await self.events.feedback(message.conversation, reply_id, value, message.user.id)
+        if value == "up":  # an AI answer the customer confirms resolved their question
+            await self.events.record("resolution_confirmed", message.conversation, channel=message.channel,
+                                     reply_id=reply_id)
         conversation = await self.memory.load(message.conversation)
         profile = self.profiles.get(message.profile or conversation.profile)
         return profile.text("feedback_thanks", conversation.language or profile.language)
@@ -227,6 +282,14 @@ class Engine:
 
     async def forget(self, conversation: str) -> None:
         await self.memory.forget(conversation)
+
+
+def _declined(conversation: Conversation) -> bool:
+    """Was the bot's last reply in this conversation a decline ("I don't know")?"""
+    last = next((t for t in reversed(conversation.turns) if t.role == "assistant"), None)
+    actions = (last.reply or {}).get("actions", ()) if last else ()
+    return any(a.get("kind") == "handoff" and a.get("value") in (HandoffReason.MISSING_KNOWLEDGE.value,
+                                                                 HandoffReason.LOW_CONFIDENCE.value) for a in actions)
 
 
 def _with_context(conversation: Conversation, message: Message) -> Conversation:

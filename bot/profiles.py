@@ -10,16 +10,84 @@ naming the file, the table and the field.
 """
 from __future__ import annotations
 
+import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import strings
 from bot.errors import ConfigError
 
-OVERRIDABLE = ("fallback", "offer_human", "greeting")
+OVERRIDABLE = ("fallback", "offer_human", "greeting", "handoff_unclaimed", "closing")
+EVENTS = ("escalation_unclaimed", "ai_failed")  # what automations can be triggered by
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RESPOND = ("mention", "all")
+
+
+@dataclass(frozen=True)
+class Automation:
+    """What to do when an event fires: remind agents (a Slack user group), call a webhook."""
+
+    on: str  # one of EVENTS
+    mention: str = ""  # a user group id (S0123…) to mention in the agents channel
+    webhook: str = ""  # an http(s) URL that gets the event as JSON
+
+
+@dataclass(frozen=True)
+class HandoffPolicy:
+    """How a profile hands conversations to humans (`[profiles.<key>.handoff]`)."""
+
+    agents: str = ""  # where escalations are posted: "<platform>:<channel id>"; "" = nowhere
+    sla_minutes: float = 0  # unclaimed longer than this: tell the customer, fire automations; 0 = never
+    hours: str = ""  # business hours, e.g. "mon-fri 09:00-18:00"; "" = always
+    timezone: str = "UTC"
+    topics: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # topic -> words that mark it
+    human_topics: tuple[str, ...] = ()  # topics that go straight to humans
+    ai_topics: tuple[str, ...] | None = None  # if set, the AI answers only these topics
+    automations: tuple[Automation, ...] = ()
+
+    def topic_of(self, text: str) -> str | None:
+        """The first topic whose words appear in `text` (case- and accent-insensitive)."""
+        folded = _fold(text)
+        for topic, words in self.topics.items():
+            if any(re.search(rf"(?<!\w){re.escape(_fold(w))}(?!\w)", folded) for w in words):
+                return topic
+        return None
+
+    def for_humans(self, text: str) -> str | None:
+        """The topic that sends `text` straight to humans, or None for the AI."""
+        topic = self.topic_of(text)
+        if topic in self.human_topics:
+            return topic
+        if self.ai_topics is not None and topic not in self.ai_topics:
+            return topic or "unlisted"
+        return None
+
+    def open_at(self, when: float) -> bool:
+        """Are humans at work at `when` (a Unix time)?"""
+        if not self.hours:
+            return True
+        days, start, end = _hours(self.hours)
+        local = datetime.fromtimestamp(when, ZoneInfo(self.timezone))
+        return local.weekday() in days and start <= local.strftime("%H:%M") < end
+
+
+def _fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
+
+def _hours(spec: str) -> tuple[set[int], str, str]:
+    """"mon-fri 09:00-18:00" → ({0..4}, "09:00", "18:00"); ValueError when malformed."""
+    match = re.fullmatch(r"\s*([a-z]{3})(?:-([a-z]{3}))?\s+(\d\d:\d\d)-(\d\d:\d\d)\s*", spec.lower())
+    if not match or match[1] not in DAYS or (match[2] and match[2] not in DAYS):
+        raise ValueError(f"hours must look like 'mon-fri 09:00-18:00', not {spec!r}")
+    first, last = DAYS.index(match[1]), DAYS.index(match[2] or match[1])
+    return set(range(first, last + 1)) if first <= last else set(range(first, 7)) | set(range(0, last + 1)), \
+        match[3], match[4]
 
 
 @dataclass(frozen=True)
@@ -34,6 +102,7 @@ class Profile:
     internal: bool = False  # may use internal documents in private conversations
     min_confidence: float = 0.5
     messages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
 
     def text(self, key: str, language: str, **values: object) -> str:
         """A user-visible string, the profile's own wording first."""
@@ -102,7 +171,50 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
     return Profile(
         key=key, name=_field(where, data, "name", str, key), persona=_field(where, data, "persona", str, ""),
         sources=tuple(sources) if sources is not None else None, language=_field(where, data, "language", str, "en"),
-        internal=_field(where, data, "internal", bool, False), min_confidence=confidence, messages=messages)
+        internal=_field(where, data, "internal", bool, False), min_confidence=confidence, messages=messages,
+        handoff=_handoff(f"{where}: handoff", _field(where, data, "handoff", dict, {})))
+
+
+def _strings(where: str, data: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
+    value = _field(where, data, key, list)
+    if value is not None and not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: '{key}' must be a list of strings")
+    return tuple(value) if value is not None else None
+
+
+def _handoff(where: str, data: Mapping[str, Any]) -> HandoffPolicy:
+    unknown = set(data) - set(HandoffPolicy.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    agents = _field(where, data, "agents", str, "")
+    if agents and ":" not in agents:
+        raise ConfigError(f"{where}: 'agents' must be '<platform>:<channel id>', e.g. \"slack:C0123ABCD\"")
+    topics = _field(where, data, "topics", dict, {})
+    parsed = {name: _strings(f"{where}.topics", topics, name) or () for name in topics}
+    human, ai = _strings(where, data, "human_topics") or (), _strings(where, data, "ai_topics")
+    for name in (*human, *(ai or ())):
+        if name not in parsed:
+            raise ConfigError(f"{where}: topic '{name}' is not defined under [..handoff.topics]")
+    automations = []
+    for n, item in enumerate(_field(where, data, "automations", list, [])):
+        spot = f"{where}.automations[{n}]"
+        if not isinstance(item, dict) or item.get("on") not in EVENTS or set(item) - {"on", "mention", "webhook"}:
+            raise ConfigError(f"{spot}: needs on = one of {', '.join(EVENTS)}, and mention and/or webhook")
+        webhook = _field(spot, item, "webhook", str, "")
+        if webhook and not webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"{spot}: 'webhook' must be an http(s) URL")
+        automations.append(Automation(item["on"], _field(spot, item, "mention", str, ""), webhook))
+    policy = HandoffPolicy(agents=agents, sla_minutes=float(_field(where, data, "sla_minutes", float, 0)),
+                           hours=_field(where, data, "hours", str, ""), timezone=_field(where, data, "timezone", str,
+                                                                                        "UTC"),
+                           topics=parsed, human_topics=human, ai_topics=ai, automations=tuple(automations))
+    try:
+        ZoneInfo(policy.timezone)
+        if policy.hours:
+            _hours(policy.hours)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return policy
 
 
 def _channel(path: Path, key: str, data: Any, profiles: Mapping[str, Profile]) -> ChannelConfig:

@@ -15,6 +15,7 @@ from typing import Callable
 from bot.answering import Answerer, ExtractiveAnswerer, GenerativeAnswerer
 from bot.engine import Engine
 from bot.errors import SwitchboardError
+from bot.handoff import Handoffs
 from bot.memory import Memory
 from bot.memory_redis import RedisMemory
 from bot.memory_sqlite import SqliteMemory
@@ -47,6 +48,7 @@ class Runtime:
     memory: Memory
     answerer: Answerer
     engine: Engine
+    handoffs: Handoffs
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> "Runtime":
@@ -60,9 +62,10 @@ class Runtime:
         if settings.uses_llm:
             answerer = GenerativeAnswerer(OpenAIChatModel(settings.chat_model, settings.openai_base_url,
                                                           settings.openai_api_key, settings.model_timeout))
+        handoffs = Handoffs(events.engine, events, profiles, memory)
         engine = Engine(memory=memory, retriever=Retriever(index, embedder), answerer=answerer,
-                        profiles=profiles, events=events)
-        return cls(settings, profiles, index, embedder, events, memory, answerer, engine)
+                        profiles=profiles, events=events, handoffs=handoffs)
+        return cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs)
 
     def ingest(self, path: str | Path, source: str, progress: Progress | None = None) -> Report:
         return Ingestor(self.index, self.embedder).ingest(FolderConnector(path, source), progress)

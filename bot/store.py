@@ -1,6 +1,6 @@
-"""The durable record: events (every answer, decline, failure, handoff request) and
-feedback, in SQL through sqlmodel: an SQLite file by default, Postgres when
-DATABASE_URL says so.
+"""The durable record: events (every answer, decline, failure, handoff request),
+feedback, escalations to humans and every change of who owns a conversation, in SQL
+through sqlmodel: an SQLite file by default, Postgres when DATABASE_URL says so.
 
 Recording must never break a conversation: `EventLog.record` logs and swallows its own
 failures (the turn already has a reply for the user), while reads raise.
@@ -44,6 +44,42 @@ class Feedback(SQLModel, table=True):
     reply_id: str = Field(index=True)
     value: str  # "up" | "down"
     user: str = ""
+
+
+class Escalation(SQLModel, table=True):
+    """A conversation handed to humans (see bot/handoff.py for its life)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    conversation: str = Field(index=True)
+    channel: str  # the customer's channel: "telegram", "slack", "web", ...
+    profile: str = ""
+    state: str = Field(index=True)  # queued | claimed | resolved | bot (handed back)
+    reason: str
+    customer: str = ""  # display name
+    language: str = "en"
+    address: str = Field(default="{}", sa_column=Column(Text))  # JSON: how the customer's adapter reaches them
+    desk: str = Field(default="", index=True)  # the agents channel, "<platform>:<channel id>"
+    post: str = Field(default="", index=True)  # the escalation post's id there (its thread is the relay)
+    agent: str = ""
+    agent_name: str = ""
+    created_at: float = 0.0
+    claimed_at: float = 0.0
+    closed_at: float = 0.0
+    unclaimed_notice: bool = False  # the SLA passed and the customer was told
+    rating: Optional[int] = None
+
+
+class OwnerChange(SQLModel, table=True):
+    """The audit trail: every change of a conversation's owner, who made it, when and why."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    escalation: int = Field(index=True)
+    conversation: str = Field(index=True)
+    at: float
+    before: str
+    after: str
+    actor: str = ""
+    why: str = ""
 
 
 def connect(database_url: str):

@@ -82,6 +82,76 @@ STRINGS: dict[str, dict[str, str]] = {
         "fr": "Je ne peux pas publier dans ce canal : invitez-moi d'abord.",
         "zh": "我无法在此频道发帖：请先邀请我加入。",
     },
+    "queue_position": {
+        "en": "You are number {position} in the queue.", "fr": "Vous êtes numéro {position} dans la file d'attente.",
+        "zh": "您当前排在第 {position} 位。",
+    },
+    "handoff_closed": {
+        "en": "Our team is available {hours} ({timezone}). They'll reply here when they're back.",
+        "fr": "Notre équipe est disponible {hours} ({timezone}). Elle vous répondra ici à son retour.",
+        "zh": "我们的团队服务时间为 {hours}（{timezone}）。他们回来后会在这里回复您。",
+    },
+    "still_waiting": {
+        "en": "Thanks, I've passed this on: a person from our team will be with you shortly.",
+        "fr": "Merci, c'est transmis : une personne de notre équipe va vous répondre sous peu.",
+        "zh": "谢谢，已为您转达：我们的团队成员很快会回复您。",
+    },
+    "agent_joined": {
+        "en": "{agent} from our team has joined the conversation.",
+        "fr": "{agent}, de notre équipe, a rejoint la conversation.",
+        "zh": "我们的团队成员 {agent} 已加入对话。",
+    },
+    "agent_says": {"en": "**{agent}**: {text}", "fr": "**{agent}** : {text}", "zh": "**{agent}**：{text}"},
+    "handoff_unclaimed": {
+        "en": "Our team is busier than usual and hasn't picked up your conversation yet. Keep writing here: "
+              "we'll reply as soon as we can.",
+        "fr": "Notre équipe est plus occupée que d'habitude et n'a pas encore pris votre conversation. "
+              "Continuez à écrire ici : nous vous répondrons dès que possible.",
+        "zh": "我们的团队目前比平时繁忙，尚未接手您的对话。请继续在这里留言，我们会尽快回复。",
+    },
+    "closing": {
+        "en": "{agent} has marked this conversation as resolved. Thank you for contacting us!",
+        "fr": "{agent} a indiqué que cette conversation est résolue. Merci de nous avoir contactés !",
+        "zh": "{agent} 已将此对话标记为已解决。感谢您的联系！",
+    },
+    "rate_question": {
+        "en": "How would you rate the help you got? (1 = poor, 5 = excellent)",
+        "fr": "Comment évaluez-vous l'aide reçue ? (1 = mauvaise, 5 = excellente)",
+        "zh": "您对本次服务的评价是？（1 = 很差，5 = 很好）",
+    },
+    "rated": {"en": "Thank you for your rating!", "fr": "Merci pour votre note !", "zh": "感谢您的评分！"},
+    "back_to_bot": {
+        "en": "You're back with the assistant. Ask me anything, or ask for a person again at any time.",
+        "fr": "Vous êtes de retour avec l'assistant. Posez-moi vos questions, ou redemandez une personne à tout moment.",
+        "zh": "您已回到智能助手。请随时提问，也可以随时再次要求人工客服。",
+    },
+    # the agents' side (Slack agents channel), in the profile's language
+    "desk_title": {"en": "{customer} needs a human", "fr": "{customer} a besoin d'un humain"},
+    "desk_waiting": {"en": "Waiting for an agent", "fr": "En attente d'un agent"},
+    "desk_claimed": {"en": "Claimed by {agent}", "fr": "Pris en charge par {agent}"},
+    "desk_resolved": {"en": "Resolved by {agent}", "fr": "Résolu par {agent}"},
+    "desk_returned": {"en": "Returned to the bot by {agent}", "fr": "Rendu au bot par {agent}"},
+    "claim": {"en": "Claim", "fr": "Prendre"},
+    "resolve": {"en": "Resolve", "fr": "Résoudre"},
+    "return_to_bot": {"en": "Return to bot", "fr": "Rendre au bot"},
+    "unclaim": {"en": "Unclaim", "fr": "Libérer"},
+    "claimed_by_other": {"en": "{agent} already has this conversation.", "fr": "{agent} a déjà cette conversation."},
+    "claim_first": {
+        "en": "Claim this conversation before replying: your message was not sent to the customer.",
+        "fr": "Prenez cette conversation avant de répondre : votre message n'a pas été envoyé au client.",
+    },
+    "not_open": {
+        "en": "This conversation is no longer open ({state}); nothing was changed.",
+        "fr": "Cette conversation n'est plus ouverte ({state}) ; rien n'a été modifié.",
+    },
+    "customer_unreachable": {
+        "en": "Not delivered: the customer can no longer be reached on {channel} (they may have blocked the bot).",
+        "fr": "Non remis : le client n'est plus joignable sur {channel} (il a peut-être bloqué le bot).",
+    },
+    "desk_reminder": {
+        "en": "{mention} a conversation has been waiting for an agent for more than {minutes} min.",
+        "fr": "{mention} une conversation attend un agent depuis plus de {minutes} min.",
+    },
     "expired": {
         "en": "This answer is no longer available. Please ask again.",
         "fr": "Cette réponse n'est plus disponible. Merci de reposer la question.",

@@ -7,6 +7,7 @@ mapping, which only the adapter that filled it reads.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from types import MappingProxyType
@@ -24,6 +25,10 @@ class HandoffReason(str, Enum):
     TOOL_FAILURE = "tool_failure"
     AI_ERROR = "ai_error"
     POLICY_TOPIC = "policy_topic"
+
+
+def new_reply_id() -> str:
+    return f"r_{uuid.uuid4().hex[:16]}"
 
 
 @dataclass(frozen=True)

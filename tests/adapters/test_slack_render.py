@@ -8,7 +8,7 @@ import pytest
 from adapters.slack_render import BLOCK_LIMIT, TEXT_LIMIT, mrkdwn, parse_value, render, split
 from bot.profiles import load_profiles
 from bot.settings import DEFAULT_PROFILES
-from bot.types import Citation, Handoff, HandoffReason, Reply
+from bot.types import Action, Citation, Handoff, HandoffReason, Reply
 
 PROFILE = load_profiles(DEFAULT_PROFILES).get("support")
 
@@ -72,9 +72,12 @@ def test_a_reply_has_sections_sources_and_buttons_carrying_its_ids():
     assert {parse_value(a["value"]) for a in actions} == {("r_0123456789abcdef", "slack:T1:C1:1.2")}
 
 
-def test_declines_and_handoffs_get_no_feedback_and_a_handoff_no_second_handoff_button():
-    [declined] = render(reply("Sorry", answered=False), PROFILE)
+def test_declines_offer_a_human_notices_and_handoffs_offer_nothing():
+    offer = Action("handoff", "Talk to a human", "handoff", "missing_knowledge")
+    [declined] = render(reply("Sorry", answered=False, actions=(offer,)), PROFILE)
     assert [e["action_id"] for e in declined[-1]["elements"]] == ["handoff"]
+    [notice] = render(reply("Your message is empty.", answered=False), PROFILE)
+    assert [b["type"] for b in notice] == ["section"]
     [handed] = render(reply("A person will answer", answered=False,
                             handoff=Handoff(HandoffReason.CUSTOMER_REQUEST)), PROFILE)
     assert [b["type"] for b in handed] == ["section"]
