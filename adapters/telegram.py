@@ -1,12 +1,13 @@
 """Telegram adapter: customers message the bot in private chats, groups and forum topics.
 
 python-telegram-bot's `Application` does the protocol work (parsing, dispatch, the Bot API
-calls, flood limits through `AIORateLimiter`, long polling). This module maps updates to
-`bot.Message`s and glue: `POST /telegram/webhook` checks the secret token (constant-time,
-403 and nothing else when wrong), claims the `update_id` once in the shared memory
-(Telegram redelivers when a webhook is slow or fails; every web worker shares the claim),
-queues the update and acks at once; the answer is sent in the background. `poll()` does
-the same over `getUpdates` for local use.
+calls, long polling). This module maps updates to `bot.Message`s and glue: `POST
+/telegram/webhook` checks the secret token (constant-time; 403 and nothing else when
+wrong), claims the `update_id` once in the shared memory (Telegram redelivers when a
+webhook is slow or fails; every web worker shares the claim), queues the update and acks
+at once; the answer is sent in the background. `poll()` does the same over `getUpdates`
+for local use. Rendering is in telegram_render.py, sending (flood limits, "typing…",
+streamed previews, replies in parts) in telegram_send.py.
 
 Private chats: every message is a question, the chat is the conversation. Groups: only
 messages that mention the bot or reply to it (or all, with `respond = "all"`), and each
@@ -29,15 +30,15 @@ from typing import Any, Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from telegram import CallbackQuery, LinkPreviewOptions, MessageEntity, ReplyParameters, Update
+from telegram import CallbackQuery, MessageEntity, Update
 from telegram import Message as TgMessage
-from telegram.constants import ChatAction, ChatType, MessageAttachmentType, ParseMode
+from telegram.constants import ChatType, MessageAttachmentType
 from telegram.error import BadRequest, InvalidToken, TelegramError
-from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
+from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
                           ContextTypes, MessageHandler, SimpleUpdateProcessor, TypeHandler, filters)
 
-from adapters.progressive import Progressive
-from adapters.telegram_render import preview, render
+from adapters.deliveries import Deliveries
+from adapters.telegram_send import RETRIES, Limits, Outbox
 from bot.errors import ConfigError, SwitchboardError
 from bot.profiles import ChannelConfig, Profile
 from bot.runtime import Runtime
@@ -50,11 +51,6 @@ WEBHOOK_PATH = "/telegram/webhook"
 ALLOWED_UPDATES = ["message", "callback_query"]  # all the bot acts on
 COMMANDS = ("start", "help", "human", "reset")
 MAX_BODY = 1_000_000
-RETRIES = 20  # 429s are waited out (retry_after) this many times before a send counts as failed
-TYPING_EVERY = 4.5  # Telegram shows "typing…" for 5 s or until the next message
-EDIT_INTERVAL = 1.0  # about one edit per second per chat
-PREVIEW_AFTER = 1.0  # answers faster than this arrive whole: one message, no edits
-NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _TOKEN = re.compile(r"^(\d+):[A-Za-z0-9_-]+$")
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
 _URL = re.compile(r"^https?://[^\s/]+")
@@ -147,16 +143,6 @@ def to_message(update: Update, bot_id: int, username: str, config: ChannelConfig
     return base_message(message, bot_id, config, text.strip())
 
 
-# -- SDK policies --------------------------------------------------------------------------------
-class Limits(AIORateLimiter):
-    """Telegram's flood limits for messages; chat actions and button answers aren't messages."""
-
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # type: ignore
-        if endpoint in ("sendChatAction", "answerCallbackQuery"):
-            return await callback(*args, **kwargs)
-        return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-
-
 class ChatOrder(SimpleUpdateProcessor):
     """Updates of different chats concurrently, of one chat in arrival order (button presses excepted)."""
 
@@ -171,56 +157,50 @@ class ChatOrder(SimpleUpdateProcessor):
 
 
 # -- the channel ----------------------------------------------------------------------------------
-class _Draft:
-    """The message a streamed answer is previewed in, edited at most once per EDIT_INTERVAL."""
-
-    def __init__(self, channel: "TelegramChannel", raw: Mapping[str, Any], typing: asyncio.Event):
-        self.channel, self.raw, self.typing = channel, raw, typing
-        self.started = channel.clock()
-        self.message_id: int | None = None
-        self.shown = ""
-
-    async def show(self, markdown: str) -> None:
-        text = preview(markdown)
-        if self.channel.clock() - self.started < PREVIEW_AFTER or not text or text == self.shown:
-            return
-        await self.typing.wait()
-        self.message_id = await self.channel.put(self.raw, text, message_id=self.message_id)
-        self.shown = text
-
-
 class TelegramChannel:
-    """The Telegram channel of the web process (`Channel` in adapters/app.py), or a long poller."""
+    """The Telegram channel of the web process (`Channel` in adapters/app.py), or a long poller.
+
+    Every update ends in one outcome counted in `deliveries` (answered, declined, duplicate,
+    ignored, failed). It is also the handoff courier of its chats (`deliver`).
+    """
 
     name = "telegram"
 
     def __init__(self, runtime: Runtime, settings: TelegramSettings, *, clock: Callable[[], float] = time.monotonic):
         self.runtime, self.settings, self.clock = runtime, settings, clock
+        self.deliveries = Deliveries()
         self.app: Application = (
             ApplicationBuilder().token(settings.token).base_url(f"{settings.api_url}/bot")
             .base_file_url(f"{settings.api_url}/file/bot").rate_limiter(Limits(max_retries=RETRIES))
             .concurrent_updates(ChatOrder()).build())
-        self.app.add_handler(CallbackQueryHandler(self._on_button))
-        self.app.add_handler(CommandHandler(COMMANDS, self._on_command, filters.UpdateType.MESSAGE))
-        self.app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND
-                                            & filters.ChatType.PRIVATE, self._on_command))
-        self.app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_text))
-        self.app.add_handler(TypeHandler(Update, self._on_other))
+        message = filters.UpdateType.MESSAGE
+        for handler in (CallbackQueryHandler(self._counted(self._on_button)),
+                        CommandHandler(COMMANDS, self._counted(self._on_command), message),
+                        MessageHandler(message & filters.COMMAND & filters.ChatType.PRIVATE,
+                                       self._counted(self._on_command)),  # unknown commands: help
+                        MessageHandler(message & filters.TEXT, self._counted(self._on_text)),
+                        TypeHandler(Update, self._counted(self._on_other))):
+            self.app.add_handler(handler)
         self.app.add_error_handler(self._on_error)
+        if runtime.engine.handoffs is not None:
+            runtime.engine.handoffs.add_courier(self.name, self)
 
     @property
     def bot(self) -> Any:
         return self.app.bot
 
-    # -- lifecycle ---------------------------------------------------------------------------------
+    # -- lifecycle and transport -------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
         return [Route(WEBHOOK_PATH, self.webhook, methods=["POST"])]
 
-    async def start(self) -> None:
+    async def _initialize(self) -> None:
         try:
             await self.app.initialize()  # getMe: the bot's @username, for mentions
         except InvalidToken:
             raise ConfigError("TELEGRAM_BOT_TOKEN was rejected by the Telegram Bot API") from None
+
+    async def start(self) -> None:
+        await self._initialize()
         await self.app.start()
         if self.settings.webhook_url:
             await self.bot.set_webhook(self.settings.webhook_url, secret_token=self.settings.webhook_secret,
@@ -233,14 +213,15 @@ class TelegramChannel:
 
     async def poll(self) -> None:
         """Long polling (`switchboard telegram --polling`) until cancelled; removes any webhook."""
-        async with self.app:
+        await self._initialize()
+        try:
             await self.app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
             await self.app.start()
-            try:
-                await asyncio.Event().wait()
-            finally:
+            await asyncio.Event().wait()
+        finally:
+            if self.app.updater.running:
                 await self.app.updater.stop()
-                await self.app.stop()
+            await self.stop()
 
     async def webhook(self, request: Request) -> Response:
         secret = self.settings.webhook_secret.encode()
@@ -254,10 +235,12 @@ class TelegramChannel:
         except (ValueError, TypeError, KeyError):
             return Response(status_code=400)
         if not await self._first_delivery(update_id):
-            return Response()  # a redelivery: answered, or being answered, already
+            self.deliveries.count("duplicate")  # answered, or being answered, already
+            return Response()
         try:
             update = Update.de_json(data, self.bot)
         except Exception as exc:  # a shape the SDK can't read must not make Telegram retry it forever
+            self.deliveries.count("ignored")
             await self.runtime.events.record("unsupported_update", f"telegram:{self.settings.bot_id}",
                                              channel="telegram", update_id=update_id, error=type(exc).__name__)
             return Response()
@@ -271,7 +254,22 @@ class TelegramChannel:
             log.warning("could not claim Telegram update %s", update_id, exc_info=True)
             return True
 
-    # -- turns -------------------------------------------------------------------------------------
+    def _counted(self, handler: Callable[[Update], Awaitable[str]]) -> Callable[[Update, Any], Awaitable[None]]:
+        async def counted(update: Update, context: Any) -> None:
+            outcome = "failed"  # raised: PTB passes the error to `_on_error`
+            try:
+                outcome = await handler(update)
+            finally:
+                self.deliveries.count(outcome)
+        return counted
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        log.warning("telegram update failed", exc_info=context.error)
+        where, error = f"telegram:{self.settings.bot_id}:{chat.id if chat else ''}", type(context.error).__name__
+        await self.runtime.events.record("delivery_failed", where, channel="telegram", error=error)
+
+    # -- questions ---------------------------------------------------------------------------------
     def _config(self, chat_id: int) -> ChannelConfig:
         return self.runtime.profiles.channel("telegram", str(chat_id))
 
@@ -285,64 +283,27 @@ class TelegramChannel:
             remembered = ""
         return remembered or message.user.locale.split("-")[0].lower() or self._profile(message).language
 
-    async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _on_text(self, update: Update) -> str:
         message = to_message(update, self.settings.bot_id, self.bot.username, self._config(update.message.chat.id))
-        if message is not None:
-            await self._turn(message)
+        return "ignored" if message is None else await self._turn(message)
 
-    async def _turn(self, message: Message) -> None:
-        typed = asyncio.Event()
-        typing = asyncio.create_task(self._typing(message.raw, typed))
-        draft = _Draft(self, message.raw, typed)
-        progressive = Progressive(draft.show, interval=EDIT_INTERVAL, clock=self.clock)
+    async def _turn(self, message: Message) -> str:
+        out = Outbox(self.bot, message.raw, self.clock)
         try:
-            reply = await self.runtime.engine.handle(message, on_text=progressive.add)
-            await progressive.finish()
-            await typed.wait()
-            await self.deliver(message, reply, draft)
+            async with out.typing():
+                progressive = out.progressive()
+                reply = await self.runtime.engine.handle(message, on_text=progressive.add)
+                await progressive.finish()
+            await out.reply(reply, self._profile(message))
+            return "answered" if reply.answered else "declined"
         except Exception as exc:  # the one broad except of a Telegram turn: never end in silence
             await self._failed(message, exc)
-        finally:
-            typing.cancel()
+            return "failed"
 
-    async def _typing(self, raw: Mapping[str, Any], typed: asyncio.Event) -> None:
-        """"typing…" until cancelled. The first must reach Telegram before the answer does (else
-        it shows for 5 s after it): `typed` is set once it did."""
-        while True:
-            try:
-                await self.bot.send_chat_action(raw["chat_id"], ChatAction.TYPING, message_thread_id=raw["topic"])
-            except TelegramError:
-                pass  # best effort: the answer matters, not the indicator
-            finally:
-                typed.set()
-            await asyncio.sleep(TYPING_EVERY)
-
-    async def send(self, raw: Mapping[str, Any], text: str, markup: Any = None, *, quote: bool = False,
-                   parse_mode: str | None = ParseMode.HTML) -> TgMessage:
-        # In groups the first part quotes the question, so it's clear whom the bot answers.
-        reply_to = (ReplyParameters(raw["message_id"], allow_sending_without_reply=True)
-                    if quote and not raw["private"] and raw.get("message_id") else None)
-        return await self.bot.send_message(raw["chat_id"], text, parse_mode=parse_mode, reply_markup=markup,
-                                           message_thread_id=raw["topic"], reply_parameters=reply_to,
-                                           link_preview_options=NO_PREVIEW)
-
-    async def put(self, raw: Mapping[str, Any], text: str, markup: Any = None, message_id: int | None = None) -> int:
-        """Send `text` (quoting the question), or edit message `message_id` into it: the message's id."""
-        if message_id is None:
-            return (await self.send(raw, text, markup, quote=True)).message_id
-        await self.bot.edit_message_text(text, raw["chat_id"], message_id, parse_mode=ParseMode.HTML,
-                                         reply_markup=markup, link_preview_options=NO_PREVIEW)
-        return message_id
-
-    async def deliver(self, message: Message, reply: Reply, draft: _Draft | None = None) -> None:
-        """Send a reply in order (the preview, if any, becomes its first part); buttons on the last."""
-        rendered = render(reply, self._profile(message))
-        for n, part in enumerate(rendered.parts):
-            markup = rendered.keyboard if n == len(rendered.parts) - 1 else None
-            if n > 0 or draft is None or draft.message_id is None:
-                await self.send(message.raw, part, markup, quote=n == 0)
-            elif part != draft.shown or markup is not None:
-                await self.put(message.raw, part, markup, draft.message_id)
+    async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
+        """`bot.handoff.Courier`: a reply from the team, to the customer's chat (or topic)."""
+        profile = self.runtime.profiles.get(self._config(address["chat_id"]).profile)
+        await Outbox(self.bot, address).reply(reply, profile)
 
     async def _failed(self, message: Message, exc: Exception) -> None:
         log.warning("telegram turn failed in %s", message.conversation, exc_info=exc)
@@ -353,49 +314,52 @@ class TelegramChannel:
         apology = Reply(id="", conversation=message.conversation, answer=profile.text("error", language),
                         language=language, actions=(human,), answered=False)
         try:
-            await self.deliver(message, apology)
+            await Outbox(self.bot, message.raw).reply(apology, profile)
         except TelegramError:  # blocked, or Telegram unreachable: the event says it
             log.warning("could not apologize in %s", message.conversation, exc_info=True)
 
-    # -- commands, other updates, buttons ----------------------------------------------------------
-    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    # -- commands, other messages, buttons ---------------------------------------------------------
+    async def _on_command(self, update: Update) -> str:
         tg = update.message
         message = base_message(tg, self.settings.bot_id, self._config(tg.chat.id))
         name = tg.text.split()[0][1:].split("@")[0].lower()
+        out, profile = Outbox(self.bot, message.raw), self._profile(message)
         if name == "human":
-            await self.deliver(message, await self.runtime.engine.request_handoff(message))
-            return
+            await out.reply(await self.runtime.engine.request_handoff(message), profile)
+            return "answered"
         if name == "reset":
             await self.runtime.engine.forget(message.conversation)
         key = {"start": "greeting", "reset": "forgotten"}.get(name, "help")
-        await self.send(message.raw, self._profile(message).text(key, await self._language(message)),
-                        parse_mode=None)
+        await out.send(profile.text(key, await self._language(message)), parse_mode=None)
+        return "answered"
 
-    async def _on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _on_other(self, update: Update) -> str:
         """Photos, stickers, voice, documents…: "only text" where an answer is due, else nothing."""
         tg = update.message  # edited messages, channel posts, member changes: never answered
         if tg is None or tg.effective_attachment is None:
-            return
+            return "ignored"
         config = self._config(tg.chat.id)
         if not due(tg, self.settings.bot_id, self.bot.username, config):
-            return
+            return "ignored"
         message = base_message(tg, self.settings.bot_id, config)
         what = next((kind.value for kind in MessageAttachmentType if getattr(tg, kind.value, None)), "other")
         await self.runtime.events.record("unsupported_update", message.conversation, channel="telegram", what=what)
-        await self.send(message.raw, self._profile(message).text("only_text", await self._language(message)),
-                        quote=True, parse_mode=None)
+        text = self._profile(message).text("only_text", await self._language(message))
+        await Outbox(self.bot, message.raw).send(text, quote=True, parse_mode=None)
+        return "declined"
 
-    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        query, notice = update.callback_query, None
+    async def _on_button(self, update: Update) -> str:
+        query, notice, outcome = update.callback_query, None, "answered"
         try:
             notice = await self._button(query)
         except Exception:
             log.exception("telegram button %r failed", query.data)
-        finally:
-            try:  # always, so the button stops spinning
-                await query.answer(notice)
-            except BadRequest:
-                log.info("callback query %s expired before it was answered", query.id)
+            outcome = "failed"
+        try:  # always, so the button stops spinning
+            await query.answer(notice)
+        except BadRequest:
+            log.info("callback query %s expired before it was answered", query.id)
+        return outcome
 
     async def _button(self, query: CallbackQuery) -> str | None:
         if query.message is None:
@@ -408,11 +372,6 @@ class TelegramChannel:
             return await self.runtime.engine.feedback(message, reply_id, value)
         if kind == "human":
             reason = HandoffReason(rest) if rest in {r.value for r in HandoffReason} else HandoffReason.CUSTOMER_REQUEST
-            await self.deliver(message, await self.runtime.engine.request_handoff(message, reason))
+            reply = await self.runtime.engine.request_handoff(message, reason)
+            await Outbox(self.bot, message.raw).reply(reply, self._profile(message))
         return None
-
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat = update.effective_chat if isinstance(update, Update) else None
-        log.warning("telegram update failed", exc_info=context.error)
-        where, error = f"telegram:{self.settings.bot_id}:{chat.id if chat else ''}", type(context.error).__name__
-        await self.runtime.events.record("delivery_failed", where, channel="telegram", error=error)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import itertools
 import json
 import uuid
-from pathlib import Path
+from collections import Counter
 from typing import Any, AsyncIterator
 
 import httpx
@@ -25,6 +24,7 @@ import uvicorn
 from adapters.app import create_app
 from adapters.telegram import TelegramChannel, TelegramSettings
 from bot.errors import ConfigError
+from bot.types import Reply
 from tests.adapters.test_web import open_runtime
 from tests.conftest import SHARED
 from tests.fakes.openai_server import Step
@@ -103,7 +103,7 @@ async def running(app) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{server.config.port}"
     finally:
         server.should_exit = True
-        await task
+        await asyncio.wait_for(task, 60)  # a turn that never ends fails the test rather than hang it
 
 
 @pytest.fixture
@@ -207,18 +207,21 @@ async def test_a_wrong_or_missing_secret_is_refused_and_changes_nothing(web, fak
 
 async def test_an_update_delivered_twice_to_two_workers_is_answered_once(web, fake, redis_url):
     update = private("Do you offer gift wrapping?")
-    async with web() as (a, *_), web() as (b, *_):
+    async with web() as (a, first, _), web() as (b, second, _):
         assert await asyncio.gather(*(deliver(url, update) for url in (a, b, a, b))) == [200] * 4
         # Each worker answers one chat in order: once both sentinels are answered, so is any duplicate.
         assert await deliver(a, private("What are your delivery times?")) == 200
         assert await deliver(b, private("What are your delivery times?")) == 200
         await sent(fake, 3)
+        outcomes = sum([await asyncio.to_thread(w.deliveries.wait, 3) for w in (first, second)], Counter())
+    assert outcomes == Counter(answered=3, duplicate=3)
     texts = [m["text"].lower() for m in in_chat(fake, PRIVATE)]
     assert len(texts) == 3 and sum("gift" in t for t in texts) == 1
     ttl = redis.Redis.from_url(redis_url).ttl(f"sb:seen:telegram:{fake.bot_id}:update:{update['update_id']}")
     assert 0 < ttl <= 24 * 3600
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # PTB reading its own retry_after
 async def test_a_429_is_waited_out_and_the_message_still_sent(web, fake):
     fake.rate_limit("sendMessage", times=1, retry_after=1)
     async with web() as (url, *_):
@@ -330,6 +333,8 @@ async def test_non_text_updates_get_a_polite_answer_only_where_one_is_due(web, f
             assert await deliver(url, update) == 200
         await sent(fake, 7)
         unsupported = runtime.events.events(kind="unsupported_update")
+        outcomes = await asyncio.to_thread(channel.deliveries.wait, 13)
+    assert outcomes == Counter(answered=4, declined=3, ignored=6)
     only_text = [c.params for c in fake.calls_to("sendMessage") if "only read text" in c.params["text"]
                  or "ne sais lire que" in c.params["text"]]
     assert sorted(p["chat_id"] for p in only_text) == [27433968, 250918540, 5337682436]
@@ -360,6 +365,17 @@ async def test_long_polling_answers_and_stops_when_cancelled(tmp_path, sample_in
     assert "gift" in in_chat(fake, PRIVATE)[0]["text"].lower()
 
 
+async def test_a_reply_from_the_team_reaches_the_customers_topic(web, fake):
+    async with web() as (url, channel, runtime):
+        reply = Reply(id="r_agent", conversation=f"telegram:{fake.bot_id}:{FORUM}:2", language="en",
+                      answer="Your parcel left **today** & arrives < 3 days.", answered=False)
+        await channel.deliver(reply.conversation, {"chat_id": FORUM, "topic": 2, "message_id": 20,
+                                                   "private": False}, reply)
+    [message] = in_chat(fake, FORUM)
+    assert message["text"] == "Your parcel left today & arrives < 3 days." and message["message_thread_id"] == 2
+    assert "reply_markup" not in message
+
+
 def test_settings_come_from_the_environment_and_hide_their_secrets():
     assert TelegramSettings.from_env({}) is None
     settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": "123:abc-DEF_1", "TELEGRAM_WEBHOOK_SECRET": SECRET,
@@ -376,3 +392,15 @@ def test_settings_come_from_the_environment_and_hide_their_secrets():
         with pytest.raises(ConfigError, match=name) as error:
             TelegramSettings.from_env(env)
         assert "abc" not in str(error.value) or name == "TELEGRAM_BOT_TOKEN" and "not a token" not in str(error.value)
+
+
+async def test_a_token_telegram_rejects_stops_start_up_with_a_clear_error(tmp_path, sample_index_path, embedder,
+                                                                         fake, api):
+    runtime = open_runtime(tmp_path, sample_index_path, embedder)
+    settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": "999:WRONG", "TELEGRAM_API_URL": api}, webhook=False)
+    try:
+        for run in (TelegramChannel(runtime, settings).poll, TelegramChannel(runtime, settings).start):
+            with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN was rejected"):
+                await run()
+    finally:
+        await runtime.close()

@@ -1,0 +1,254 @@
+"""Telegram webhook benchmark: how fast one web worker acks Telegram's deliveries, and how
+many updates per second it answers, against a no-op handler on the same stack.
+
+One web worker runs as a subprocess (this script with `--worker`): the real web app
+(`adapters.app.create_app`) with the real `TelegramChannel` (python-telegram-bot, Redis for
+the once-only `update_id` claims, the extractive answerer over the bundled sample
+knowledge), talking to the fake Bot API (tests/fakes/telegram_api.py) served by this
+process on 127.0.0.1. The baseline worker is the same app with a handler on
+`/telegram/webhook` that only reads the body and answers 200.
+
+Deliveries are recorded-shape private messages (a sample question each, a new chat and
+`update_id` each), POSTed with the secret token header in waves of `--concurrency`
+concurrent requests, as Telegram does when many customers write at once:
+
+- ack latency p50 / p99: from sending the request to the 200. Twice: for group messages
+  that don't address the bot (the webhook path alone: secret, parse, the Redis claim, the
+  queue, dispatch), and for questions, whose answers are written in the background while
+  the next acks are due;
+- acks/s: deliveries acked per second of wall time;
+- answered updates/s: deliveries until every answer reached the fake Bot API, per second
+  (bounded by answering work on the worker, and by the flood limiter's 30 messages/s).
+
+Ratios are Telegram over baseline. The client runs on the same machine and takes CPU
+from the worker. The last line is one JSON object with every figure, for scripts.
+
+    python bench/telegram.py [--deliveries 500] [--concurrency 50]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script from anywhere, without installing the package; and in place of this script's
+# folder, where `import telegram` would find this very file instead of python-telegram-bot.
+sys.path[0] = str(ROOT)
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tests.fakes.server import free_port, serve  # noqa: E402
+from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
+from tests.services import redis_server  # noqa: E402
+
+QUESTIONS = ROOT / "tests" / "data" / "sample_questions.jsonl"
+PAYLOAD = ROOT.parent / "shared" / "payloads" / "telegram" / "private_text.json"
+PREBUILT_INDEX = ROOT / "var" / "index.sqlite3"  # scripts/start's index of the sample KB, when there
+SECRET = "bench-secret"
+START_TIMEOUT = 900  # seconds: a first start without a prebuilt index embeds the sample KB
+
+
+def percentile(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 1) if values else 0.0
+
+
+# -- the worker (subprocess) ------------------------------------------------------------------------
+def worker(args: argparse.Namespace) -> None:
+    import uvicorn
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from adapters.app import create_app
+    from adapters.telegram import TelegramChannel, TelegramSettings
+    from bot.runtime import Runtime
+    from bot.settings import Settings
+
+    runtime = Runtime.open(Settings.from_env({"SWITCHBOARD_HOME": args.home, "REDIS_URL": args.redis}))
+    runtime.load_sample()
+    if args.mode == "noop":
+        async def noop(request: Request) -> Response:
+            await request.body()
+            return Response()
+        app = create_app(runtime)
+        app.router.routes.append(Route("/telegram/webhook", noop, methods=["POST"]))
+    else:
+        settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": args.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
+                                              "TELEGRAM_API_URL": args.api})
+        app = create_app(runtime, channels=[TelegramChannel(runtime, settings)])
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+class Worker:
+    """One web worker subprocess on a free port."""
+
+    def __init__(self, mode: str, home: Path, redis_url: str, api: str, token: str):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = home / f"worker-{mode}.log"
+        command = [sys.executable, __file__, "--worker", mode, "--home", str(home), "--redis", redis_url,
+                   "--api", api, "--token", token, "--port", str(self.port)]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        started = time.perf_counter()
+        with httpx.Client(trust_env=False, timeout=2.0) as client:
+            while True:  # readiness poll, bounded by START_TIMEOUT
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the {mode} worker exited:\n{self.log.read_text()[-2000:]}")
+                if time.perf_counter() - started > START_TIMEOUT:
+                    raise RuntimeError(f"the {mode} worker did not start within {START_TIMEOUT} s")
+                try:
+                    if client.get(f"{self.base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- the client --------------------------------------------------------------------------------------
+def updates(n: int, first_id: int, answered: bool = True) -> list[bytes]:
+    """`n` private questions, or (not `answered`) group messages that don't address the bot."""
+    questions = [json.loads(line)["query"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
+    template = json.loads(PAYLOAD.read_text())
+    bodies = []
+    for i in range(n):
+        update = json.loads(json.dumps(template))
+        message = update["message"]
+        message["chat"]["id"] = message["from"]["id"] = 10_000_000 + first_id + i
+        if not answered:
+            message["chat"] = {"id": -1_000_000_000_000 - first_id - i, "type": "supergroup", "title": "bench"}
+        message.update(text=questions[i % len(questions)], message_id=i + 1)
+        update["update_id"] = first_id + i
+        bodies.append(json.dumps(update).encode())
+    return bodies
+
+
+async def deliver_all(base: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float]:
+    """POST every body in waves of `concurrency`: (ack latencies in ms, wall seconds)."""
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "content-type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(trust_env=False, timeout=60, limits=limits) as client:
+        async def one(body: bytes) -> None:
+            started = time.perf_counter()
+            response = await client.post(f"{base}/telegram/webhook", content=body, headers=headers)
+            response.raise_for_status()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        for i in range(0, len(bodies), concurrency):
+            await asyncio.gather(*(one(body) for body in bodies[i:i + concurrency]))
+        return latencies, time.perf_counter() - started
+
+
+def acks(latencies: list[float], wall: float) -> dict:
+    return {"ack_ms": {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+                       "max": percentile(latencies, 100)}, "acks_per_s": round(len(latencies) / wall, 1)}
+
+
+def measure(mode: str, home: Path, redis_url: str, api: str, fake: FakeTelegram, args: argparse.Namespace,
+            first_id: int) -> dict:
+    worker_process = Worker(mode, home, redis_url, api, fake.token)
+    try:
+        asyncio.run(deliver_all(worker_process.base, updates(args.concurrency, first_id), args.concurrency))  # warm-up
+        if mode == "telegram":
+            fake.wait_for("sendMessage", args.concurrency, timeout=600, answered=True)
+        figures: dict = {}
+        if mode == "telegram":  # the webhook path alone: updates acked, dispatched and found not addressed
+            latencies, wall = asyncio.run(deliver_all(
+                worker_process.base, updates(args.deliveries, first_id + 2 * 10**6, answered=False), args.concurrency))
+            figures["unaddressed"] = acks(latencies, wall)
+        before = len(fake.calls_to("sendMessage"))
+        started = time.perf_counter()
+        latencies, wall = asyncio.run(deliver_all(worker_process.base, updates(args.deliveries, first_id + 10**6),
+                                                  args.concurrency))
+        figures.update(acks(latencies, wall))
+        if mode == "telegram":
+            fake.wait_for("sendMessage", before + args.deliveries, timeout=1800, answered=True)
+            answered = time.perf_counter() - started
+            figures.update(answered_per_s=round(args.deliveries / answered, 1), answer_seconds=round(answered, 2))
+        return figures
+    finally:
+        worker_process.stop()
+
+
+def run(args: argparse.Namespace) -> dict:
+    fake = FakeTelegram(token="424242:BENCH-token", bot_id=424242)
+    with tempfile.TemporaryDirectory(prefix="switchboard-telegram-") as tmp, redis_server() as redis_url, \
+            serve(fake.app()) as api:
+        home = Path(tmp)
+        if PREBUILT_INDEX.exists():
+            shutil.copy(PREBUILT_INDEX, home / "index.sqlite3")
+        figures = {"deliveries": args.deliveries, "concurrency": args.concurrency, "cpus": os.cpu_count(),
+                   "load_average_start": round(os.getloadavg()[0], 2)}
+        figures["telegram"] = measure("telegram", home, redis_url, api, fake, args, 1)
+        figures["noop"] = measure("noop", home, redis_url, api, fake, args, 5 * 10**6)
+    t, n = figures["telegram"], figures["noop"]
+    figures["ratio"] = {name: {"ack_p50": round(f["ack_ms"]["p50"] / n["ack_ms"]["p50"], 2),
+                               "ack_p99": round(f["ack_ms"]["p99"] / n["ack_ms"]["p99"], 2),
+                               "acks_per_s": round(f["acks_per_s"] / n["acks_per_s"], 2)}
+                        for name, f in (("answered", t), ("unaddressed", t["unaddressed"]))}
+    figures["sent_messages_rejected"] = sum(c.status != 200 for c in fake.calls_to("sendMessage"))
+    figures["load_average_end"] = round(os.getloadavg()[0], 2)
+    return figures
+
+
+def print_table(f: dict) -> None:
+    def row(label: str, value, note: str = "") -> None:
+        print(f"  {label:<52}{value!s:>22}  {note}")
+
+    t, n, r = f["telegram"], f["noop"], f["ratio"]
+    print(f"\nTelegram webhook, one worker, {f['deliveries']} deliveries in waves of {f['concurrency']} "
+          f"(client on the same machine, {f['cpus']} cores)")
+    for label, figures in (("no-op baseline", n), ("Telegram, unaddressed", t["unaddressed"]),
+                           ("Telegram, answered", t)):
+        ms = figures["ack_ms"]
+        row(f"ack ms p50 / p99 / max, {label}", f"{ms['p50']} / {ms['p99']} / {ms['max']}",
+            f"{figures['acks_per_s']} acks/s")
+    for name in ("unaddressed", "answered"):
+        row(f"ratio to baseline, {name}: p50 / p99 / acks/s",
+            f"×{r[name]['ack_p50']} / ×{r[name]['ack_p99']} / ×{r[name]['acks_per_s']}")
+    row("answered updates/s (all answers sent)", t["answered_per_s"], f"{t['answer_seconds']} s for all")
+    row("sendMessage calls the fake rejected", f["sent_messages_rejected"])
+    row("machine load average start / end", f"{f['load_average_start']} / {f['load_average_end']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--worker", choices=["telegram", "noop"], help=argparse.SUPPRESS)
+    for hidden in ("--home", "--redis", "--api", "--token"):
+        parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.mode = args.worker
+        worker(args)
+        return
+    figures = run(args)
+    print_table(figures)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
