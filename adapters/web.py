@@ -14,7 +14,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 
 from markdown_it import MarkdownIt
 from starlette.requests import Request
@@ -69,7 +69,8 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def _message(data: dict[str, Any], text: str = "") -> Message:
     conversation = str(data["conversation"])
-    return Message(conversation=f"web:{conversation}", text=text, user=User(id=f"web:{conversation}"),
+    return Message(conversation=f"web:{conversation}", text=text,
+                   user=User(id=f"web:{conversation}", name=f"Web visitor {conversation[:6]}"),
                    channel="web", profile=str(data.get("profile", "")), private=True)
 
 
@@ -83,6 +84,12 @@ class WebChat:
     def __init__(self, engine: Engine, bot_name: str = "Support"):
         self.engine = engine
         self.bot_name = bot_name
+        if engine.handoffs is not None:
+            engine.handoffs.add_courier("web", self)
+
+    async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
+        """`bot.handoff.Courier`: nothing to push; the page reads the conversation, where the
+        handoff service records what the agent said, while a human owns it."""
 
     def routes(self) -> list:
         return [
@@ -91,6 +98,7 @@ class WebChat:
             Route("/api/conversations/{conversation}", self.history),
             Route("/api/feedback", self.feedback, methods=["POST"]),
             Route("/api/handoff", self.handoff, methods=["POST"]),
+            Route("/api/rate", self.rate, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
 
@@ -136,7 +144,7 @@ class WebChat:
             return JSONResponse({"error": "No such conversation."}, status_code=404)
         turns = [{"role": "user", "text": t.text} if t.role == "user" else
                  {"role": "assistant", "reply": reply_json(t.reply or {"answer": t.text})} for t in memory.turns]
-        return JSONResponse({"turns": turns})
+        return JSONResponse({"turns": turns, "owner": await self.engine.owner(f"web:{conversation}")})
 
     async def feedback(self, request: Request) -> Response:
         try:
@@ -147,6 +155,17 @@ class WebChat:
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"message": await self.engine.feedback(_message(data), reply_id, value)})
+
+    async def rate(self, request: Request) -> Response:
+        try:
+            data = await _body(request)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        reply = await self.engine.rate(_message(data), str(data.get("value", "")))
+        if reply is None:
+            return JSONResponse({"error": "This rating can't be taken (already rated, or not yours)."},
+                                status_code=409)
+        return JSONResponse(reply_json(reply))
 
     async def handoff(self, request: Request) -> Response:
         try:

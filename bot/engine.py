@@ -277,6 +277,11 @@ class Engine:
         profile = self.profiles.get(message.profile or conversation.profile)
         return profile.text("feedback_thanks", conversation.language or profile.language)
 
+    async def owner(self, conversation: str) -> str:
+        """Who answers this conversation now: "bot", or "queued"/"claimed" while humans have it."""
+        escalation = await self.handoffs.open_for(conversation) if self.handoffs else None
+        return escalation.state if escalation else "bot"
+
     async def history(self, conversation: str) -> Conversation:
         return await self.memory.load(conversation)
 

@@ -44,6 +44,24 @@ respond = "all"
 [channels."slack:CNOFOLLOW"]
 profile = "staff"
 follow_threads = false
+
+[channels."slack:CAGENTS"]
+agents = true
+
+[channels."slack:CPLAIN"]
+profile = "plain"
+
+[profiles.plain]
+name = "No handoff routing"
+sources = ["helpcenter", "faq", "catalog"]
+
+[profiles.staff.handoff]
+agents = "slack:CAGENTS"
+sla_minutes = 10
+
+[profiles.support.handoff]
+agents = "slack:CAGENTS"
+sla_minutes = 10
 """
 _ts = itertools.count(int(time.time()) * 1000)
 
@@ -127,6 +145,14 @@ class Workspace:
         if ephemeral:
             body.pop("message", None)
         return self.interact(body)
+
+    def say(self, text: str, *, channel: str, user: str, thread_ts: str | None = None) -> dict[str, Any]:
+        """A person writes a plain message (a DM, or a reply in a thread); the delivered event."""
+        name = "message_im" if channel.startswith("D") else "message_thread_reply_no_mention"
+        body = event(name, text=text, channel=channel, user=user, thread_ts=thread_ts)
+        body["event"]["channel_type"] = "im" if channel.startswith("D") else "channel"
+        assert self.deliver(body).status_code == 200
+        return body["event"]
 
     def answers(self) -> list[dict[str, Any]]:
         """Every message the bot posted or finished (postMessage, and updates carrying blocks)."""

@@ -194,13 +194,23 @@ def test_feedback_buttons_are_recorded_on_that_answer(ws, fake_slack):
 
 
 def test_talk_to_a_human_raises_a_handoff_request(ws, fake_slack):
-    ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
+    ws.deliver(event(text=f"<@{BOT}> {QUESTION}", channel="CPLAIN"))  # a profile with no agents channel
     ws.channel.deliveries.wait(1)
     [answer] = ws.answers()
     ws.click("handoff", answer)
     posted = fake_slack.wait_for("chat.postMessage", 2)[-1].args
     assert "asked a member of our team" in sections(posted) and posted["thread_ts"] == answer["thread_ts"]
     assert kinds(ws, "handoff_requested")
+
+
+def test_talk_to_a_human_escalates_to_the_agents_channel_where_there_is_one(ws, fake_slack):
+    ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
+    ws.channel.deliveries.wait(1)
+    [answer] = ws.answers()
+    ws.click("handoff", answer)
+    posted = [c.args for c in fake_slack.wait_for("chat.postMessage", 3)]
+    assert posted[1]["channel"] == "CAGENTS" and "needs a human" in posted[1]["text"]
+    assert "number 1 in the queue" in sections(posted[2]) and posted[2]["thread_ts"] == answer["thread_ts"]
 
 
 def test_a_private_channel_answer_is_ephemeral_and_can_be_shared(ws, fake_slack):
@@ -251,7 +261,7 @@ def llm_ws(fake_slack, tmp_path, sample_index_path, embedder, redis_url, openai_
 def test_a_failing_llm_ends_in_an_apology_with_a_button_and_an_event(llm_ws):
     ws, llm = llm_ws
     llm.steps += [Step(status=500)] * 3
-    ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
+    ws.deliver(event(text=f"<@{BOT}> {QUESTION}", channel="CPLAIN"))  # no agents channel: the button
     assert ws.channel.deliveries.wait(1)["declined"] == 1
     [apology] = ws.answers()
     assert "something went wrong" in sections(apology) and buttons(apology) == ["handoff"]
