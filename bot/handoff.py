@@ -254,6 +254,7 @@ class Handoffs:
             return AgentResult(False, "claim_first", {}, refused.escalation)
         if refused is not None:
             return refused
+        escalation = await self.get(escalation.id) or escalation  # as it is now (who owns it, by name)
         profile = self.profiles.get(escalation.profile)
         said = profile.text("agent_says", escalation.language, agent=escalation.agent_name, text=text.strip())
         try:
