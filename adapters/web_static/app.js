@@ -20,6 +20,9 @@
   let conv = loadConversation();
   let current = null; // { ctrl: AbortController } of the in-flight chat request
   let handoffPending = false;
+  let polling = null; // the conversation being polled for a human's messages
+  const shown = new Set(); // reply ids on screen
+  const POLL_MS = 3000;
 
   class UserError extends Error {}
   const messageOf = (e) => (e instanceof UserError ? e.message : LOST);
@@ -154,6 +157,7 @@
 
   function replyBubble(reply) {
     reply = reply || {};
+    if (reply.id) shown.add(reply.id);
     const answer = el('div', { class: 'answer', lang: reply.language || null });
     if (reply.answer_html) {
       answer.innerHTML = reply.answer_html; // already sanitised by the server
@@ -174,7 +178,7 @@
 
     const tools = el('div', { class: 'tools' });
     const note = el('span', { class: 'note', role: 'status' });
-    if (reply.id) {
+    if (reply.id && reply.answered) {
       for (const [value, emoji, label] of [['up', '👍', 'Helpful'], ['down', '👎', 'Not helpful']]) {
         tools.append(el('button', {
           type: 'button', class: 'btn icon fb', 'aria-label': label, title: label,
@@ -184,9 +188,48 @@
     }
     for (const a of Array.isArray(reply.actions) ? reply.actions : []) {
       if (a && a.kind === 'handoff') tools.append(handoffButton(a.label));
+      if (a && a.kind === 'rating') {
+        tools.append(el('button', {
+          type: 'button', class: 'btn icon rate', 'aria-label': `Rate ${a.label} of 5`,
+          onclick: () => sendRating(a.value, tools, note),
+        }, String(a.label)));
+      }
     }
     if (tools.childElementCount) bubble.append(tools, note);
     return el('div', { class: 'msg bot' }, bubble);
+  }
+
+  async function sendRating(value, tools, note) {
+    tools.querySelectorAll('.rate').forEach((b) => { b.disabled = true; });
+    try {
+      const reply = await json(await api('/api/rate', { conversation: conv, value }));
+      note.textContent = reply.answer || 'Thank you!';
+    } catch (e) {
+      note.classList.add('bad');
+      note.textContent = messageOf(e);
+    }
+  }
+
+  // ---------- while a person from the team has the conversation: fetch what they write ----------
+  async function poll() {
+    const c = conv;
+    if (polling === c) return;
+    polling = c;
+    while (polling === c && conv === c) {
+      await new Promise((done) => setTimeout(done, POLL_MS));
+      try {
+        const resp = await api(`/api/conversations/${encodeURIComponent(c)}`);
+        if (!resp.ok || conv !== c) continue;
+        const data = await json(resp);
+        for (const t of Array.isArray(data?.turns) ? data.turns : []) {
+          if (t?.role === 'assistant' && t.reply?.id && !shown.has(t.reply.id) && t.reply.answer) {
+            put(replyBubble(t.reply), null, true);
+          }
+        }
+        if (data?.owner === 'bot') break;
+      } catch { /* a network blip: try again at the next tick */ }
+    }
+    if (polling === c) polling = null;
   }
 
   // ---------- Server-Sent Events over fetch (POST, so no EventSource) ----------
@@ -276,7 +319,9 @@
           if (stick) log.scrollTop = log.scrollHeight;
         } else if (event === 'reply') {
           finished = true;
-          slot = put(replyBubble(payload), slot);
+          if (payload?.answer) slot = put(replyBubble(payload), slot);
+          else { slot.remove(); poll(); } // relayed to the person who has the conversation
+          if (payload?.handoff) poll();
         } else if (event === 'error') {
           fail(payload?.message);
         }
@@ -301,6 +346,7 @@
     try {
       const reply = await json(await api('/api/handoff', { conversation: c }));
       if (conv === c) put(replyBubble(reply), slot);
+      if (conv === c && reply.handoff) poll();
     } catch (e) {
       if (conv === c) put(errorBubble(messageOf(e)), slot);
     } finally {
@@ -321,6 +367,7 @@
       log.prepend(...turns.map((t) => (t.role === 'user' ? userBubble(String(t.text ?? '')) : replyBubble(t.reply))));
       if (!log.childElementCount) showEmpty();
       log.scrollTop = log.scrollHeight;
+      if (data?.owner && data.owner !== 'bot') poll();
     } catch (e) {
       if (conv === c) put(errorBubble(messageOf(e)));
     }
