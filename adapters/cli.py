@@ -82,11 +82,15 @@ def _print_reply(reply: Reply, as_json: bool = False) -> None:
 def _channels(runtime: Runtime) -> list:
     """The chat channels configured in the environment (none: only the web chat)."""
     from adapters.slack import SlackChannel, SlackSettings
+    from adapters.telegram import TelegramChannel, TelegramSettings
 
-    channels = []
+    channels: list = []
     slack = SlackSettings.from_env(os.environ)
     if slack is not None:
         channels.append(SlackChannel(runtime, slack))
+    telegram = TelegramSettings.from_env(os.environ)
+    if telegram is not None:
+        channels.append(TelegramChannel(runtime, telegram))
     return channels
 
 
@@ -228,6 +232,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_telegram(args: argparse.Namespace) -> int:
+    """Long polling: the bot answers Telegram without a public URL (local use)."""
+    from adapters.telegram import TelegramChannel, TelegramSettings
+
+    if not args.polling:
+        raise SwitchboardError("use `switchboard telegram --polling` (the webhook runs inside `switchboard serve`)")
+    settings = TelegramSettings.from_env(os.environ, webhook=False)
+    if settings is None:
+        raise SwitchboardError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)")
+    runtime = _open(_settings())
+    channel = TelegramChannel(runtime, settings)
+    err.print("Switchboard is answering Telegram by long polling (Ctrl-C stops).", markup=False)
+
+    async def run() -> None:
+        await asyncio.to_thread(runtime.warm)
+        try:
+            await channel.poll()
+        finally:
+            await runtime.close()
+    asyncio.run(run())
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.worker import run_worker
 
@@ -266,6 +293,9 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--mode", choices=["lexical", "dense", "hybrid"], default="hybrid")
     ev.add_argument("--profile", default="")
     ev.set_defaults(func=cmd_eval)
+    telegram = sub.add_parser("telegram", help="answer Telegram by long polling (no public URL needed)")
+    telegram.add_argument("--polling", action="store_true", help="fetch updates with getUpdates")
+    telegram.set_defaults(func=cmd_telegram)
     worker = sub.add_parser("worker", help="keep knowledge sources in sync on a schedule")
     worker.add_argument("--interval", type=int, default=15 * 60, help="seconds between syncs of a source")
     worker.add_argument("--once", action="store_true", help="sync every source once and exit")
