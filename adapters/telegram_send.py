@@ -63,6 +63,8 @@ class Outbox:
         try:
             yield
         finally:
+            with contextlib.suppress(asyncio.TimeoutError):  # let the first one land, not cut it short
+                await asyncio.wait_for(self.typed.wait(), TYPING_EVERY)
             task.cancel()
             self.typed.set()
 
