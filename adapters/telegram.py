@@ -33,13 +33,14 @@ from starlette.routing import BaseRoute, Route
 from telegram import CallbackQuery, MessageEntity, Update
 from telegram import Message as TgMessage
 from telegram.constants import ChatType, MessageAttachmentType
-from telegram.error import BadRequest, InvalidToken, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
                           ContextTypes, MessageHandler, SimpleUpdateProcessor, TypeHandler, filters)
 
 from adapters.deliveries import Deliveries
 from adapters.telegram_send import RETRIES, Limits, Outbox
 from bot.errors import ConfigError, SwitchboardError
+from bot.handoff import CustomerUnreachable
 from bot.profiles import ChannelConfig, Profile
 from bot.runtime import Runtime
 from bot.types import Action, HandoffReason, Message, Reply, User
@@ -303,7 +304,10 @@ class TelegramChannel:
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
         """`bot.handoff.Courier`: a reply from the team, to the customer's chat (or topic)."""
         profile = self.runtime.profiles.get(self._config(address["chat_id"]).profile)
-        await Outbox(self.bot, address).reply(reply, profile)
+        try:
+            await Outbox(self.bot, address).reply(reply, profile)
+        except Forbidden as exc:  # blocked by the user, kicked from the group
+            raise CustomerUnreachable(str(exc)) from exc
 
     async def _failed(self, message: Message, exc: Exception) -> None:
         log.warning("telegram turn failed in %s", message.conversation, exc_info=exc)
@@ -374,4 +378,7 @@ class TelegramChannel:
             reason = HandoffReason(rest) if rest in {r.value for r in HandoffReason} else HandoffReason.CUSTOMER_REQUEST
             reply = await self.runtime.engine.request_handoff(message, reason)
             await Outbox(self.bot, message.raw).reply(reply, self._profile(message))
+        if kind == "rate":
+            thanks = await self.runtime.engine.rate(message, rest)
+            return thanks.answer if thanks else None
         return None

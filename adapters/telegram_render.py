@@ -217,6 +217,10 @@ def keyboard(reply: Reply, profile: Profile) -> InlineKeyboardMarkup | None:
     elif reply.handoff is None:
         rows += [[InlineKeyboardButton(a.label, callback_data=f"human:{a.value}")]
                  for a in reply.actions if a.kind == "handoff"]
+    ratings = [InlineKeyboardButton(a.label, callback_data=f"rate:{a.value}") for a in reply.actions
+               if a.kind == "rating"]  # after a person resolved the conversation: 1–5
+    if ratings:
+        rows.append(ratings)
     return InlineKeyboardMarkup(rows) if rows else None
 
 

@@ -111,7 +111,10 @@ class Outbox:
         return message_id
 
     async def reply(self, reply: Reply, profile: Profile) -> None:
-        """A reply in order, its preview (if any) becoming the first part; buttons on the last."""
+        """A reply in order, its preview (if any) becoming the first part; buttons on the last.
+        An empty answer (the message went to the person who owns the conversation) sends nothing."""
+        if not reply.answer:
+            return
         rendered = render(reply, profile)
         for n, part in enumerate(rendered.parts):
             markup = rendered.keyboard if n == len(rendered.parts) - 1 else None
