@@ -15,6 +15,7 @@ one message; every failure ends in a message to the user and a recorded event.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,7 @@ COMMANDS = ("/ask",)
 ACTIONS = ("feedback_up", "feedback_down", "handoff", "share")
 TEXT_SUBTYPES = (None, "thread_broadcast", "file_share")  # message subtypes that carry a user's question
 WORKING = "eyes"
+SOCKET_TIMEOUT = 30
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,11 @@ class SlackChannel:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token)
-            await self._socket.connect_async()
+            try:  # the client retries for ever: an operator should hear about it at start instead
+                await asyncio.wait_for(self._socket.connect_async(), SOCKET_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise ConfigError(f"Slack Socket Mode: no connection within {SOCKET_TIMEOUT} s "
+                                  "(check SLACK_APP_TOKEN and the network)") from None
 
     async def stop(self) -> None:
         if self._socket is not None:
