@@ -26,6 +26,7 @@ from bot.store import Event
 
 log = logging.getLogger("switchboard")
 SLA_CHECK_SECONDS = 30  # how often unclaimed escalations are checked against their SLA
+RESOLUTION_CHECK_SECONDS = 600  # how often quiet conversations are checked for assumed resolution
 
 
 async def _every(seconds: float, job) -> None:
@@ -78,7 +79,8 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
             log.warning("%s", problem)
         await asyncio.to_thread(runtime.warm)
         started: list[Channel] = []
-        timers = asyncio.create_task(_every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla))
+        timers = [asyncio.create_task(_every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla)),
+                  asyncio.create_task(_every(RESOLUTION_CHECK_SECONDS, runtime.handoffs.check_resolutions))]
         try:
             for channel in channels:
                 await channel.start()
@@ -86,7 +88,8 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
                 log.info("channel %s started", channel.name)
             yield
         finally:
-            timers.cancel()
+            for timer in timers:
+                timer.cancel()
             for channel in reversed(started):
                 try:
                     await channel.stop()

@@ -144,7 +144,11 @@ class SlackDesk:
     async def _tell_agent(self, result: AgentResult, channel: str, agent: str, thread: str | None) -> None:
         if result.ok or not result.notice:
             return
-        profile = self.channel.profiles.get(result.escalation.profile if result.escalation else "")
+        escalation = result.escalation
+        await self.channel.events.record("agent_refused", escalation.conversation if escalation else "",
+                                         channel="slack", agent=agent, notice=result.notice,
+                                         escalation=escalation.id if escalation else None)
+        profile = self.channel.profiles.get(escalation.profile if escalation else "")
         text = profile.text(result.notice, profile.language, **(result.values or {}))
         try:
             await self.client.chat_postEphemeral(channel=channel, user=agent, thread_ts=thread, text=text)

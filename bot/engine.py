@@ -21,7 +21,7 @@ from typing import Sequence
 from bot import condense
 from bot.answering import Answerer, Draft, decline_text
 from bot.errors import ConversationBusy
-from bot.handoff import Handoffs
+from bot.handoff import TURN_ENDS, Handoffs
 from bot.intents import wants_human
 from bot.memory import Memory, remember
 from bot.model import OnText
@@ -88,6 +88,7 @@ class Engine:
             async with self.memory.lock(message.conversation):
                 conversation = _with_context(await self.memory.load(message.conversation), message)
                 language = self._language(text, message, conversation, profile)
+                await self._reopen(message)
                 escalation = await self.handoffs.open_for(message.conversation) if self.handoffs else None
                 if escalation is not None:
                     outcome = await self._relay(message, escalation, profile, language)
@@ -134,6 +135,13 @@ class Engine:
         if self._routed(profile) and _declined(conversation):  # twice in a row: a person takes it from here
             return await self._escalate(message, conversation, profile, language, reason, query)
         return _Outcome(self._decline(message.conversation, profile, language, score, reason), query, "declined")
+
+    async def _reopen(self, message: Message) -> None:
+        """A customer coming back after an answer was assumed resolved reopens it."""
+        last = await self.events.last(message.conversation, TURN_ENDS)
+        if last is not None and last.kind == "resolution_assumed":
+            await self.events.record("reopened", message.conversation, channel=message.channel,
+                                     reply_id=last.reply_id)
 
     def _routed(self, profile: Profile) -> bool:
         return self.handoffs is not None and self.handoffs.routed(profile)
@@ -234,6 +242,8 @@ class Engine:
         await self.events.record("turn_failed", message.conversation, channel=message.channel, reply_id=reply.id,
                                  error=type(exc).__name__, detail=str(exc)[:300])
         if self.handoffs is not None:
+            await self.events.record("ai_failed", message.conversation, channel=message.channel,
+                                     error=type(exc).__name__)
             await self.handoffs.fire("ai_failed", profile, message.conversation, error=type(exc).__name__)
             if self.handoffs.routed(profile):
                 try:

@@ -29,12 +29,15 @@ from sqlmodel import Session, func, select
 
 from bot.memory import Memory, remember
 from bot.profiles import Automation, Profile, Profiles
-from bot.store import Escalation, EventLog, OwnerChange
+from bot.store import Escalation, Event, EventLog, OwnerChange
 from bot.types import Action, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
 
 log = logging.getLogger(__name__)
 
 OPEN = ("queued", "claimed")
+# events that end a turn, and the resolution events that follow them (see check_resolutions)
+TURN_ENDS = ("answered", "declined", "handoff_requested", "relayed", "escalated", "resolved", "turn_failed",
+             "resolution_confirmed", "resolution_assumed", "reopened")
 NOTE = "note:"  # agent messages starting with this stay internal
 RATINGS = range(1, 6)
 
@@ -353,6 +356,23 @@ class Handoffs:
                                      escalation=escalation.id, waited=round(now - escalation.created_at))
             await self.fire("escalation_unclaimed", profile, escalation.conversation, escalation)
         return fired
+
+    async def check_resolutions(self) -> int:
+        """AI answers the customer didn't come back to within the profile's window are
+        *assumed* resolved (👍 *confirms* it; coming back later *reopens* it, see Engine)."""
+        now = self.clock()
+
+        def stale(session: Session) -> list[Event]:
+            latest = select(func.max(Event.id)).where(Event.kind.in_(TURN_ENDS)).group_by(Event.conversation)
+            return list(session.exec(select(Event).where(Event.id.in_(latest), Event.kind == "answered")))
+        assumed = 0
+        for event in await self._run(stale):
+            profile = self.profiles.get(json.loads(event.detail or "{}").get("profile", ""))
+            if now - event.at >= profile.handoff.assume_resolved_hours * 3600:
+                await self.events.record("resolution_assumed", event.conversation, channel=event.channel,
+                                         reply_id=event.reply_id)
+                assumed += 1
+        return assumed
 
     async def fire(self, event: str, profile: Profile, conversation: str, escalation: Escalation | None = None,
                    **detail: Any) -> None:

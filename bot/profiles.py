@@ -43,6 +43,7 @@ class HandoffPolicy:
 
     agents: str = ""  # where escalations are posted: "<platform>:<channel id>"; "" = nowhere
     sla_minutes: float = 0  # unclaimed longer than this: tell the customer, fire automations; 0 = never
+    assume_resolved_hours: float = 24  # an AI answer the customer doesn't come back to is assumed resolved
     hours: str = ""  # business hours, e.g. "mon-fri 09:00-18:00"; "" = always
     timezone: str = "UTC"
     topics: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # topic -> words that mark it
@@ -205,6 +206,7 @@ def _handoff(where: str, data: Mapping[str, Any]) -> HandoffPolicy:
             raise ConfigError(f"{spot}: 'webhook' must be an http(s) URL")
         automations.append(Automation(item["on"], _field(spot, item, "mention", str, ""), webhook))
     policy = HandoffPolicy(agents=agents, sla_minutes=float(_field(where, data, "sla_minutes", float, 0)),
+                           assume_resolved_hours=float(_field(where, data, "assume_resolved_hours", float, 24)),
                            hours=_field(where, data, "hours", str, ""), timezone=_field(where, data, "timezone", str,
                                                                                         "UTC"),
                            topics=parsed, human_topics=human, ai_topics=ai, automations=tuple(automations))

@@ -130,6 +130,14 @@ class EventLog:
                 query = query.where(Event.kind == kind)
             return list(session.exec(query))
 
+    async def last(self, conversation: str, kinds: tuple[str, ...]) -> Event | None:
+        """The conversation's latest event among `kinds`."""
+        def read() -> Event | None:
+            with Session(self.engine) as session:
+                return session.exec(select(Event).where(Event.conversation == conversation, Event.kind.in_(kinds))
+                                    .order_by(Event.id.desc()).limit(1)).first()
+        return await asyncio.to_thread(read)
+
     def feedbacks(self, reply_id: str | None = None) -> list[Feedback]:
         with Session(self.engine) as session:
             query = select(Feedback).order_by(Feedback.id)

@@ -119,6 +119,7 @@ def test_a_dm_customer_is_escalated_claimed_relayed_resolved_and_rates(ws):
     assert not any("refund in May" in t for t in to_customer)
     assert any(c.args["user"] == loser and "already has" in c.args["text"]
                for c in ws.fake.calls_to("chat.postEphemeral"))
+    assert 'switchboard_events_total{kind="agent_refused"} 2' in ws.http.get("/metrics").text
 
     # the customer answers in their thread: it appears in the agents' thread, the bot stays quiet
     bot_posts_before = len(posts(ws, DM))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -264,6 +265,7 @@ async def test_an_ai_failure_escalates_and_fires_ai_failed(world, hooks, openai_
     with hooks.arrived:
         hooks.arrived.wait_for(lambda: hooks.received, timeout=10)
     assert hooks.received[0]["event"] == "ai_failed" and hooks.received[0]["error"] == "ModelError"
+    assert "ai_failed" in kinds(world) and "automation_fired" in kinds(world)
 
 
 async def test_outside_business_hours_the_customer_is_told_when_humans_are_back(tmp_path, retriever):
@@ -333,3 +335,19 @@ def test_a_malformed_handoff_policy_is_named(tmp_path, table, message):
     path.write_text(DEFAULT_PROFILES.read_text() + "[profiles.support.handoff]\n" + table + "\n")
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_profiles(path)
+
+
+async def test_answers_are_confirmed_assumed_resolved_and_reopened(world):
+    world.clock.now = time.time()  # events carry the wall clock
+    await world.engine.handle(ask("How long do I have to return an item?", "web:quiet"))
+    liked = await world.engine.handle(ask("What are your delivery times?", "web:liked"))
+    await world.engine.feedback(ask("", "web:liked"), liked.id, "up")
+    assert await world.handoffs.check_resolutions() == 0  # too early
+    with world.events.engine.begin() as db:  # a day goes by: age the events rather than wait
+        db.exec_driver_sql("UPDATE event SET at = at - ?", (25 * 3600,))
+    assert await world.handoffs.check_resolutions() == 1  # the 👍 one was confirmed already
+    assert await world.handoffs.check_resolutions() == 0
+    await world.engine.handle(ask("And for Belgium?", "web:quiet"))
+    assert [e.kind for e in world.events.events("web:quiet")] == ["answered", "resolution_assumed", "reopened",
+                                                                    "answered"]
+    assert [e.kind for e in world.events.events("web:liked")][-1] == "resolution_confirmed"
