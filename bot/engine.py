@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 20_000
 SNIPPET_CHARS = 240
 LANGUAGE_CONFIDENCE = 0.7
+SEARCH_NICENESS = 10
 CONTEXT_MESSAGES = 6  # earlier thread messages kept when the bot joins a thread
 CONTEXT_CHARS = 1000
 
@@ -73,9 +78,10 @@ class Engine:
         self.profiles = profiles
         self.events = events
         self.passages = passages
-        # Searches embed the question on every core: one at a time leaves CPU for the event
-        # loop, whose acknowledgements platforms time (bench/slack.py measures the effect).
-        self._searches = asyncio.Semaphore(searches)
+        # Searches embed the question on every core. They run one at a time, in threads of
+        # lower CPU priority, so the event loop (whose acknowledgements Slack and Telegram
+        # time) always gets the CPU first; bench/slack.py measures the effect.
+        self._searches = ThreadPoolExecutor(searches, thread_name_prefix="search", initializer=_background)
 
     # -- the turn ------------------------------------------------------------------------
     async def handle(self, message: Message, on_text: OnText | None = None) -> Reply:
@@ -172,9 +178,9 @@ class Engine:
         public_only = not (private and profile.internal)
 
         async def search(query: str) -> list[Hit]:
-            async with self._searches:  # CPU work, off the event loop and bounded (see __init__)
-                return await asyncio.to_thread(self.retriever.search, query, sources=profile.sources,
-                                               public_only=public_only, k=max(self.passages, 8), language=language)
+            return await asyncio.get_running_loop().run_in_executor(self._searches, functools.partial(
+                self.retriever.search, query, sources=profile.sources, public_only=public_only,
+                k=max(self.passages, 8), language=language))
 
         joined = condense.joined(text, conversation)
         if joined and condense.is_follow_up(text):
@@ -292,11 +298,22 @@ class Engine:
         escalation = await self.handoffs.open_for(conversation) if self.handoffs else None
         return escalation.state if escalation else "bot"
 
+    def close(self) -> None:
+        self._searches.shutdown(wait=False, cancel_futures=True)
+
     async def history(self, conversation: str) -> Conversation:
         return await self.memory.load(conversation)
 
     async def forget(self, conversation: str) -> None:
         await self.memory.forget(conversation)
+
+
+def _background() -> None:
+    """Lower this thread's CPU priority (Linux: per thread), and that of the OpenMP threads it starts."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SEARCH_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
 
 
 def _declined(conversation: Conversation) -> bool:

@@ -96,6 +96,7 @@ class Runtime:
         return problems
 
     async def close(self) -> None:
+        self.engine.close()
         await self.memory.close()
         model = getattr(self.answerer, "model", None)
         if model is not None:
