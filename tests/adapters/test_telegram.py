@@ -266,7 +266,7 @@ async def test_a_failing_model_ends_in_an_apology_with_a_human_button(web, fake,
         kinds = [e.kind for e in runtime.events.events()]
     [message] = in_chat(fake, PRIVATE)
     assert "went wrong" in message["text"] and buttons(message) == [("Talk to a human", "human:ai_error")]
-    assert kinds == ["turn_failed"]
+    assert kinds == ["turn_failed", "ai_failed"]  # ai_failed: what automations can act on
 
 
 async def test_a_failed_delivery_is_recorded_and_the_bot_carries_on(web, fake):
