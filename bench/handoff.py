@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.running import server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
@@ -90,21 +88,6 @@ def click(post: dict, agent: str, value: str) -> bytes:
                "actions": [{"type": "button", "action_id": "desk_claim", "block_id": "b", "value": value,
                             "action_ts": "1"}]}
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-
-
-@contextlib.contextmanager
-def server(command: list[str], env: dict[str, str]):
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in process.stderr:
-            if "Uvicorn running on" in line:
-                break
-        else:
-            raise RuntimeError("switchboard serve did not start")
-        yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=60)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +44,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.running import server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -112,22 +110,6 @@ def baseline_app(api_url: str) -> Starlette:
 def figures(latencies: list[float], per_second: float) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(latencies, 50)), 1),
             "p99_ms": round(float(np.percentile(latencies, 99)), 1), "events_per_s": round(per_second, 1)}
-
-
-@contextlib.contextmanager
-def server(command: list[str], env: dict[str, str]):
-    """A server subprocess, from its "Uvicorn running on" line until the block ends (SIGINT)."""
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in process.stderr:
-            if "Uvicorn running on" in line:
-                break
-        else:
-            raise RuntimeError(f"{command} did not start")
-        yield process
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=60)
 
 
 def main() -> None:

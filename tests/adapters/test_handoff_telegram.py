@@ -132,15 +132,21 @@ def test_a_telegram_customer_is_handed_to_a_slack_agent_and_back(fake_slack, tel
         assert len(customer_texts(telegram)) == 5  # nothing else was sent to the customer
 
 
+def claimed_by_alice(ws: Workspace, telegram: FakeTelegram) -> dict:
+    """The customer sends /human and Alice claims it; the escalation post."""
+    to_bot(ws, private("/human", chat=CUSTOMER, command=True))
+    wait_customer(telegram, 1)
+    [post] = posts(ws, "CAGENTS")
+    press(ws, "desk_claim", post, ALICE)
+    wait_customer(telegram, 2)
+    return post
+
+
 def test_a_restart_mid_claim_keeps_relaying(fake_slack, telegram, tmp_path, sample_index_path, embedder,
                                             redis_url):
     fake_slack.add_user(ALICE, "alice", "Alice Martin", "Alice")
     with web_process(tmp_path / "one", fake_slack, telegram, sample_index_path, embedder, redis_url) as ws:
-        to_bot(ws, private("/human", chat=CUSTOMER, command=True))
-        wait_customer(telegram, 1)
-        [post] = posts(ws, "CAGENTS")
-        press(ws, "desk_claim", post, ALICE)
-        wait_customer(telegram, 2)
+        post = claimed_by_alice(ws, telegram)
     # the web process restarts: same database file, same Redis
     with web_process(tmp_path / "one", fake_slack, telegram, sample_index_path, embedder, redis_url) as ws:
         ws.say("Are you still there?", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
@@ -153,11 +159,7 @@ def test_a_customer_who_blocked_the_bot_is_a_private_notice_for_the_agent(fake_s
                                                                            sample_index_path, embedder, redis_url):
     fake_slack.add_user(ALICE, "alice", "Alice Martin", "Alice")
     with web_process(tmp_path / "one", fake_slack, telegram, sample_index_path, embedder, redis_url) as ws:
-        to_bot(ws, private("/human", chat=CUSTOMER, command=True))
-        wait_customer(telegram, 1)
-        [post] = posts(ws, "CAGENTS")
-        press(ws, "desk_claim", post, ALICE)
-        wait_customer(telegram, 2)
+        post = claimed_by_alice(ws, telegram)
         telegram.block(CUSTOMER)
         ws.say("Hello?", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
         notice = fake_slack.wait_for("chat.postEphemeral")[-1].args
