@@ -155,7 +155,10 @@ class Engine:
     async def _escalate(self, message: Message, conversation: Conversation, profile: Profile, language: str,
                         reason: HandoffReason, query: str) -> _Outcome:
         if self.handoffs is not None and self.handoffs.routed(profile):
-            reply = await self.handoffs.escalate(message, conversation, profile, language, reason)
+            try:
+                reply = await self.handoffs.escalate(message, conversation, profile, language, reason)
+            except Exception:  # the agents channel can't be reached (recorded as escalation_failed)
+                return _Outcome(self._notice(message, profile, "error", language), query, "escalation_failed")
         else:
             reply = self._handoff_reply(message.conversation, profile, language, reason)
         return _Outcome(reply, query, "handoff_requested")

@@ -284,7 +284,8 @@ async def test_the_desk_being_gone_keeps_the_bot_in_charge_and_says_so(world):
     world.desk.down = True
     reply = await world.engine.request_handoff(ask(""))
     assert "something went wrong" in reply.answer and await world.engine.owner("web:c1") == "bot"
-    assert "escalation_failed" in kinds(world)
+    assert "escalation_failed" in kinds(world) and "ai_failed" not in kinds(world)
+    assert len(world.events.events(kind="escalation_failed")) == 1  # tried once, not again as an AI failure
 
 
 async def test_a_restart_mid_claim_keeps_relaying(profiles_path, tmp_path, retriever, redis_url):
