@@ -285,10 +285,10 @@ class SlackChannel:
                                               unfurl_links=False, unfurl_media=False)
 
     async def _post_private(self, client: AsyncWebClient, reply: Reply, profile: Profile, channel: str,
-                            user: str, thread: str | None) -> None:
+                            user: str, thread: str | None, share: bool = True) -> None:
         if not reply.answer:
             return
-        for blocks in render(reply, profile, share=True):
+        for blocks in render(reply, profile, share=share):
             await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, blocks=blocks,
                                             text=fallback_text(blocks))
 
@@ -316,7 +316,11 @@ class SlackChannel:
         channel, thread = _place(conversation)
         profile = self.profiles.get(self.profiles.channel("slack", channel).profile)
         try:
-            await self.post(self.app.client, reply, profile, channel, thread)
+            if ":ask:" in conversation:  # a private /ask conversation stays private to the asker
+                await self._post_private(self.app.client, reply, profile, channel, str(address.get("user")), None,
+                                         share=False)
+            else:
+                await self.post(self.app.client, reply, profile, channel, thread)
         except SlackApiError as exc:
             raise CustomerUnreachable(str(exc.response.get("error"))) from exc
 

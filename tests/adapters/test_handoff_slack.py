@@ -195,3 +195,20 @@ def test_an_agents_channel_the_bot_was_removed_from_is_an_apology_and_an_event(w
         assert session.exec(select(Escalation)).first().state == "bot"
     kinds = httpx.get(f"{ws.http.base_url}/metrics").text
     assert 'kind="escalation_failed"' in kinds
+
+
+def test_a_private_ask_conversation_stays_private_when_an_agent_answers(ws):
+    command = {"token": "x", "team_id": TEAM, "channel_id": "C00FAKECHAN1", "user_id": CUSTOMER,
+               "command": "/ask", "text": "I want to talk to a person", "response_url": ws.fake.response_url("a"),
+               "trigger_id": "t1"}
+    assert ws.form(command).status_code == 200
+    ws.channel.deliveries.wait(1)
+    [post] = posts(ws, "CAGENTS")
+    press(ws, "desk_claim", post, ALICE)
+    ws.fake.wait_for("chat.update")
+    ws.say("Hi, Alice here.", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
+    ws.channel.deliveries.wait(2)
+    private = [c.args for c in ws.fake.calls_to("chat.postEphemeral") if c.args["user"] == CUSTOMER]
+    assert any("Alice here" in json.dumps(p["blocks"]) for p in private)
+    assert not any(p["channel"] == "C00FAKECHAN1" for p in posts(ws, "C00FAKECHAN1"))  # nothing public
+    assert all("share" not in json.dumps(p["blocks"]) for p in private)
