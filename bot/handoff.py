@@ -129,6 +129,18 @@ class Handoffs:
             return session.get(Escalation, escalation.id)
         return await self._run(work)
 
+    async def _set(self, escalation_id: int, *conditions: Any, **values: Any) -> int:
+        """Set columns of one escalation (if `conditions` hold); how many rows changed (0 or 1)."""
+        def work(session: Session) -> int:
+            changed = session.exec(update(Escalation).where(Escalation.id == escalation_id, *conditions)
+                                   .values(**values)).rowcount
+            session.commit()
+            return changed
+        return await self._run(work)
+
+    def _desk(self, escalation: Escalation) -> Desk:
+        return self.desks[escalation.desk.split(":", 1)[0]]
+
     async def _position(self, escalation: Escalation) -> int:
         return await self._run(lambda s: s.exec(select(func.count()).select_from(Escalation).where(
             Escalation.desk == escalation.desk, Escalation.state == "queued",
@@ -170,8 +182,7 @@ class Handoffs:
             await self.events.record("escalation_failed", message.conversation, channel=message.channel,
                                      escalation=escalation.id, error=type(exc).__name__)
             raise
-        await self._run(lambda s: (s.exec(update(Escalation).where(Escalation.id == escalation.id)
-                                          .values(post=post)), s.commit()))
+        await self._set(escalation.id, post=post)
         escalation.post = post
         await self.events.record("escalated", message.conversation, channel=message.channel,
                                  escalation=escalation.id, reason=reason.value, desk=escalation.desk)
@@ -197,8 +208,7 @@ class Handoffs:
 
     async def from_customer(self, message: Message, escalation: Escalation) -> None:
         """Post the customer's message into the escalation's thread."""
-        platform = escalation.desk.split(":", 1)[0]
-        await self.desks[platform].relay(escalation, escalation.customer, message.text)
+        await self._desk(escalation).relay(escalation, escalation.customer, message.text)
         await self.events.record("relayed_in", message.conversation, channel=message.channel,
                                  escalation=escalation.id)
 
@@ -212,8 +222,7 @@ class Handoffs:
         if escalation is None or escalation.conversation != message.conversation or rating not in RATINGS \
                 or escalation.state != "resolved" or escalation.rating is not None:
             return None
-        await self._run(lambda s: (s.exec(update(Escalation).where(Escalation.id == escalation_id)
-                                          .values(rating=rating)), s.commit()))
+        await self._set(escalation_id, rating=rating)
         await self.events.record("rated", message.conversation, channel=message.channel, escalation=escalation_id,
                                  rating=rating)
         profile = self.profiles.get(escalation.profile)
@@ -234,41 +243,33 @@ class Handoffs:
         return AgentResult(True, escalation=won)
 
     async def _refused(self, escalation_id: int) -> AgentResult:
-        current = await self.get(escalation_id)
-        if current is not None and current.state == "claimed":
-            return AgentResult(False, "claimed_by_other", {"agent": current.agent_name}, current)
-        return AgentResult(False, "not_open", {"state": current.state if current else "unknown"}, current)
+        return _refusal(await self.get(escalation_id))
 
-    async def _own(self, escalation: Escalation, agent: str) -> AgentResult | None:
-        """None when `agent` owns the (claimed) escalation; else why not."""
+    async def _owned(self, escalation: Escalation, agent: str) -> tuple[Escalation | None, AgentResult | None]:
+        """The escalation as it is now, and why `agent` may not act on it (None: they own it)."""
         current = await self.get(escalation.id)
-        if current is None or current.state != "claimed":
-            return AgentResult(False, "not_open", {"state": current.state if current else "unknown"}, current)
-        if current.agent != agent:
-            return AgentResult(False, "claimed_by_other", {"agent": current.agent_name}, current)
-        return None
+        if current is not None and current.state == "claimed" and current.agent == agent:
+            return current, None
+        return current, _refusal(current)
 
     async def from_agent(self, escalation: Escalation, agent: str, text: str) -> AgentResult:
         """An agent wrote in the escalation's thread: deliver it to the customer."""
         if text.strip().lower().startswith(NOTE):
             return AgentResult(True)
-        refused = await self._own(escalation, agent)
-        if refused is not None and refused.escalation is not None and refused.escalation.state == "queued":
-            return AgentResult(False, "claim_first", {}, refused.escalation)
+        current, refused = await self._owned(escalation, agent)
+        if current is not None and current.state == "queued":
+            return AgentResult(False, "claim_first", {}, current)
         if refused is not None:
             return refused
-        escalation = await self.get(escalation.id) or escalation  # as it is now (who owns it, by name)
-        profile = self.profiles.get(escalation.profile)
-        said = profile.text("agent_says", escalation.language, agent=escalation.agent_name, text=text.strip())
+        profile = self.profiles.get(current.profile)
+        said = profile.text("agent_says", current.language, agent=current.agent_name, text=text.strip())
         try:
-            await self._tell(escalation, said, strict=True)
+            await self._tell(current, said, strict=True)
         except CustomerUnreachable:
-            await self.events.record("customer_unreachable", escalation.conversation, channel=escalation.channel,
-                                     escalation=escalation.id)
-            return AgentResult(False, "customer_unreachable", {"channel": escalation.channel}, escalation)
-        await self.events.record("relayed_out", escalation.conversation, channel=escalation.channel,
-                                 escalation=escalation.id, agent=agent)
-        return AgentResult(True, escalation=escalation)
+            return AgentResult(False, "customer_unreachable", {"channel": current.channel}, current)
+        await self.events.record("relayed_out", current.conversation, channel=current.channel,
+                                 escalation=current.id, agent=agent)
+        return AgentResult(True, escalation=current)
 
     async def resolve(self, escalation: Escalation, agent: str) -> AgentResult:
         return await self._close(escalation, agent, "resolved")
@@ -277,7 +278,7 @@ class Handoffs:
         return await self._close(escalation, agent, "bot")
 
     async def unclaim(self, escalation: Escalation, agent: str) -> AgentResult:
-        refused = await self._own(escalation, agent)
+        _, refused = await self._owned(escalation, agent)
         if refused is not None:
             return refused
         moved = await self._move(escalation, ("claimed",), "queued", agent, "unclaim", agent="", agent_name="")
@@ -288,7 +289,7 @@ class Handoffs:
         return AgentResult(True, escalation=moved)
 
     async def _close(self, escalation: Escalation, agent: str, after: str) -> AgentResult:
-        refused = await self._own(escalation, agent)
+        _, refused = await self._owned(escalation, agent)
         if refused is not None:
             return refused
         closed = await self._move(escalation, ("claimed",), after, agent, after, closed_at=self.clock())
@@ -310,7 +311,7 @@ class Handoffs:
 
     async def _desk_update(self, escalation: Escalation, profile: Profile) -> None:
         try:
-            await self.desks[escalation.desk.split(":", 1)[0]].update(escalation, profile)
+            await self._desk(escalation).update(escalation, profile)
         except Exception:  # the state changed; a stale post is fixed by the next change
             log.exception("could not update escalation post %s", escalation.id)
             await self.events.record("desk_update_failed", escalation.conversation, escalation=escalation.id)
@@ -324,10 +325,10 @@ class Handoffs:
             await self.couriers[escalation.channel].deliver(escalation.conversation, json.loads(escalation.address),
                                                             reply)
         except CustomerUnreachable:
-            if strict:
-                raise
             await self.events.record("customer_unreachable", escalation.conversation, channel=escalation.channel,
                                      escalation=escalation.id)
+            if strict:
+                raise
             return
         async with self.memory.lock(escalation.conversation):
             conversation = await self.memory.load(escalation.conversation)
@@ -345,9 +346,8 @@ class Handoffs:
             sla = profile.handoff.sla_minutes * 60
             if not sla or now - escalation.created_at < sla:
                 continue
-            moved = await self._run(lambda s, e=escalation: (s.exec(update(Escalation).where(
-                Escalation.id == e.id, Escalation.unclaimed_notice == False)  # noqa: E712
-                .values(unclaimed_notice=True)).rowcount, s.commit())[0])
+            moved = await self._set(escalation.id, Escalation.unclaimed_notice == False,  # noqa: E712 (SQL)
+                                    unclaimed_notice=True)
             if moved != 1:
                 continue  # another worker took it
             fired += 1
@@ -392,7 +392,7 @@ class Handoffs:
             mention = f"<!subteam^{automation.mention}>"
             text = profile.text("desk_reminder", profile.language, mention=mention,
                                 minutes=f"{profile.handoff.sla_minutes:g}")
-            await self.desks[escalation.desk.split(":", 1)[0]].remind(escalation, text)
+            await self._desk(escalation).remind(escalation, text)
         if automation.webhook:
             client = self.http or httpx.AsyncClient(timeout=10)
             payload = {"event": event, "conversation": conversation, "profile": profile.key, "at": self.clock(),
@@ -408,3 +408,10 @@ class Handoffs:
                                  mention=bool(automation.mention), webhook=bool(automation.webhook))
 
 
+
+
+def _refusal(current: Escalation | None) -> AgentResult:
+    """Why an agent's action on `current` (as it is now) can't be taken."""
+    if current is not None and current.state == "claimed":
+        return AgentResult(False, "claimed_by_other", {"agent": current.agent_name}, current)
+    return AgentResult(False, "not_open", {"state": current.state if current else "unknown"}, current)
