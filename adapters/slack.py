@@ -177,14 +177,15 @@ class SlackChannel:
         message = None
         try:
             team = body.get("team_id") or context.get("team_id") or body.get("enterprise_id") or ""
+            delivery = f"slack:{team}:{event['channel']}:{event['ts']}"  # one per message, whatever the event
             if self.profiles.channel("slack", event["channel"]).agents:  # agents talk here, the bot doesn't
-                if event.get("user") and await self._first(f"slack:{team}:{event['channel']}:{event['ts']}"):
+                if event.get("user") and await self._first(delivery):
                     outcome = await self.desk.on_message(event, client)
                 return
             message = await self.to_message(event, team, context.get("bot_user_id") or "")
             if message is None:
                 return
-            if not await self._first(f"slack:{team}:{event['channel']}:{event['ts']}"):
+            if not await self._first(delivery):
                 outcome = "duplicate"
                 return
             message = replace(message, user=await self._user(client, message.user.id),

@@ -129,7 +129,8 @@ class InMemoryMemory:
         now = time.time()
         if self._seen.get(key, 0.0) > now:
             return False
-        self._seen = {k: t for k, t in self._seen.items() if t > now} if len(self._seen) > 10_000 else self._seen
+        if len(self._seen) > 10_000:  # forget expired claims now and then
+            self._seen = {k: t for k, t in self._seen.items() if t > now}
         self._seen[key] = now + ttl
         return True
 

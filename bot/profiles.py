@@ -140,12 +140,6 @@ class Profiles:
         return (self.channels.get(f"{platform}:{channel_id}") or self.channels.get(f"{platform}:*")
                 or ChannelConfig())
 
-    def agents_channels(self, platform: str) -> list[str]:
-        """The ids of the channels marked `agents = true` on `platform`."""
-        prefix = f"{platform}:"
-        return [key[len(prefix):] for key, config in self.channels.items()
-                if key.startswith(prefix) and config.agents and not key.endswith(":*")]
-
 
 def _field(where: str, data: Mapping[str, Any], key: str, kind: type, default: Any = None) -> Any:
     value = data.get(key, default)

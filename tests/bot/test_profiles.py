@@ -50,7 +50,7 @@ def test_channel_settings_fall_back_to_the_platform_default_then_the_defaults(tm
     assert profiles.channel("slack", "C1").profile == ""  # a channel's own table is complete in itself
     assert profiles.channel("slack", "C9").profile == "hr"
     assert profiles.channel("telegram", "42").respond == "mention"
-    assert profiles.agents_channels("slack") == ["CAGENTS"] and profiles.agents_channels("teams") == []
+    assert profiles.channel("slack", "CAGENTS").agents and not profiles.channel("slack", "C1").agents
 
 
 def test_missing_profiles_file_is_named(tmp_path):
