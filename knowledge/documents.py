@@ -60,3 +60,11 @@ class Failure:
 
     document_id: str
     error: str
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A document the source deleted, archived, trashed or moved out of scope, as a poll
+    reports it (a full pass prunes by absence instead)."""
+
+    document_id: str
