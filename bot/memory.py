@@ -43,6 +43,12 @@ class Memory(Protocol):
         platform's event id with it so retried and redelivered events are answered once."""
         ...
 
+    async def tally(self, key: str, window: float) -> int:
+        """Count one more hit on `key` and return the hits within the window that began with
+        the first one (a fixed window: it ends `window` seconds after its first hit). Used to
+        rate-limit repeated wrong guesses across workers."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -108,6 +114,7 @@ class InMemoryMemory:
     def __init__(self, ttl: float = 30 * 24 * 3600, lock_timeout: float = 60.0):
         self._data: dict[str, tuple[float, str]] = {}
         self._seen: dict[str, float] = {}
+        self._tallies: dict[str, tuple[int, float]] = {}
         self._locks = KeyedLocks()
         self.ttl = ttl
         self.lock_timeout = lock_timeout
@@ -133,6 +140,13 @@ class InMemoryMemory:
             self._seen = {k: t for k, t in self._seen.items() if t > now}
         self._seen[key] = now + ttl
         return True
+
+    async def tally(self, key: str, window: float) -> int:
+        now = time.time()
+        count, ends = self._tallies.get(key, (0, 0.0))
+        count, ends = (count + 1, ends) if ends > now else (1, now + window)
+        self._tallies[key] = (count, ends)
+        return count
 
     async def close(self) -> None:
         self._data.clear()

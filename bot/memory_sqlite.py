@@ -36,6 +36,8 @@ class SqliteMemory:
             self._db.execute("CREATE TABLE IF NOT EXISTS conversations "
                              "(key TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, expires REAL NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS tallies "
+                             "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, ends REAL NOT NULL)")
         except sqlite3.Error as exc:
             raise MemoryUnavailable(f"cannot open conversation memory {self.path}: {exc}") from exc
 
@@ -59,6 +61,15 @@ class SqliteMemory:
                 return claimed
             except sqlite3.Error as exc:
                 raise MemoryUnavailable(f"conversation memory {self.path}: {exc}") from exc
+
+    async def tally(self, key: str, window: float) -> int:
+        now = time.time()
+        rows = await asyncio.to_thread(  # one statement: atomic across processes
+            self._run, "INSERT INTO tallies VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE SET "
+            "count = CASE WHEN tallies.ends > ? THEN tallies.count + 1 ELSE 1 END, "
+            "ends = CASE WHEN tallies.ends > ? THEN tallies.ends ELSE excluded.ends END RETURNING count",
+            (key, now + window, now, now))
+        return int(rows[0][0])
 
     async def load(self, key: str) -> Conversation:
         rows = await asyncio.to_thread(

@@ -164,3 +164,22 @@ async def test_claims_hold_across_processes_sharing_a_store(tmp_path, redis_url)
     assert 0 < await r1.client.ttl("sb:seen:e2") <= 24 * 3600
     for store in (one, two, r1, r2):
         await store.close()
+
+
+async def test_a_tally_counts_hits_within_its_window(store):
+    key = f"tally-{type(store).__name__}"
+    assert [await store.tally(key, 3600) for _ in range(3)] == [1, 2, 3]
+    assert await store.tally(key + "-other", 3600) == 1
+    if isinstance(store, RedisMemory):  # the server ends the window: check it was told to, once
+        assert 0 < await store.client.ttl(store._key("tally", key)) <= 3600
+        return
+    if isinstance(store, SqliteMemory):  # end the window (no sleeping in tests)
+        store._run("UPDATE tallies SET ends = 0 WHERE key = ?", (key,))
+    else:
+        store._tallies[key] = (3, 0.0)
+    assert await store.tally(key, 3600) == 1
+
+
+async def test_concurrent_tallies_lose_no_hit(store):
+    counts = await asyncio.gather(*(store.tally(f"tally-race-{type(store).__name__}", 60) for _ in range(20)))
+    assert sorted(counts) == list(range(1, 21))
