@@ -162,6 +162,36 @@ STRINGS: dict[str, dict[str, str]] = {
         "fr": "Bonjour ! Posez-moi vos questions sur notre boutique : livraison, retours, garantie, factures…",
         "zh": "您好！关于配送、退货、保修、发票等问题，都可以问我。",
     },
+    # -- tools (bot/acting.py): consent buttons and what happens after -------------------
+    "confirm_yes": {"en": "Yes", "fr": "Oui", "zh": "是", "de": "Ja", "es": "Sí"},
+    "confirm_no": {"en": "No", "fr": "Non", "zh": "否", "de": "Nein", "es": "No"},
+    "tool_declined": {
+        "en": "OK, I won't do that.",
+        "fr": "D'accord, je ne le ferai pas.",
+        "zh": "好的，我不会执行该操作。",
+    },
+    "tool_done": {
+        "en": "Done.",
+        "fr": "C'est fait.",
+        "zh": "已完成。",
+    },
+    "tool_not_pending": {
+        "en": "That request was already handled or has expired.",
+        "fr": "Cette demande a déjà été traitée ou a expiré.",
+        "zh": "该请求已处理或已过期。",
+    },
+    "tool_failed": {
+        "en": "Sorry, I couldn't complete that action: the system I use for it isn't responding. "
+              "You can try again later or talk to a person.",
+        "fr": "Désolé, je n'ai pas pu effectuer cette action : le système que j'utilise ne répond pas. "
+              "Vous pouvez réessayer plus tard ou parler à une personne.",
+        "zh": "抱歉，无法完成该操作：相关系统暂时没有响应。您可以稍后重试或联系人工客服。",
+    },
+    "tool_gave_up": {
+        "en": "Sorry, I couldn't finish that request. A person from our team can help.",
+        "fr": "Désolé, je n'ai pas pu aller au bout de cette demande. Une personne de notre équipe peut vous aider.",
+        "zh": "抱歉，我无法完成该请求。我们的人工客服可以帮助您。",
+    },
 }
 
 
