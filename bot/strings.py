@@ -192,6 +192,21 @@ STRINGS: dict[str, dict[str, str]] = {
         "fr": "Désolé, je n'ai pas pu aller au bout de cette demande. Une personne de notre équipe peut vous aider.",
         "zh": "抱歉，我无法完成该请求。我们的人工客服可以帮助您。",
     },
+    # consent questions of the ticket tools (bot/tools/jira.py), formatted with the call's arguments
+    "confirm_create_ticket": {
+        "en": "Create a support ticket “{summary}”?",
+        "fr": "Créer un ticket de support « {summary} » ?",
+        "zh": "要创建支持工单“{summary}”吗？",
+        "de": "Ein Support-Ticket „{summary}“ erstellen?",
+        "es": "¿Crear un ticket de soporte «{summary}»?",
+    },
+    "confirm_add_comment": {
+        "en": "Add this comment to ticket {ticket}?\n“{comment}”",
+        "fr": "Ajouter ce commentaire au ticket {ticket} ?\n« {comment} »",
+        "zh": "要在工单 {ticket} 中添加这条评论吗？\n“{comment}”",
+        "de": "Diesen Kommentar zum Ticket {ticket} hinzufügen?\n„{comment}“",
+        "es": "¿Añadir este comentario al ticket {ticket}?\n«{comment}»",
+    },
 }
 
 
