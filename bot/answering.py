@@ -122,7 +122,7 @@ class ExtractiveAnswerer:
         return f"**{where}** [{number}]\n\n{excerpt(question, stored.chunk.text, stored.language or language)}"
 
 
-def _passages_block(hits: Sequence[Hit]) -> str:
+def passages_block(hits: Sequence[Hit]) -> str:
     blocks = []
     for n, hit in enumerate(hits, 1):
         where = " › ".join(p for p in (hit.stored.title, hit.stored.chunk.heading) if p)
@@ -161,7 +161,7 @@ class GenerativeAnswerer:
                              + conversation.summary})
         for turn in conversation.turns[-self.history_turns:]:
             messages.append({"role": turn.role, "content": turn.text})
-        messages.append({"role": "user", "content": f"Passages:\n\n{_passages_block(hits)}\n\nQuestion: {question}"})
+        messages.append({"role": "user", "content": f"Passages:\n\n{passages_block(hits)}\n\nQuestion: {question}"})
         return messages
 
     async def answer(self, question: str, hits: Sequence[Hit], *, language: str, profile: Profile,

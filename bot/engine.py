@@ -4,7 +4,8 @@ A turn: check the input, take the conversation's lock, load its memory, pick the
 language. If a human owns the conversation, the message is relayed to them (see
 bot/handoff.py). Otherwise: hand off (the user asked for a person, the topic is one the
 profile routes to humans, or the bot declined twice in a row), or retrieve → answer →
-check → cite, or decline and offer a human. The turn is saved to memory and recorded as
+check → cite, or decline and offer a human. A profile with tools answers through the
+tool loop (bot/acting.py) instead; an action it proposes waits for the user's Yes (`confirm`). The turn is saved to memory and recorded as
 an event. Failures end here, in the one broad `except` of the engine: the user gets a
 fixed apology with a "Talk to a human" button, the event log gets the error type, the
 log gets the traceback; the user never sees exception text.
@@ -20,9 +21,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from bot import condense
+from bot.acting import Outcome as Acted
+from bot.acting import Pending, ToolLoop, draft_of, exchange
 from bot.answering import Answerer, Draft, decline_text
 from bot.errors import ConversationBusy
 from bot.handoff import TURN_ENDS, Handoffs
@@ -31,6 +34,7 @@ from bot.memory import Memory, remember
 from bot.model import OnText
 from bot.profiles import Profile, Profiles
 from bot.store import Escalation, EventLog
+from bot.tools import ToolContext, Toolbox
 from bot.types import Action, Citation, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
 from knowledge.language import detect
 from knowledge.retrieval import Hit, Retriever
@@ -64,14 +68,18 @@ class _Outcome:
     reply: Reply
     query: str
     event: str
+    meta: Mapping[str, Any] | None = None  # the conversation's new meta (tool notes, a pending action)
 
 
 class Engine:
     """Answers messages from knowledge; every port is injected."""
 
     def __init__(self, *, memory: Memory, retriever: Retriever, answerer: Answerer, profiles: Profiles,
-                 events: EventLog, handoffs: Handoffs | None = None, passages: int = 5, searches: int = 1):
+                 events: EventLog, handoffs: Handoffs | None = None, passages: int = 5, searches: int = 1,
+                 toolbox: Toolbox | None = None, acting: ToolLoop | None = None):
         self.memory = memory
+        self.toolbox = toolbox
+        self.acting = acting
         self.handoffs = handoffs
         self.retriever = retriever
         self.answerer = answerer
@@ -103,7 +111,9 @@ class Engine:
                 turns = [Turn("user", text, at=time.time(), query=outcome.query)]
                 if outcome.reply.answer:
                     turns.append(Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time()))
-                await self.memory.save(remember(conversation, *turns, language=language, profile=profile.key))
+                meta = {"meta": outcome.meta} if outcome.meta is not None else {}
+                await self.memory.save(remember(conversation, *turns, language=language, profile=profile.key,
+                                                **meta))
         except ConversationBusy:
             language = self._language(text, message, Conversation(message.conversation), profile)
             reply = self._notice(message, profile, "busy", language)
@@ -128,19 +138,115 @@ class Engine:
             return await self._escalate(message, conversation, profile, language, HandoffReason.POLICY_TOPIC, text)
         query, hits = await self._retrieve(text, conversation, profile, language, message.private)
         score = confidence(hits)
-        reason: HandoffReason | None = None
-        if score < profile.min_confidence:
-            reason = HandoffReason.MISSING_KNOWLEDGE
-        else:
-            hits = _prefer_language(hits[: self.passages], language)
+        known = score >= profile.min_confidence
+        hits = _prefer_language(hits[: self.passages], language) if known else []
+        if self._tools(profile):
+            notes = dict(conversation.meta.get("notes", {}))
+            acted = await self.acting.run(exchange(query, hits, language, profile, conversation, notes),
+                                          self.toolbox.allowed(profile.tools),
+                                          self._tool_context(message, profile, conversation, notes), on_text)
+            return await self._acted(message, conversation, profile, language, query, hits, score, acted, notes)
+        if known:
             draft = await self.answerer.answer(query, hits, language=language, profile=profile,
                                                conversation=conversation, on_text=on_text)
             if draft is not None:
                 return _Outcome(self._answer(message.conversation, draft, hits, language, score), query, "answered")
-            reason = HandoffReason.LOW_CONFIDENCE
+        reason = HandoffReason.LOW_CONFIDENCE if known else HandoffReason.MISSING_KNOWLEDGE
+        return await self._no_answer(message, conversation, profile, language, score, reason, query)
+
+    async def _no_answer(self, message: Message, conversation: Conversation, profile: Profile, language: str,
+                         score: float, reason: HandoffReason, query: str) -> _Outcome:
         if self._routed(profile) and _declined(conversation):  # twice in a row: a person takes it from here
             return await self._escalate(message, conversation, profile, language, reason, query)
         return _Outcome(self._decline(message.conversation, profile, language, score, reason), query, "declined")
+
+    # -- tools ---------------------------------------------------------------------------
+    def _tools(self, profile: Profile) -> bool:
+        return bool(profile.tools and self.acting and self.toolbox and self.toolbox.allowed(profile.tools))
+
+    def _tool_context(self, message: Message, profile: Profile, conversation: Conversation,
+                      notes: dict[str, Any]) -> ToolContext:
+        transcript = tuple((t.role, t.text) for t in conversation.turns[-8:])
+        if message.text.strip():
+            transcript += (("user", message.text.strip()),)
+        return ToolContext(conversation=message.conversation, channel=message.channel, user=message.user,
+                           profile=profile.key, private=message.private, link=message.link,
+                           options=profile.tool_options, notes=notes, tally=self.memory.tally, transcript=transcript)
+
+    async def _acted(self, message: Message, conversation: Conversation, profile: Profile, language: str,
+                     query: str, hits: Sequence[Hit], score: float, acted: Acted, notes: dict[str, Any]) -> _Outcome:
+        """The reply to a finished tool loop: an answer, a Yes / No question, or a failure."""
+        for kind, data in acted.events:
+            await self.events.record(kind, message.conversation, channel=message.channel, profile=profile.key, **data)
+        meta = {**conversation.meta, "notes": notes, "pending": acted.pending.to_dict() if acted.pending else None}
+        if acted.pending is not None:
+            return _Outcome(self._consent(message, profile, language, acted.pending), query, "tool_confirmation", meta)
+        if acted.failure:
+            await self.events.record("tool_failed", message.conversation, channel=message.channel,
+                                     tool=acted.tool, failure=acted.failure, detail=acted.detail)
+            outcome = await self._tool_failure(message, conversation, profile, language, query)
+            return dataclasses.replace(outcome, meta=meta)
+        draft = draft_of(acted, hits, language)
+        if draft is None and acted.used:  # the action ran but the model had nothing to add
+            draft = Draft(profile.text("tool_done", language), ())
+        if draft is None:
+            reason = HandoffReason.LOW_CONFIDENCE if hits else HandoffReason.MISSING_KNOWLEDGE
+            outcome = await self._no_answer(message, conversation, profile, language, score, reason, query)
+            return dataclasses.replace(outcome, meta=meta)
+        reply = self._answer(message.conversation, draft, hits, language, score)
+        return _Outcome(reply, query, "acted" if acted.used else "answered", meta)
+
+    def _consent(self, message: Message, profile: Profile, language: str, pending: Pending) -> Reply:
+        tool = self.toolbox.get(pending.tool)
+        question = profile.text(tool.confirm, language, **{k: _short(v) for k, v in pending.arguments.items()})
+        return Reply(id=new_reply_id(), conversation=message.conversation, answer=question, language=language,
+                     actions=(Action("tool_yes", profile.text("confirm_yes", language), "confirm", pending.id),
+                              Action("tool_no", profile.text("confirm_no", language), "confirm", pending.id)))
+
+    async def _tool_failure(self, message: Message, conversation: Conversation, profile: Profile,
+                            language: str, query: str) -> _Outcome:
+        apology = profile.text("tool_failed", language)
+        if self._routed(profile):
+            outcome = await self._escalate(message, conversation, profile, language, HandoffReason.TOOL_FAILURE, query)
+            reply = dataclasses.replace(outcome.reply, answer=f"{apology}\n\n{outcome.reply.answer}")
+            return dataclasses.replace(outcome, reply=reply)
+        reply = Reply(id=new_reply_id(), conversation=message.conversation, answer=apology, language=language,
+                      answered=False, actions=(self._human_action(profile, language, HandoffReason.TOOL_FAILURE),))
+        return _Outcome(reply, query, "tool_failed")
+
+    async def confirm(self, message: Message, pending_id: str, accepted: bool) -> Reply:
+        """The user answered Yes or No to a proposed action. It runs on Yes, once: a second
+        click (or a redelivered one, on any worker) finds nothing pending. Never raises."""
+        conversation = await self.memory.load(message.conversation)
+        profile = self.profiles.get(message.profile or conversation.profile)
+        language = conversation.language or profile.language
+        try:
+            async with self.memory.lock(message.conversation):
+                conversation = await self.memory.load(message.conversation)
+                outcome = await self._decide(message, conversation, profile, language, pending_id, accepted)
+                if outcome.meta is not None:
+                    turn = Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time())
+                    await self.memory.save(remember(conversation, turn, meta=outcome.meta))
+        except Exception as exc:
+            log.exception("confirmed action failed in %s", message.conversation)
+            return await self._failed(message, profile, exc)
+        await self.events.record(outcome.event, message.conversation, channel=message.channel,
+                                 reply_id=outcome.reply.id, user=message.user.id, action=pending_id)
+        return outcome.reply
+
+    async def _decide(self, message: Message, conversation: Conversation, profile: Profile, language: str,
+                      pending_id: str, accepted: bool) -> _Outcome:
+        stored = conversation.meta.get("pending")
+        if not stored or stored.get("id") != pending_id or not self._tools(profile) \
+                or not await self.memory.first_delivery(f"tool:{pending_id}"):
+            return _Outcome(self._notice(message, profile, "tool_not_pending", language), "", "tool_confirmation_stale")
+        notes = dict(conversation.meta.get("notes", {}))
+        if not accepted:
+            meta = {**conversation.meta, "pending": None}
+            return _Outcome(self._notice(message, profile, "tool_declined", language), "", "tool_declined", meta)
+        acted = await self.acting.resume(Pending.from_dict(stored), self.toolbox.allowed(profile.tools),
+                                         self._tool_context(message, profile, conversation, notes))
+        return await self._acted(message, conversation, profile, language, "", [], 1.0, acted, notes)
 
     async def _reopen(self, message: Message) -> None:
         """A customer coming back after an answer was assumed resolved reopens it."""
@@ -334,6 +440,12 @@ def _with_context(conversation: Conversation, message: Message) -> Conversation:
     now = time.time()
     return remember(conversation, *(Turn("user", text[:CONTEXT_CHARS], at=now)
                                     for text in message.context[-CONTEXT_MESSAGES:] if text.strip()))
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """An argument as a consent question quotes it: one line, bounded."""
+    flat = " ".join(str(value).split())
+    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + "…"
 
 
 def _snippet(text: str) -> str:

@@ -104,6 +104,8 @@ class Profile:
     min_confidence: float = 0.5
     messages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
+    tools: tuple[str, ...] = ()  # the tools (bot/tools/) this profile's answers may call
+    tool_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. any_order = true for staff
 
     def text(self, key: str, language: str, **values: object) -> str:
         """A user-visible string, the profile's own wording first."""
@@ -167,7 +169,8 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
         key=key, name=_field(where, data, "name", str, key), persona=_field(where, data, "persona", str, ""),
         sources=tuple(sources) if sources is not None else None, language=_field(where, data, "language", str, "en"),
         internal=_field(where, data, "internal", bool, False), min_confidence=confidence, messages=messages,
-        handoff=_handoff(f"{where}: handoff", _field(where, data, "handoff", dict, {})))
+        handoff=_handoff(f"{where}: handoff", _field(where, data, "handoff", dict, {})),
+        tools=_strings(where, data, "tools") or (), tool_options=_field(where, data, "tool_options", dict, {}))
 
 
 def _strings(where: str, data: Mapping[str, Any], key: str) -> tuple[str, ...] | None:

@@ -61,6 +61,7 @@ class Message:
     # earlier messages of the place (a thread the bot joins mid-way), oldest first: they open
     # the conversation when the bot has no memory of it yet
     context: tuple[str, ...] = ()
+    link: str = ""  # a URL back to the conversation's thread, where the channel has one (for tickets)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Action:
 
     id: str  # stable identifier adapters route on: "handoff", "feedback_up", ...
     label: str
-    kind: str  # "handoff" | "feedback" | "link"
+    kind: str  # "handoff" | "feedback" | "link" | "confirm" (value: the pending action's id)
     value: str = ""
 
 

@@ -24,6 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping
 
+from bot import strings
 from bot.types import User
 
 DEFAULT_TIMEOUT = 20.0
@@ -93,6 +94,9 @@ def tool(function: Callable | None = None, *, acting: bool = False, confirm: str
     """Mark a function as a tool (see the module docstring)."""
     if acting and not confirm:
         raise ValueError("an acting tool needs a `confirm` question (a bot/strings.py key)")
+
+    if confirm and confirm not in strings.STRINGS:
+        raise ValueError(f"no string {confirm!r} in bot/strings.py for this tool's consent question")
 
     def mark(fn: Callable) -> Callable:
         fn.__tool__ = _Mark(acting, confirm, timeout, name or fn.__name__)  # type: ignore[attr-defined]

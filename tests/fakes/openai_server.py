@@ -4,6 +4,10 @@ Each request consumes the next scripted step and gets the real wire format: a
 `chat.completion` JSON object, or, with `"stream": true`, `chat.completion.chunk`
 Server-Sent Events ending with `data: [DONE]`. A step can also be an HTTP error.
 Every request body is recorded for assertions.
+
+A step may ask for tool calls (`calls`): the answer then carries `message.tool_calls` with
+`finish_reason: "tool_calls"`, or, streamed, `delta.tool_calls` pieces keyed by `index`
+whose `function.arguments` arrive split across chunks, as OpenAI sends them.
 """
 from __future__ import annotations
 
@@ -19,12 +23,30 @@ from starlette.routing import Route
 
 
 @dataclass
+class Call:
+    """A scripted tool call: `arguments` is a dict (sent as JSON) or raw text (e.g. broken JSON)."""
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str = ""
+
+    def raw_arguments(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+@dataclass
 class Step:
-    """One scripted answer: `text` (split into `chunks` when streamed) or an HTTP `status` error."""
+    """One scripted answer: `text` (split into `chunks` when streamed), tool `calls`, or an
+    HTTP `status` error."""
 
     text: str = ""
     chunks: list[str] | None = None
     status: int = 200
+    calls: list[Call] = field(default_factory=list)
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [{"id": c.id or f"call_{n}_{abs(hash(c.name)) % 10_000}", "type": "function",
+                 "function": {"name": c.name, "arguments": c.raw_arguments()}} for n, c in enumerate(self.calls)]
 
 
 @dataclass
@@ -46,10 +68,13 @@ class ScriptedOpenAI:
                                 status_code=step.status)
         if body.get("stream"):
             return StreamingResponse(self._stream(body["model"], step), media_type="text/event-stream")
+        message: dict[str, Any] = {"role": "assistant", "content": step.text or (None if step.calls else "")}
+        if step.calls:
+            message["tool_calls"] = step.tool_calls()
         return JSONResponse({
             "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": step.text},
-                         "logprobs": None, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message,
+                         "logprobs": None, "finish_reason": "tool_calls" if step.calls else "stop"}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}})
 
     async def _stream(self, model: str, step: Step):
@@ -58,8 +83,15 @@ class ScriptedOpenAI:
                     "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": None,
                                                  "finish_reason": finish}]}
             return f"data: {json.dumps(data)}\n\n".encode()
-        yield chunk({"role": "assistant", "content": ""})
-        for piece in step.chunks or [step.text]:
+        yield chunk({"role": "assistant", "content": None if step.calls and not step.text else ""})
+        for piece in step.chunks or ([step.text] if step.text or not step.calls else []):
             yield chunk({"content": piece})
-        yield chunk({}, "stop")
+        for index, call in enumerate(step.tool_calls()):
+            arguments = call["function"]["arguments"]
+            half = len(arguments) // 2  # arguments arrive split, as OpenAI streams them
+            yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                         "function": {"name": call["function"]["name"], "arguments": ""}}]})
+            for part in (arguments[:half], arguments[half:]):
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+        yield chunk({}, "tool_calls" if step.calls else "stop")
         yield b"data: [DONE]\n\n"
