@@ -1,4 +1,4 @@
-"""The `switchboard` command: serve, chat, ask, ingest, sources, eval, worker.
+"""The `switchboard` command: serve, chat, ask, ingest, sources, sync, eval, worker.
 
 This is the composition root: the only module that reads `os.environ`, once, into
 `bot.settings.Settings`. Errors an operator can fix (a bad profiles file, a missing
@@ -22,6 +22,7 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from adapters import cli_sources
 from bot.errors import SwitchboardError
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -179,27 +180,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sources(args: argparse.Namespace) -> int:
-    runtime = Runtime.open(_settings())
-    try:
-        if args.action == "retry":
-            info = runtime.index.source(args.name or "")
-            if info is None:
-                raise SwitchboardError(f"no source named {args.name!r} (see `switchboard sources`)")
-            with _progress_bar() as bar:
-                runtime.ingest(info.config["path"], info.name, _ingest_progress(bar, info.name, info.config["path"]))
-        table = Table("source", "kind", "status", "documents", "chunks", "last sync", "problem")
-        for s in runtime.index.sources():
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_sync)) if s.last_sync else "never"
-            colour = {"success": "green", "failed": "red", "processing": "yellow"}.get(s.status, "white")
-            table.add_row(s.name, s.kind, f"[{colour}]{s.status}[/{colour}]", str(s.documents), str(s.chunks),
-                          when, s.error or "")
-        console.print(table)
-    finally:
-        asyncio.run(runtime.close())
-    return 0
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from bot.evaluation import evaluate_answers
     from knowledge.embeddings import E5Embedder
@@ -262,6 +242,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_settings(command: Callable[[argparse.Namespace, Settings], int]) -> Callable[[argparse.Namespace], int]:
+    return lambda args: command(args, _settings())
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="switchboard", description="An AI support bot for Slack, Telegram and Teams.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -282,10 +266,7 @@ def parser() -> argparse.ArgumentParser:
     ingest.add_argument("path")
     ingest.add_argument("--source", default="", help="source name (default: the folder's name)")
     ingest.set_defaults(func=cmd_ingest)
-    sources = sub.add_parser("sources", help="list knowledge sources with their status; `retry NAME` re-syncs one")
-    sources.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
-    sources.add_argument("name", nargs="?")
-    sources.set_defaults(func=cmd_sources)
+    cli_sources.add_parsers(sub, _with_settings)
     ev = sub.add_parser("eval", help="measure retrieval or answers on your own data")
     ev.add_argument("kind", choices=["retrieval", "answers"])
     ev.add_argument("--corpus", default="")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from bot.acting import ToolLoop
 from bot.answering import Answerer, ExtractiveAnswerer, GenerativeAnswerer
 from bot.engine import Engine
 from bot.errors import SwitchboardError
@@ -23,12 +24,15 @@ from bot.model import OpenAIChatModel
 from bot.profiles import Profiles, load_profiles
 from bot.settings import Settings
 from bot.store import EventLog, connect
+from bot.tools import Toolbox
+from bot.tools import catalog
 from knowledge.connectors.folder import FolderConnector
 from knowledge.embeddings import E5Embedder, Embedder
 from knowledge.index import Index
 from knowledge.ingest import Ingestor, Progress, Report
 from knowledge.language import detect
 from knowledge.retrieval import Retriever
+from knowledge.sync import Lock, Syncer
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +53,34 @@ class Runtime:
     answerer: Answerer
     engine: Engine
     handoffs: Handoffs
+    toolbox: Toolbox
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None) -> "Runtime":
+    def open(cls, settings: Settings, embedder: Embedder | None = None, toolbox: Toolbox | None = None) -> "Runtime":
         profiles = load_profiles(settings.profiles_path)
+        catalog.check_profiles(profiles)
+        toolbox = toolbox if toolbox is not None else catalog.build_toolbox(settings)
         index = Index(settings.index_path)
         embedder = embedder or E5Embedder()
         events = EventLog(connect(settings.database_url))
         memory: Memory = (RedisMemory(settings.redis_url, ttl=settings.memory_ttl) if settings.redis_url
                           else SqliteMemory(settings.home / "memory.sqlite3", ttl=settings.memory_ttl))
         answerer: Answerer = ExtractiveAnswerer()
+        acting = None
         if settings.uses_llm:
-            answerer = GenerativeAnswerer(OpenAIChatModel(settings.chat_model, settings.openai_base_url,
-                                                          settings.openai_api_key, settings.model_timeout))
+            model = OpenAIChatModel(settings.chat_model, settings.openai_base_url, settings.openai_api_key,
+                                    settings.model_timeout)
+            answerer, acting = GenerativeAnswerer(model), ToolLoop(model, settings.tool_steps)
         handoffs = Handoffs(events.engine, events, profiles, memory)
         engine = Engine(memory=memory, retriever=Retriever(index, embedder), answerer=answerer,
-                        profiles=profiles, events=events, handoffs=handoffs)
-        return cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs)
+                        profiles=profiles, events=events, handoffs=handoffs, toolbox=toolbox, acting=acting)
+        for problem in catalog.problems(profiles, toolbox, settings.uses_llm):
+            log.warning("%s", problem)
+        return cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs, toolbox)
+
+    def syncer(self, lock: Lock | None = None) -> Syncer:
+        """Syncs the configured sources (knowledge/sync.py) with the credentials from settings."""
+        return Syncer(self.index, self.embedder, self.settings.credentials, lock=lock)
 
     def ingest(self, path: str | Path, source: str, progress: Progress | None = None) -> Report:
         return Ingestor(self.index, self.embedder).ingest(FolderConnector(path, source), progress)
@@ -93,6 +108,7 @@ class Runtime:
         if not sources:
             problems.append("knowledge index is empty: run `switchboard ingest PATH`")
         problems += [f"source {s.name} failed: {s.error}" for s in sources if s.status == "failed"]
+        problems += catalog.problems(self.profiles, self.toolbox, self.settings.uses_llm)
         return problems
 
     async def close(self) -> None:

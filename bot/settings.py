@@ -7,12 +7,14 @@ bundled sample knowledge and profiles, and the extractive answerer).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from bot.errors import ConfigError
 
+# Connector credentials are read from these variables (a source's `token_env` names one)
+CREDENTIAL_PREFIXES = ("CONFLUENCE_", "NOTION_", "GOOGLE_", "GDRIVE_", "SWITCHBOARD_SECRET_")
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_PROFILES = PACKAGE_DIR / "profiles.default.toml"
 
@@ -27,6 +29,25 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
 
 
+def _needs(env: Mapping[str, str], when: str, *keys: str) -> None:
+    missing = [k for k in keys if not env.get(k, "").strip()]
+    if env.get(when, "").strip() and missing:
+        raise ConfigError(f"{when} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not")
+
+
+def _tools(env: Mapping[str, str]) -> dict[str, object]:
+    """Jira and Shopify settings (bot/tools/): each service is on when its URL is set."""
+    cloud = env.get("JIRA_DEPLOYMENT", "cloud").strip().lower() != "datacenter"
+    _needs(env, "JIRA_URL", "JIRA_API_TOKEN", "JIRA_PROJECT", *(("JIRA_EMAIL",) if cloud else ()))
+    _needs(env, "SHOPIFY_STORE_URL", "SHOPIFY_ACCESS_TOKEN")
+    return {"jira_url": env.get("JIRA_URL", "").strip(), "jira_email": env.get("JIRA_EMAIL", "").strip(),
+            "jira_token": env.get("JIRA_API_TOKEN", ""), "jira_project": env.get("JIRA_PROJECT", "").strip(),
+            "jira_cloud": cloud,
+            "shopify_store_url": env.get("SHOPIFY_STORE_URL", "").strip(),
+            "shopify_token": env.get("SHOPIFY_ACCESS_TOKEN", ""),
+            "tool_steps": _int(env, "SWITCHBOARD_TOOL_STEPS", 4)}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the engine and the web process are configured with."""
@@ -38,12 +59,21 @@ class Settings:
     memory_ttl: int = 30 * 24 * 3600
     profiles_path: Path = DEFAULT_PROFILES
     openai_base_url: str = ""
-    openai_api_key: str = ""
+    openai_api_key: str = field(default="", repr=False)
     chat_model: str = "gpt-4o-mini"
     model_timeout: int = 60
     host: str = "127.0.0.1"
     port: int = 8000
     load_sample: bool = True
+    jira_url: str = ""
+    jira_email: str = ""
+    jira_token: str = field(default="", repr=False)
+    jira_project: str = ""
+    jira_cloud: bool = True
+    shopify_store_url: str = ""
+    shopify_token: str = field(default="", repr=False)
+    tool_steps: int = 4
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # knowledge sources' secrets
 
     @property
     def uses_llm(self) -> bool:
@@ -70,6 +100,8 @@ class Settings:
             host=env.get("HOST") or cls.host,
             port=_int(env, "PORT", cls.port),
             load_sample=env.get("SWITCHBOARD_SAMPLE", "1") not in ("0", "false", "no"),
+            **_tools(env),
+            credentials={k: v for k, v in env.items() if k.startswith(CREDENTIAL_PREFIXES)},
         )
 
     def redacted(self) -> dict[str, str]:
@@ -81,4 +113,5 @@ class Settings:
             return url
         return {"home": str(self.home), "database": mask_url(self.database_url), "redis": mask_url(self.redis_url),
                 "llm": self.openai_base_url or ("openai" if self.openai_api_key else "extractive (embedded)"),
-                "api_key": "***" if self.openai_api_key else "", "profiles": str(self.profiles_path)}
+                "api_key": "***" if self.openai_api_key else "", "profiles": str(self.profiles_path),
+                "jira": self.jira_url, "shopify": self.shopify_store_url}

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
   name TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL DEFAULT '{}',
   status TEXT NOT NULL DEFAULT 'new', error TEXT, documents INTEGER NOT NULL DEFAULT 0,
-  chunks INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_sync REAL);
+  chunks INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_sync REAL,
+  cursor REAL, checkpoint TEXT, lease_owner TEXT, lease_until REAL);
 CREATE TABLE IF NOT EXISTS documents (
   source TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, url TEXT NOT NULL,
   updated_at TEXT, language TEXT NOT NULL, visibility TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -62,6 +63,8 @@ class SourceInfo:
     chunks: int
     failures: int
     last_sync: float | None
+    cursor: float | None = None  # when the last complete sync began: the next poll asks for changes since
+    checkpoint: str | None = None  # a connector's own resume token (e.g. Drive's changes page token)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,11 @@ class Index:
         if "title_embedding" not in columns or "head" not in fields:
             raise IndexOpenError(f"{self.path} was built by an older Switchboard: delete it and ingest again "
                                  "(the sample knowledge reloads by itself)")
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(sources)")}
+        for column, kind in (("cursor", "REAL"), ("checkpoint", "TEXT"), ("lease_owner", "TEXT"),
+                             ("lease_until", "REAL")):
+            if column not in have:  # an index from before incremental sync: add the column
+                self._db.execute(f"ALTER TABLE sources ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -148,9 +156,36 @@ class Index:
     # -- sources ---------------------------------------------------------------------
     def add_source(self, name: str, kind: str, config: dict[str, Any]) -> None:
         with self._write() as db:
+            # settings the connector reports are merged into what `sources add` stored (an interval, say)
             db.execute("INSERT INTO sources (name, kind, config) VALUES (?, ?, ?) "
-                       "ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, config = excluded.config",
-                       (name, kind, json.dumps(config)))
+                       "ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, "
+                       "config = json_patch(config, excluded.config)", (name, kind, json.dumps(config)))
+
+    def remove_source(self, name: str) -> int:
+        """Forget a source and everything indexed from it; returns the documents removed."""
+        removed = self.remove(name, self.document_ids(name))
+        with self._write() as db:
+            db.execute("DELETE FROM sources WHERE name = ?", (name,))
+        return removed
+
+    def set_cursor(self, name: str, cursor: float, checkpoint: str | None = None) -> None:
+        with self._write() as db:
+            db.execute("UPDATE sources SET cursor = ?, checkpoint = ? WHERE name = ?", (cursor, checkpoint, name))
+
+    def lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take (or extend) the right to sync `name` for `ttl` seconds: one conditional UPDATE,
+        so two processes sharing this index file never sync one source at once."""
+        now = time.time()
+        with self._lock:
+            return self._db.execute(
+                "UPDATE sources SET lease_owner = ?, lease_until = ? WHERE name = ? AND "
+                "(lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
+                (owner, now + ttl, name, owner, now)).rowcount == 1
+
+    def release(self, name: str, owner: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE sources SET lease_owner = NULL, lease_until = NULL "
+                             "WHERE name = ? AND lease_owner = ?", (name, owner))
 
     def set_status(self, name: str, status: str, error: str | None = None, failures: int = 0) -> None:
         with self._write() as db:
@@ -163,8 +198,8 @@ class Index:
                        (status, error, counts[0], counts[1], failures, synced, name))
 
     def sources(self) -> list[SourceInfo]:
-        rows = self._rows("SELECT name, kind, config, status, error, documents, chunks, failures, last_sync "
-                          "FROM sources ORDER BY name")
+        rows = self._rows("SELECT name, kind, config, status, error, documents, chunks, failures, last_sync, "
+                          "cursor, checkpoint FROM sources ORDER BY name")
         return [SourceInfo(r[0], r[1], json.loads(r[2]), *r[3:]) for r in rows]
 
     def source(self, name: str) -> SourceInfo | None:
@@ -175,13 +210,21 @@ class Index:
         return dict(self._rows("SELECT id, fingerprint FROM documents WHERE source = ?", (source,)))
 
     def cached_vectors(self, hashes: Iterable[str], model: str) -> dict[str, np.ndarray]:
+        """Vectors already computed for these chunk or title hashes (batched lookups)."""
         found: dict[str, np.ndarray] = {}
-        for h in set(hashes):
-            rows = self._rows("SELECT embedding FROM chunks WHERE hash = ? AND model = ? LIMIT 1", (h, model)) \
-                or self._rows("SELECT title_embedding FROM documents WHERE title_hash = ? "
-                              "AND title_embedding IS NOT NULL LIMIT 1", (h,))
-            if rows:
-                found[h] = np.frombuffer(rows[0][0], dtype=np.float32)
+        wanted = list(set(hashes))
+        for i in range(0, len(wanted), 500):
+            batch = wanted[i:i + 500]
+            marks = ",".join("?" * len(batch))
+            for h, blob in self._rows(f"SELECT hash, embedding FROM chunks WHERE model = ? AND hash IN ({marks})",
+                                      (model, *batch)):
+                found.setdefault(h, np.frombuffer(blob, dtype=np.float32))
+            rest = [h for h in batch if h not in found]
+            if rest:
+                marks = ",".join("?" * len(rest))
+                for h, blob in self._rows(f"SELECT title_hash, title_embedding FROM documents WHERE title_embedding "
+                                          f"IS NOT NULL AND title_hash IN ({marks})", rest):
+                    found.setdefault(h, np.frombuffer(blob, dtype=np.float32))
         return found
 
     def put(self, items: Sequence[tuple[Document, Sequence[Chunk], Sequence[str], np.ndarray, np.ndarray | None]],

@@ -5,6 +5,12 @@ whose text was embedded before reuses that vector, so only new text is embedded.
 Embedding is batched across documents. After a complete pass, documents the source no
 longer has are removed; a document that failed to read keeps its previous version, so a
 bad file never deletes knowledge. The source's status tells how it went.
+
+Three passes, after Onyx's capabilities: `ingest` (load: every document; what the source
+no longer has is removed), `update` (poll: only what changed since a time, and the
+deletions the API reports) and `prune` (slim: ids only; documents the source no longer
+lists are removed, which is how deletions the poll can't see disappear). A connector's
+error leaves the index as it was and puts the source in `failed` with the error's words.
 """
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ import numpy as np
 
 from knowledge import lexical
 from knowledge.chunking import chunk_document
-from knowledge.documents import Chunk, Document, Failure
+from knowledge.connectors.errors import ConnectorError
+from knowledge.documents import Chunk, Document, Failure, Removed
 from knowledge.embeddings import Embedder
 from knowledge.index import Index, title_hash
 
@@ -33,6 +40,14 @@ class Connector(Protocol):
     def load(self) -> Iterable[Document | Failure]: ...
 
 
+class Incremental(Connector, Protocol):
+    """A connector that can also poll for changes and list its ids (the API connectors)."""
+
+    def poll(self, since: float) -> Iterable[Document | Failure | Removed]: ...
+
+    def slim(self) -> Iterable[str]: ...
+
+
 @dataclass
 class Report:
     """What one ingestion run did."""
@@ -45,6 +60,7 @@ class Report:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     failures: list[Failure] = field(default_factory=list)
+    full: bool = True  # a complete pass (False: only what changed)
 
     @property
     def seen(self) -> int:
@@ -73,11 +89,54 @@ class Ingestor:
             seen_or_failed = seen | {f.document_id for f in report.failures}
             report.removed = self.index.remove(source, self.index.document_ids(source) - seen_or_failed)
         except Exception as exc:
-            self.index.set_status(source, "failed", f"{type(exc).__name__}: {exc}", len(report.failures))
+            self.mark_failed(source, exc, report)
             raise
-        error = f"{len(report.failures)} file(s) could not be read" if report.failures else None
-        self.index.set_status(source, "success", error, len(report.failures))
+        self._succeeded(source, report)
         return report
+
+    def update(self, connector: Incremental, since: float, progress: Progress | None = None,
+               checkpoint: str | None = None) -> Report:
+        """Only what changed since `since` (epoch seconds): edits, additions, reported deletions.
+        A connector with its own resume token (Drive's changes feed) gets `checkpoint` too."""
+        source = connector.source
+        self.index.add_source(source, connector.kind, connector.config())
+        self.index.set_status(source, "processing")
+        report = Report(source, full=False)
+        removed: list[str] = []
+
+        def changes() -> Iterable[Document | Failure]:
+            polled = connector.poll(since, checkpoint=checkpoint) if checkpoint else connector.poll(since)
+            for item in polled:
+                if isinstance(item, Removed):
+                    removed.append(item.document_id)
+                else:
+                    yield item
+        try:
+            self._run(changes(), report, progress)
+            report.removed = self.index.remove(source, removed)
+        except Exception as exc:
+            self.mark_failed(source, exc, report)
+            raise
+        self._succeeded(source, report)
+        return report
+
+    def prune(self, connector: Incremental) -> int:
+        """Remove the documents the source no longer lists (ids only: no content is read)."""
+        try:
+            listed = set(connector.slim())
+        except Exception as exc:
+            self.mark_failed(connector.source, exc, Report(connector.source))
+            raise
+        return self.index.remove(connector.source, self.index.document_ids(connector.source) - listed)
+
+    def mark_failed(self, source: str, exc: Exception, report: Report) -> None:
+        # a connector's error is already worded for a person; anything else gets its type
+        message = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+        self.index.set_status(source, "failed", message[:500], len(report.failures))
+
+    def _succeeded(self, source: str, report: Report) -> None:
+        error = f"{len(report.failures)} document(s) could not be read" if report.failures else None
+        self.index.set_status(source, "success", error, len(report.failures))
 
     def _run(self, items: Iterable[Document | Failure], report: Report, progress: Progress | None) -> set[str]:
         seen: set[str] = set()

@@ -37,7 +37,7 @@ def test_ingest_reports_bad_files_and_sources_lists_status(home, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "1 added" in result.stdout and "broken.pdf" in result.stderr
     listing = run("sources", env=home)
-    assert "hr" in listing.stdout and "success" in listing.stdout and "1 file(s)" in listing.stdout
+    assert "hr" in listing.stdout and "success" in listing.stdout and "1 document(s)" in listing.stdout
 
 
 def test_errors_are_one_clear_line_and_exit_2(home, tmp_path):

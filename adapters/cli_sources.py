@@ -1,0 +1,172 @@
+"""`switchboard sources …` and `switchboard sync`: add, list, sync, retry and remove
+knowledge sources (Confluence, Notion, Google Drive, folders) from the terminal.
+
+Settings come in from the composition root (adapters/cli.py); secrets stay in the
+environment and are only named here (`--token-env`). A sync that fails prints the
+source's status message (what to do) and exits 1; the index keeps what it had.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot.errors import SwitchboardError
+from bot.runtime import Runtime
+from bot.settings import Settings
+from knowledge import sources
+from knowledge.connectors.errors import ConnectorError
+from knowledge.documents import Document, Failure
+from knowledge.ingest import Report
+from knowledge.sync import Busy, UnknownSource
+
+console = Console(stderr=False, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def add_parsers(sub: Any, run: Callable[[Callable[[argparse.Namespace, Settings], int]], Callable]) -> None:
+    """The `sources` and `sync` sub-commands; `run` wraps a command with the settings."""
+    src = sub.add_parser("sources", help="list, add, retry or remove knowledge sources")
+    src.set_defaults(func=run(cmd_list))
+    actions = src.add_subparsers(dest="action")
+    actions.add_parser("list", help="each source's status, counts and last sync").set_defaults(func=run(cmd_list))
+    add = actions.add_parser("add", help="add a source and sync it (confluence, notion, gdrive, folder)")
+    add.add_argument("kind", choices=sorted(sources.KINDS))
+    add.add_argument("name", help="the source's name (profiles list the sources they may read)")
+    add.add_argument("path", nargs="?", help="folder sources: the folder or file")
+    add.add_argument("--url", help="confluence: the site, e.g. https://acme.atlassian.net")
+    add.add_argument("--space", action="append", dest="spaces", help="confluence: a space key (repeatable)")
+    add.add_argument("--username", help="confluence cloud: the email the API token belongs to")
+    add.add_argument("--datacenter", action="store_true", help="confluence: Data Center (a personal access token)")
+    add.add_argument("--attachments", action="store_true", help="confluence: index PDF and text attachments")
+    add.add_argument("--root", action="append", dest="roots", help="notion: a page or database id (repeatable)")
+    add.add_argument("--visibility", choices=["public", "internal"], help="notion: who may be shown its pages")
+    add.add_argument("--folder", action="append", dest="folders", help="gdrive: a folder id (repeatable)")
+    add.add_argument("--drive", action="append", dest="drives", help="gdrive: a shared drive id (repeatable)")
+    add.add_argument("--domain", help="gdrive: files shared with this domain count as public")
+    add.add_argument("--base-url", help="notion: API address (self-hosted proxies, tests)")
+    add.add_argument("--api-endpoint", help="gdrive: API address (tests)")
+    add.add_argument("--token-env", help="the environment variable holding this source's secret")
+    add.add_argument("--interval", type=int, help="seconds between incremental syncs (default 900)")
+    add.add_argument("--prune-interval", type=int, help="seconds between deletion checks (default 86400)")
+    add.add_argument("--no-sync", action="store_true", help="only save the source; the worker syncs it")
+    add.set_defaults(func=run(cmd_add))
+    retry = actions.add_parser("retry", help="sync a source again from scratch (after fixing what failed)")
+    retry.add_argument("name")
+    retry.set_defaults(func=run(cmd_retry))
+    remove = actions.add_parser("remove", help="remove a source and everything indexed from it")
+    remove.add_argument("name")
+    remove.set_defaults(func=run(cmd_remove))
+    sync = sub.add_parser("sync", help="sync one source, or all, now (incremental unless --full)")
+    sync.add_argument("source", nargs="?")
+    sync.add_argument("--full", action="store_true", help="a complete pass instead of the changes")
+    sync.set_defaults(func=run(cmd_sync))
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    values = {"path": str(Path(args.path).resolve()) if args.path else None, "url": args.url,
+              "spaces": args.spaces, "username": args.username, "roots": args.roots, "visibility": args.visibility,
+              "folders": args.folders, "drives": args.drives, "domain": args.domain, "base_url": args.base_url,
+              "api_endpoint": args.api_endpoint, "token_env": args.token_env, "interval": args.interval,
+              "prune_interval": args.prune_interval}
+    if args.kind == "confluence":
+        values.update(cloud=not args.datacenter, attachments=args.attachments)
+    config = {k: v for k, v in values.items() if v is not None}
+    needed = {"folder": ("path",), "confluence": ("url", "spaces"), "notion": (), "gdrive": ()}[args.kind]
+    missing = [k for k in needed if k not in config]
+    if missing:
+        raise SwitchboardError(f"a {args.kind} source needs {', '.join(missing)}")
+    if args.kind == "gdrive" and not (args.folders or args.drives):
+        raise SwitchboardError("a gdrive source needs --folder or --drive")
+    return {k: v for k, v in config.items() if k in sources.KINDS[args.kind].settings + sources.COMMON}
+
+
+def _with_runtime(settings: Settings, work: Callable[[Runtime], int]) -> int:
+    runtime = Runtime.open(settings)
+    try:
+        return work(runtime)
+    finally:
+        asyncio.run(runtime.close())
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    return _with_runtime(settings, lambda runtime: _table(runtime) or 0)
+
+
+def _table(runtime: Runtime) -> None:
+    table = Table("source", "kind", "status", "documents", "chunks", "failures", "last sync", "problem")
+    for s in runtime.index.sources():
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_sync)) if s.last_sync else "never"
+        colour = {"success": "green", "failed": "red", "processing": "yellow"}.get(s.status, "white")
+        table.add_row(s.name, s.kind, f"[{colour}]{s.status}[/{colour}]", str(s.documents), str(s.chunks),
+                      str(s.failures), when, s.error or "")
+    console.print(table)
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        config = sources.validate(args.kind, _config(args))
+    except ConnectorError as exc:
+        raise SwitchboardError(str(exc)) from None
+
+    def add(runtime: Runtime) -> int:
+        if runtime.index.source(args.name) is not None:
+            raise SwitchboardError(f"a source named {args.name!r} exists: remove it first or pick another name")
+        runtime.index.add_source(args.name, args.kind, config)
+        console.print(f"added {args.kind} source {args.name}")
+        return 0 if args.no_sync else _sync(runtime, [args.name], full=True)
+    return _with_runtime(settings, add)
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    def sync(runtime: Runtime) -> int:
+        names = [args.source] if args.source else [s.name for s in runtime.index.sources()]
+        return _sync(runtime, names, full=args.full)
+    return _with_runtime(settings, sync)
+
+
+def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    return _with_runtime(settings, lambda runtime: _sync(runtime, [args.name], full=True))
+
+
+def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    def remove(runtime: Runtime) -> int:
+        if runtime.index.source(args.name) is None:
+            raise SwitchboardError(f"no source named {args.name!r} (see `switchboard sources`)")
+        console.print(f"removed {args.name}: {runtime.index.remove_source(args.name)} document(s)")
+        return 0
+    return _with_runtime(settings, remove)
+
+
+def _sync(runtime: Runtime, names: list[str], full: bool) -> int:
+    syncer, status = runtime.syncer(), 0
+    for name in names:
+        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.completed} documents"),
+                      TextColumn("{task.fields[item]}", style="dim"), TimeElapsedColumn(), console=err) as bar:
+            task = bar.add_task(name, total=None, item="")
+
+            def progress(report: Report, item: Document | Failure) -> None:
+                title = item.title if isinstance(item, Document) else f"skipped {item.document_id}"
+                bar.update(task, completed=report.seen + len(report.failures) + 1, item=title[:50])
+            try:
+                report = syncer.sync(name, full=full, progress=progress)
+            except (UnknownSource, Busy) as exc:
+                raise SwitchboardError(str(exc)) from None
+            except Exception:
+                info = runtime.index.source(name)
+                err.print(f"[red]{name}: sync failed:[/red] {info.error if info else 'see the log'}")
+                status = 1
+                continue
+        how = "complete" if report.full else "changes"
+        console.print(f"{name} ({how}): {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+                      f"{report.removed} removed; {report.chunks_embedded} chunks embedded, "
+                      f"{report.chunks_reused} reused")
+        for failure in report.failures:
+            err.print(f"[yellow]skipped[/yellow] {failure.document_id}: {failure.error}")
+    return status
