@@ -107,7 +107,7 @@ class Profile:
     tools: tuple[str, ...] = ()  # the tools (bot/tools/) this profile's answers may call
     tool_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. any_order = true for staff
 
-    def text(self, key: str, language: str, **values: object) -> str:
+    def text(self, key: str, language: str, /, **values: object) -> str:
         """A user-visible string, the profile's own wording first."""
         own = self.messages.get(key, {})
         template = own.get(language) or own.get(language.split("-")[0])

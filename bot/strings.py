@@ -210,7 +210,7 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 
-def text(key: str, language: str, **values: object) -> str:
+def text(key: str, language: str, /, **values: object) -> str:
     """The string `key` in `language` (English when untranslated), formatted with `values`."""
     table = STRINGS[key]
     template = table.get(language) or table.get(language.split("-")[0]) or table["en"]

@@ -56,7 +56,7 @@ class ShopifyTools:
         name = _order_name(order_number)
         if name is None:
             return {"error": f"{order_number.strip()[:40]!r} is not an order number: it looks like #W2611340"}
-        staff = bool(ctx.options.get("any_order"))
+        staff = bool(ctx.options.get("any_order")) and ctx.private  # never in a public channel
         trusted = staff or (ctx.notes.get("orders_shown") or {}).get(name) == ctx.user.id
         if not trusted:
             if not email.strip():

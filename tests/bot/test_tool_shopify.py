@@ -119,6 +119,8 @@ async def test_staff_may_look_up_any_order(shop):
     staff = context(options={"any_order": True})
     assert (await shop.order_status(staff, ORDER))["items"][0]["title"] == "Water Bottle"
     assert (await shop.order_status(staff, "#W0000001"))["note"] == "no order with this number"
+    in_public = context(options={"any_order": True}, private=False)  # a public channel: no staff bypass
+    assert (await shop.order_status(in_public, ORDER))["error"] == "email_required"
 
 
 async def test_an_order_shown_once_is_shown_again_to_the_same_user_only(shop, fake):
