@@ -1,0 +1,125 @@
+"""Teams authentication both ways, on botframework-connector.
+
+In: every request to `/api/messages` carries a JWT that botbuilder's
+`BotFrameworkAuthentication` validates: issuer https://api.botframework.com, signature by a
+key of the channel's OpenID metadata (JWKS, endorsed for the activity's channel), not
+expired, audience = our app id, and the `serviceurl` claim equal to the activity's
+serviceUrl. We only choose its endpoints (public cloud by default; TEAMS_OPENID_URL and
+TEAMS_LOGIN_URL move them, for sovereign clouds and the tests' local fakes).
+
+Out: replies need the bot's own bearer token (OAuth2 client credentials at
+`{login}{tenant}/oauth2/v2.0/token`, scope https://api.botframework.com/.default). The
+SDK's `MicrosoftAppCredentials` gets it through MSAL, which only accepts https
+authorities, asks login.microsoftonline.com for instance discovery, and starts from an
+empty cache for every activity (the connector factory makes new credentials per request).
+`Credentials` is the SDK's extension point for that (`ServiceClientCredentialsFactory`):
+one credential per scope, its token fetched off the event loop and reused until five
+minutes before it expires. Secrets never reach a log line or an exception message.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import httpx
+from botbuilder.schema import CallerIdConstants
+from botframework.connector.auth import (AppCredentials, AuthenticationConfiguration, AuthenticationConstants,
+                                         BotFrameworkAuthentication, BotFrameworkAuthenticationFactory,
+                                         MicrosoftAppCredentials, ServiceClientCredentialsFactory)
+
+LOGIN_URL = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX  # https://login.microsoftonline.com/
+OPENID_URL = AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+EMULATOR_OPENID_URL = AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
+SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE  # https://api.botframework.com
+MULTI_TENANT = AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT  # botframework.com
+REFRESH_MARGIN = 300  # seconds before expiry a token is renewed
+TOKEN_TIMEOUT = 10
+
+
+class TokenRefused(PermissionError):
+    """Raised when the token endpoint refuses the app's credentials (wrong id, secret or tenant)."""
+
+
+class BotToken(AppCredentials):
+    """The bot's bearer token for one scope (msrest calls `signed_session`, which calls
+    `get_access_token`, synchronously: `Credentials` makes sure it is fresh beforehand)."""
+
+    def __init__(self, app_id: str, password: str, token_url: str, scope: str):
+        super().__init__(app_id=app_id, oauth_scope=scope)
+        self._password, self.token_url = password, token_url
+        self._token, self._renew_at = "", 0.0
+        self._lock = threading.Lock()
+
+    def fresh(self) -> bool:
+        return bool(self._token) and time.monotonic() < self._renew_at
+
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        with self._lock:
+            if force_refresh or not self.fresh():
+                self._fetch()
+            return self._token
+
+    def _fetch(self) -> None:
+        scope = self.oauth_scope if self.oauth_scope.endswith("/.default") else f"{self.oauth_scope}/.default"
+        form = {"grant_type": "client_credentials", "client_id": self.microsoft_app_id,
+                "client_secret": self._password, "scope": scope}
+        started = time.monotonic()
+        response = httpx.post(self.token_url, data=form, timeout=TOKEN_TIMEOUT)
+        if response.status_code != 200:
+            raise TokenRefused(f"{self.token_url} refused the app credentials: HTTP {response.status_code} "
+                               f"{_error(response)}")
+        data = response.json()
+        self._token = str(data["access_token"])
+        self._renew_at = started + max(0, int(data.get("expires_in", 3599)) - REFRESH_MARGIN)
+
+
+def _error(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", ""))
+    except ValueError:
+        return ""
+
+
+class Credentials(ServiceClientCredentialsFactory):
+    """Our app id and secret for botbuilder: which tokens are ours, and our outgoing token.
+    Without an app id (emulator mode) authentication is disabled, as the SDK defines it."""
+
+    def __init__(self, app_id: str, password: str, login_url: str = LOGIN_URL, tenant: str = ""):
+        self.app_id, self._password = app_id, password
+        self.token_url = f"{login_url.rstrip('/')}/{tenant or MULTI_TENANT}/oauth2/v2.0/token"
+        self._tokens: dict[str, BotToken] = {}
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(self.app_id) and app_id == self.app_id
+
+    async def is_authentication_disabled(self) -> bool:
+        return not self.app_id
+
+    async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str,
+                                 validate_authority: bool) -> Any:
+        if not self.app_id:
+            return MicrosoftAppCredentials.empty()
+        if app_id != self.app_id:
+            raise PermissionError("credentials asked for another app id")
+        scope = oauth_scope or SCOPE
+        token = self._tokens.get(scope)
+        if token is None:
+            token = self._tokens[scope] = BotToken(self.app_id, self._password, self.token_url, scope)
+        if not token.fresh():
+            await asyncio.to_thread(token.get_access_token)
+        return token
+
+
+def authentication(credentials: Credentials, *, login_url: str = LOGIN_URL, openid_url: str = OPENID_URL,
+                   emulator_openid_url: str = EMULATOR_OPENID_URL, tenant: str = "") -> BotFrameworkAuthentication:
+    """botbuilder's request authentication for the public cloud, with these endpoints."""
+    return BotFrameworkAuthenticationFactory.create(
+        channel_service="", validate_authority=True, to_channel_from_bot_login_url=login_url,
+        to_channel_from_bot_oauth_scope=SCOPE, to_bot_from_channel_token_issuer=AuthenticationConstants.
+        TO_BOT_FROM_CHANNEL_TOKEN_ISSUER, oauth_url=AuthenticationConstants.OAUTH_URL,
+        to_bot_from_channel_open_id_metadata_url=openid_url,
+        to_bot_from_emulator_open_id_metadata_url=emulator_openid_url,
+        caller_id=CallerIdConstants.public_azure_channel, credential_factory=credentials,
+        auth_configuration=AuthenticationConfiguration(tenant_id=tenant or None))

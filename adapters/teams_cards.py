@@ -1,0 +1,249 @@
+"""Rendering for Teams: Markdown to what Adaptive Cards show, a Reply to cards, split under limits.
+
+An Adaptive Card TextBlock renders a small Markdown subset in Teams: bold, italic, links,
+bullet and numbered lists, paragraphs. So the engine's Markdown is re-emitted from
+markdown-it tokens in that subset: headings become bold lines, tables "a | b" rows, code
+plain lines, links only for http(s) and mailto URLs. A Teams message holds about 28 KB
+(the whole activity, JSON-encoded), so a long answer becomes several cards, each text under
+TEXT_LIMIT JSON-encoded characters, cut between paragraphs, else lines, else words, never
+inside a link; sources and buttons ride on the last card.
+
+Buttons are `Action.Execute` (an `adaptiveCard/action` invoke the bot answers in place,
+privately to the clicker) with an `Action.Submit` fallback for older clients (a message
+carrying `value`); both carry the same data, `{"sb": <what>, ...}`: `feedback` (`v` up or
+down, `r` the reply id), `handoff` (`why`, the reason), `rate` (`v`, "<escalation>:<n>"),
+and `desk` (`do`, `e` the escalation id) on escalation cards. The conversation is the one
+the click arrives from, never something the card claims.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping, Sequence
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.schema import Activity
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from bot.profiles import Profile
+from bot.types import Citation, HandoffReason, Reply
+
+MESSAGE_LIMIT = 28_000  # bytes of one activity as Teams receives it (JSON)
+TEXT_LIMIT = 20_000  # JSON-encoded characters of answer text in one card (sources and buttons fit beside)
+SOURCES_LIMIT = 3_000
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+VERSION = "1.4"  # Action.Execute
+ACTIONS = ("feedback", "handoff", "rate", "desk")
+LINK_SCHEMES = ("http://", "https://", "mailto:")
+_markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
+_MARKS = {"strong": "**", "em": "_"}
+_ATOM = re.compile(r"\[[^\[\]\n]*\]\([^()\s]*\)|https?://\S+")  # a Markdown link or a bare URL
+
+
+def _url(url: str) -> str:
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+
+
+def _label(text: str) -> str:
+    return text.replace("[", "(").replace("]", ")")
+
+
+def link(url: str, label: str) -> str:
+    """A Markdown link, or just the label when the URL isn't one Teams should open."""
+    if not url.lower().startswith(LINK_SCHEMES):
+        return label
+    return f"[{_label(label) or url}]({_url(url)})"
+
+
+def _inline(tokens: Sequence[Token]) -> str:
+    out: list[str] = []
+    links: list[tuple[str, int]] = []
+    for token in tokens:
+        kind = token.type
+        if kind in ("text", "code_inline"):
+            out.append(token.content.replace("](", "] ("))  # text that isn't a link must not become one
+        elif kind in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif kind.endswith(("_open", "_close")) and kind.rsplit("_", 1)[0] in _MARKS:
+            out.append(_MARKS[kind.rsplit("_", 1)[0]])
+        elif kind == "link_open":
+            links.append((str(token.attrs.get("href", "")), len(out)))
+        elif kind == "link_close" and links:
+            url, start = links.pop()
+            label = "".join(out[start:])
+            del out[start:]
+            out.append(link(url, label))
+        elif kind == "image":
+            out.append(link(str(token.attrs.get("src", "")), token.content or "image"))
+    return "".join(out)
+
+
+def markdown(text: str) -> str:
+    """The engine's Markdown as a Teams TextBlock renders it (see the module docstring)."""
+    lines: list[str] = []
+    frames: list[list[Any]] = []  # ["list", next number or 0], ["item", marker, first?], ["quote"]
+    row: list[str] = []
+    tokens = _markdown.parse(text)
+    for i, token in enumerate(tokens):
+        kind, before = token.type, tokens[i - 1].type if i else ""
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            frames.append(["list", int(token.attrs.get("start", 1) or 1) if kind[0] == "o" else 0])
+        elif kind == "list_item_open":
+            number = frames[-1][1]
+            frames.append(["item", f"{number}. " if number else "- ", True])
+            frames[-2][1] = number + 1 if number else 0
+        elif kind == "blockquote_open":
+            frames.append(["quote"])
+        elif kind in ("bullet_list_close", "ordered_list_close", "list_item_close", "blockquote_close"):
+            frames.pop()
+        elif kind == "inline" and before in ("th_open", "td_open"):
+            row.append(_inline(token.children or []))
+        elif kind == "inline":
+            inline = _inline(token.children or [])
+            inline = f"**{inline}**" if before == "heading_open" else inline
+            lines.append(_lead(frames) + inline.replace("\n", "\n" + _lead(frames)))
+        elif kind in ("fence", "code_block"):
+            lines.append(token.content.rstrip())
+        elif kind == "tr_close":
+            lines.append(" | ".join(row))
+            row = []
+        elif kind == "hr":
+            lines.append("———")
+        if not frames and kind in ("paragraph_close", "heading_close", "fence", "code_block", "table_close", "hr",
+                                   "bullet_list_close", "ordered_list_close", "blockquote_close"):
+            lines.append("")  # a blank line between top-level blocks
+    return "\n".join(lines).strip()
+
+
+def _lead(frames: list[list[Any]]) -> str:
+    """A line's prefix: quote marks, then the innermost list item's marker (first line) or indent."""
+    lead = "> " * sum(1 for f in frames if f[0] == "quote")
+    items = [f for f in frames if f[0] == "item"]
+    if items:
+        lead += "  " * (len(items) - 1)
+        lead += items[-1][1] if items[-1][2] else " " * len(items[-1][1])
+        items[-1][2] = False
+    return lead
+
+
+# -- splitting ---------------------------------------------------------------------------
+def size(text: str) -> int:
+    """What `text` weighs in a JSON-encoded activity (non-ASCII is sent as \\u escapes)."""
+    return len(json.dumps(text)) - 2
+
+
+def split(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Cut `text` into pieces of at most `limit` JSON-encoded characters (see the module docstring)."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while size(rest) > limit:
+        cut = _cut(rest, limit)
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def _cut(text: str, limit: int) -> int:
+    room, used = 0, 0
+    for room, char in enumerate(text):  # the longest prefix that fits
+        used += 1 if " " <= char <= "~" and char not in '"\\' else size(char)
+        if used > limit:
+            break
+    atoms = [m.span() for m in _ATOM.finditer(text, 0, room + 1)]
+    for separator in ("\n\n", "\n", " "):
+        at = text.rfind(separator, 0, room)
+        if at > room // 3 and not any(start < at < end for start, end in atoms):
+            return at
+    inside = next((start for start, end in atoms if start < room < end and start > 0), None)
+    return inside or room  # one endless word: between characters, before a link that doesn't fit
+
+
+# -- cards ---------------------------------------------------------------------------------
+def text_block(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+def action(title: str, data: Mapping[str, Any], style: str = "default") -> dict[str, Any]:
+    """A button: Action.Execute (invoke), falling back to Action.Submit (a message) on old clients."""
+    return {"type": "Action.Execute", "title": title, "verb": data["sb"], "data": dict(data), "style": style,
+            "fallback": {"type": "Action.Submit", "title": title, "data": dict(data)}}
+
+
+def card(body: list[dict[str, Any]], actions: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    built: dict[str, Any] = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "body": body,
+                             "msteams": {"width": "Full"}}
+    if actions:
+        built["actions"] = list(actions)
+    return built
+
+
+def card_activity(content: dict[str, Any]) -> Activity:
+    return MessageFactory.attachment(CardFactory.adaptive_card(content))
+
+
+def text_card(markdown_text: str) -> dict[str, Any]:
+    """A card of text only (a notice, a relayed message), in one piece."""
+    return card([text_block(piece) for piece in split(markdown_text)] or [text_block("…")])
+
+
+def _sources(citations: Sequence[Citation], profile: Profile, language: str) -> dict[str, Any]:
+    lines = []
+    for n, citation in enumerate(citations, 1):
+        when = f", {profile.text('updated', language, date=citation.updated_at)}" if citation.updated_at else ""
+        lines.append(f"{n}. {link(citation.url, citation.title)} · {citation.source}{when}")
+    listed = "\n".join(lines)
+    if size(listed) > SOURCES_LIMIT:
+        listed = split(listed, SOURCES_LIMIT)[0]
+    return {"type": "Container", "separator": True, "spacing": "Medium", "items": [
+        text_block(f"**{profile.text('sources', language)}**", size="Small"),
+        text_block(listed, size="Small", isSubtle=True)]}
+
+
+def buttons(reply: Reply, profile: Profile) -> list[dict[str, Any]]:
+    found = []
+    if reply.answered:
+        found += [action(emoji, {"sb": "feedback", "v": value, "r": reply.id})
+                  for value, emoji in (("up", "👍"), ("down", "👎"))]
+    handoff = next((a for a in reply.actions if a.kind == "handoff"), None)
+    if reply.handoff is None and (reply.answered or handoff):
+        why = handoff.value if handoff and handoff.value else HandoffReason.CUSTOMER_REQUEST.value
+        label = handoff.label if handoff else profile.text("talk_to_human", reply.language)
+        found.append(action(label, {"sb": "handoff", "why": why, "r": reply.id}))
+    found += [action(a.label, {"sb": "rate", "v": a.value}) for a in reply.actions if a.kind == "rating"]
+    return found
+
+
+def render(reply: Reply, profile: Profile) -> list[dict[str, Any]]:
+    """The reply as Adaptive Cards, each one Teams message; sources and buttons on the last."""
+    cards = [card([text_block(piece)]) for piece in split(markdown(reply.answer))] or [card([text_block("…")])]
+    if reply.citations:
+        cards[-1]["body"].append(_sources(reply.citations, profile, reply.language))
+    actions = buttons(reply, profile)
+    if actions:
+        cards[-1]["actions"] = actions
+    return cards
+
+
+# -- reading activities --------------------------------------------------------------------
+def mentions_bot(activity: Activity) -> bool:
+    """Whether a message @mentions the bot (its recipient)."""
+    return any((mention.additional_properties.get("mentioned") or {}).get("id") == activity.recipient.id
+               for mention in TurnContext.get_mentions(activity))
+
+
+def words(activity: Activity) -> str:
+    """A message's text without the bot's @mention."""
+    text = TurnContext.remove_recipient_mention(activity) if mentions_bot(activity) else activity.text
+    return (text or "").strip()
+
+
+def clicked(activity: Activity) -> dict[str, Any] | None:
+    """The data of one of our buttons in an invoke (Action.Execute) or a message (Action.Submit)."""
+    value = activity.value if isinstance(activity.value, dict) else {}
+    if activity.type == "invoke":
+        action_ = value.get("action") if isinstance(value.get("action"), dict) else {}
+        value = action_.get("data") if isinstance(action_.get("data"), dict) else {}
+    return dict(value) if value.get("sb") in ACTIONS else None
