@@ -6,7 +6,8 @@ as data URIs are dropped. Where Drive refuses Markdown export (HTTP 400), Docs a
 as HTML and converted here, keeping the same structure. PDFs and text, Markdown and HTML
 files are downloaded; PDFs go through the same pypdf reading as local files. Sharing sets
 the visibility: a file anyone, or the company's domain, may open is `public`, one shared
-only with people or groups is `internal`. A file that can't be read becomes a `Failure`.
+only with people or groups is `internal`, and so is one whose sharing we may not read
+(Drive shows it only to those allowed to share the file). A file that can't be read becomes a `Failure`.
 """
 from __future__ import annotations
 
@@ -119,10 +120,16 @@ class Exporter:
     def _permissions(self, file: dict) -> list[dict]:
         if "permissions" in file:
             return file["permissions"]
-        # Drive lists no permissions for shared-drive items: ask for them.
+        # Drive lists permissions only to those who may share the file, and never for
+        # shared-drive items: ask for them; if even that is refused, the file stays internal.
         pages = self.drive.pages(self.drive.permissions.list, f"reading the sharing of {file['name']}",
                                  fileId=file["id"], supportsAllDrives=True, fields=PERMISSION_FIELDS)
-        return [p for page in pages for p in page.get("permissions", [])]
+        try:
+            return [p for page in pages for p in page.get("permissions", [])]
+        except DriveError as exc:
+            if exc.status not in (403, 404):
+                raise
+            return []
 
 
 def _decode(data: bytes) -> str:

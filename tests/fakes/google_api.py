@@ -90,6 +90,7 @@ class FakeFile:
     drive: str | None = None
     owners: list[dict] = field(default_factory=lambda: [dict(DEFAULT_OWNER)])
     permissions: list[dict] = field(default_factory=list)
+    can_share: bool = True  # False: we are only a reader, so Drive hides the permissions from us
 
     def resource(self) -> dict[str, Any]:
         kind = {FOLDER: "drive/folders/{}", DOC: "document/d/{}/edit"}.get(self.mimeType, "file/d/{}/view")
@@ -103,7 +104,8 @@ class FakeFile:
         if self.drive:
             out["driveId"] = self.drive
         else:  # as in Drive, not listed for shared-drive items
-            out["owners"], out["permissions"] = self.owners, self.permissions
+            out["owners"] = self.owners
+            out.update({"permissions": self.permissions} if self.can_share else {})
         return out
 
 
@@ -414,6 +416,9 @@ class FakeGoogle:
 
     def _permissions_list(self, params: dict[str, str], file_id: str) -> dict:
         file = self._visible(file_id, params)
+        if not file.can_share:
+            raise ApiError(403, "The user does not have sufficient permissions for this file.",
+                           "insufficientFilePermissions")
         members = [{"kind": "drive#permission", "id": "members", "type": "group", "role": "organizer",
                     "emailAddress": "support-team@example.com"}] if file.drive else []
         return select({"kind": "drive#permissionList", "permissions": members + file.permissions},

@@ -292,6 +292,10 @@ def test_sharing_sets_the_visibility(google, kb, connect):
                           "notes": "internal"}
     docs, _, _ = by_kind(connect(folders=[kb["root"]]).load())  # no domain set: any domain-wide share
     assert docs[kb["billing"]].visibility == "public"
+    google.files[kb["returns"]].can_share = False  # shared with us as a reader: its sharing is hidden
+    docs, _, failures = by_kind(connect(folders=[kb["root"]]).load())
+    assert docs[kb["returns"]].visibility == "internal" and not failures
+    assert google.calls_to("permissions.list")[-1].status == 403
 
 
 # -- incremental ------------------------------------------------------------------------------------
