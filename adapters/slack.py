@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.deliveries import Deliveries
 from adapters.progressive import Progressive
 from adapters.slack_desk import SlackDesk
-from adapters.slack_render import fallback_text, mrkdwn, parse_value, render, split
+from adapters.slack_render import action_of, fallback_text, mrkdwn, parse_value, render, split
 from bot.errors import ConfigError, SwitchboardError
 from bot.handoff import CustomerUnreachable
 from bot.profiles import Profile
@@ -88,6 +88,12 @@ def _place(key: str) -> tuple[str, str | None]:
     return parts[2], parts[3] if parts[3] != "ask" else None
 
 
+def _link(key: str) -> str:
+    """A link back to the thread of a conversation key, for tickets ("" for /ask ones)."""
+    team, channel, thread = key.split(":")[1:4]
+    return "" if thread == "ask" else f"https://app.slack.com/client/{team}/{channel}/thread/{channel}-{thread}"
+
+
 class SlackChannel:
     """The Slack app: listeners on a Bolt `AsyncApp` bound to the runtime's engine."""
 
@@ -118,6 +124,7 @@ class SlackChannel:
         self.app.action("feedback_down")(self._on_feedback)
         self.app.action("handoff")(self._on_handoff)
         self.app.action("share")(self._on_share)
+        self.app.action(re.compile(r"^tool_(yes|no)$"))(self._on_confirm)
         self._handler = AsyncSlackRequestHandler(self.app)
 
     # -- the Channel protocol ----------------------------------------------------------------
@@ -169,7 +176,7 @@ class SlackChannel:
             return None
         return Message(conversation=key, text=re.sub(rf"{re.escape(mention)}\s*", "", text).strip(),
                        user=User(id=event["user"]), channel="slack", profile=config.profile,
-                       private=dm or config.private_answers, id=ts,
+                       private=dm or config.private_answers, id=ts, link=_link(key),
                        raw={"channel": channel, "ts": ts, "thread_ts": thread, "dm": dm})
 
     async def _on_message(self, event: dict, body: dict, context: dict, client: AsyncWebClient) -> None:
@@ -375,6 +382,21 @@ class SlackChannel:
                 await respond(response_type="ephemeral", replace_original=False, text=mrkdwn(reply.answer))
             else:
                 await self.post(client, reply, profile, channel, thread)
+
+    async def _on_confirm(self, ack: Any, body: dict, action: dict, client: AsyncWebClient, respond: Any) -> None:
+        found = await self._button(ack, body, action)
+        if not found:
+            return
+        message, profile = found
+        link = _link(message.conversation)
+        reply = await self.engine.confirm(replace(message, link=link), action_of(action["value"]),
+                                          action["action_id"] == "tool_yes")
+        channel, thread = _place(message.conversation)
+        if body.get("container", {}).get("is_ephemeral") or not (reply.answered or reply.actions or reply.handoff):
+            # a private conversation, or a notice only the clicker needs ("already handled")
+            await respond(response_type="ephemeral", replace_original=False, text=mrkdwn(reply.answer))
+        else:
+            await self.post(client, reply, profile, channel, thread)
 
     async def _on_rate(self, ack: Any, body: dict, action: dict, client: AsyncWebClient) -> None:
         await ack()

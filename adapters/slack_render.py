@@ -151,8 +151,10 @@ def _outside_atom(text: str, at: int) -> bool:
 
 
 # -- replies as Block Kit ----------------------------------------------------------------
-def button_value(reply_id: str, conversation: str) -> str:
-    return json.dumps({"r": reply_id, "c": conversation}, separators=(",", ":"))
+def button_value(reply_id: str, conversation: str, action: str = "") -> str:
+    """A button's value: the reply and conversation it belongs to (and a proposed action's id)."""
+    data = {"r": reply_id, "c": conversation, **({"a": action} if action else {})}
+    return json.dumps(data, separators=(",", ":"))
 
 
 def parse_value(value: str) -> tuple[str, str]:
@@ -161,6 +163,11 @@ def parse_value(value: str) -> tuple[str, str]:
     if not isinstance(data, dict) or not str(data.get("r", "")).startswith("r_") or not data.get("c"):
         raise ValueError("not a Switchboard button")
     return str(data["r"]), str(data["c"])
+
+
+def action_of(value: str) -> str:
+    """The proposed action's id in a Yes / No button's value ("" if none)."""
+    return str(json.loads(value).get("a", ""))
 
 
 def _sources(citations: Sequence[Citation], profile: Profile, language: str) -> dict[str, Any]:
@@ -173,6 +180,12 @@ def _sources(citations: Sequence[Citation], profile: Profile, language: str) -> 
 
 def _buttons(reply: Reply, profile: Profile, share: bool) -> dict[str, Any]:
     value = button_value(reply.id, reply.conversation)
+    confirms = [a for a in reply.actions if a.kind == "confirm"]
+    if confirms:  # a proposed action: Yes / No only
+        return {"type": "actions", "block_id": f"sb_{reply.id}", "elements": [
+            {"type": "button", "action_id": a.id, "value": button_value(reply.id, reply.conversation, a.value),
+             "text": {"type": "plain_text", "text": a.label}, **({"style": "primary"} if a.id == "tool_yes" else {})}
+            for a in confirms]}
     buttons = []
     if share:
         buttons.append({"type": "button", "action_id": "share", "style": "primary", "value": value,

@@ -378,6 +378,10 @@ class TelegramChannel:
             reason = HandoffReason(rest) if rest in {r.value for r in HandoffReason} else HandoffReason.CUSTOMER_REQUEST
             reply = await self.runtime.engine.request_handoff(message, reason)
             await Outbox(self.bot, message.raw).reply(reply, self._profile(message))
+        if kind == "ok" and value in ("yes", "no") and reply_id:  # Yes / No to a proposed action
+            reply = await self.runtime.engine.confirm(message, reply_id, value == "yes")
+            await Outbox(self.bot, message.raw).reply(reply, self._profile(message))
+            return None
         if kind == "rate":
             thanks = await self.runtime.engine.rate(message, rest)
             return thanks.answer if thanks else None

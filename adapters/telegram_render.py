@@ -7,7 +7,7 @@ markdown-it tokens (raw HTML in the source is text, escaped like every other tex
 long output is split at a paragraph, a line or a space, never inside a tag, an entity, a
 word or a link: tags open at a split are closed at the end of one part and reopened at the
 start of the next. Buttons carry short callback data: `fb:up|down:<reply id>` and
-`human:<reason>`.
+`human:<reason>`, and `ok:yes|no:<action id>` for a proposed action.
 """
 from __future__ import annotations
 
@@ -208,6 +208,10 @@ def sources_html(citations: tuple[Citation, ...], profile: Profile, language: st
 
 def keyboard(reply: Reply, profile: Profile) -> InlineKeyboardMarkup | None:
     """👍/👎 and "Talk to a human" under an answer; a decline's own handoff button; else none."""
+    confirms = [InlineKeyboardButton(a.label, callback_data=f"ok:{a.id.removeprefix('tool_')}:{a.value}")
+                for a in reply.actions if a.kind == "confirm"]
+    if confirms:  # a proposed action: Yes / No only
+        return InlineKeyboardMarkup([confirms])
     rows: list[list[InlineKeyboardButton]] = []
     if reply.answered:
         rows.append([InlineKeyboardButton("👍", callback_data=f"fb:up:{reply.id}"),

@@ -99,6 +99,7 @@ class WebChat:
             Route("/api/feedback", self.feedback, methods=["POST"]),
             Route("/api/handoff", self.handoff, methods=["POST"]),
             Route("/api/rate", self.rate, methods=["POST"]),
+            Route("/api/confirm", self.confirm, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
 
@@ -166,6 +167,17 @@ class WebChat:
             return JSONResponse({"error": "This rating can't be taken (already rated, or not yours)."},
                                 status_code=409)
         return JSONResponse(reply_json(reply))
+
+    async def confirm(self, request: Request) -> Response:
+        """Yes or No to an action the bot proposed (a tool with side effects)."""
+        try:
+            data = await _body(request)
+            action, accepted = str(data.get("action", "")), data.get("accepted")
+            if not action.startswith("t_") or not isinstance(accepted, bool):
+                raise BadRequest("Confirm needs an action id and accepted: true or false.")
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(reply_json(await self.engine.confirm(_message(data), action, accepted)))
 
     async def handoff(self, request: Request) -> Response:
         try:

@@ -178,7 +178,14 @@
 
     const tools = el('div', { class: 'tools' });
     const note = el('span', { class: 'note', role: 'status' });
-    if (reply.id && reply.answered) {
+    const confirms = (Array.isArray(reply.actions) ? reply.actions : []).filter((a) => a && a.kind === 'confirm');
+    for (const a of confirms) {
+      tools.append(el('button', {
+        type: 'button', class: `btn confirm ${a.id === 'tool_yes' ? 'primary' : ''}`,
+        onclick: () => sendConfirm(a.value, a.id === 'tool_yes', tools, note),
+      }, a.label));
+    }
+    if (reply.id && reply.answered && !confirms.length) {
       for (const [value, emoji, label] of [['up', '👍', 'Helpful'], ['down', '👎', 'Not helpful']]) {
         tools.append(el('button', {
           type: 'button', class: 'btn icon fb', 'aria-label': label, title: label,
@@ -197,6 +204,17 @@
     }
     if (tools.childElementCount) bubble.append(tools, note);
     return el('div', { class: 'msg bot' }, bubble);
+  }
+
+  async function sendConfirm(action, accepted, tools, note) {
+    tools.querySelectorAll('.confirm').forEach((b) => { b.disabled = true; });
+    try {
+      const reply = await json(await api('/api/confirm', { conversation: conv, action, accepted }));
+      put(replyBubble(reply), null, true);
+    } catch (e) {
+      note.classList.add('bad');
+      note.textContent = messageOf(e);
+    }
   }
 
   async function sendRating(value, tools, note) {

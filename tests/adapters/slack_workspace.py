@@ -160,9 +160,11 @@ class Workspace:
             c.method == "chat.update" and "blocks" in c.args))]
 
 
-def open_runtime(tmp_path: Path, sample_index_path: Path, embedder: Any, **env: str) -> Runtime:
+def open_runtime(tmp_path: Path, sample_index_path: Path, embedder: Any, *, extra_profiles: str = "",
+                 **env: str) -> Runtime:
+    """A runtime on a copy of the sample index; `extra_profiles` is TOML appended to the profiles."""
     profiles = tmp_path / "profiles.toml"
-    profiles.write_text(DEFAULT_PROFILES.read_text() + CHANNELS)
+    profiles.write_text(DEFAULT_PROFILES.read_text() + CHANNELS + extra_profiles)
     shutil.copy(sample_index_path, tmp_path / "index.sqlite3")
     settings = Settings.from_env({"SWITCHBOARD_HOME": str(tmp_path), "SWITCHBOARD_PROFILES": str(profiles), **env})
     settings = dataclasses.replace(settings, index_path=tmp_path / "index.sqlite3", load_sample=False)
@@ -170,9 +172,9 @@ def open_runtime(tmp_path: Path, sample_index_path: Path, embedder: Any, **env: 
 
 
 @contextlib.contextmanager
-def workspace(fake: FakeSlack, tmp_path: Path, sample_index_path: Path, embedder: Any,
+def workspace(fake: FakeSlack, tmp_path: Path, sample_index_path: Path, embedder: Any, *, extra_profiles: str = "",
               **env: str) -> Iterator[Workspace]:
-    runtime = open_runtime(tmp_path, sample_index_path, embedder, **env)
+    runtime = open_runtime(tmp_path, sample_index_path, embedder, extra_profiles=extra_profiles, **env)
     settings = SlackSettings.from_env({"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": SECRET,
                                        "SLACK_API_URL": f"{fake.url}/api/"})
     channel = SlackChannel(runtime, settings, stream_interval=0)

@@ -107,7 +107,7 @@ def test_bad_files_are_reported_and_keep_their_previous_version(index, embedder,
     assert "binary" in reasons["notes"] and "PDF" in reasons["broken"] and "front matter" in reasons["bad"]
     assert "notes" in index.document_ids("kb")  # nothing already stored is lost
     info = index.source("kb")
-    assert info.status == "success" and info.failures == 3 and "3 file(s)" in info.error
+    assert info.status == "success" and info.failures == 3 and "3 document(s)" in info.error
 
 
 def test_a_missing_folder_fails_the_source_with_its_reason(index, embedder, tmp_path):
