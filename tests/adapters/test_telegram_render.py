@@ -125,3 +125,11 @@ def test_a_preview_is_one_valid_message():
     assert units(visible(text)) <= LIMIT and text.startswith("<b>bold</b> start word")
     with pytest.raises(TelegramError):
         parse_html("<b>" + "word " * 10)  # the checker does reject an unclosed tag
+
+
+def test_a_proposed_action_gets_yes_and_no_only():
+    action = "t_0123456789abcdef"
+    asked = reply(actions=(Action("tool_yes", "Oui", "confirm", action), Action("tool_no", "Non", "confirm", action)))
+    [row] = keyboard(asked, PROFILE).inline_keyboard
+    assert [(b.text, b.callback_data) for b in row] == [("Oui", f"ok:yes:{action}"), ("Non", f"ok:no:{action}")]
+    assert all(len(b.callback_data.encode()) <= 64 for b in row)
