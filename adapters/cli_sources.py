@@ -160,7 +160,7 @@ def _sync(runtime: Runtime, names: list[str], full: bool) -> int:
                 raise SwitchboardError(str(exc)) from None
             except Exception:
                 info = runtime.index.source(name)
-                err.print(f"[red]{name}: sync failed:[/red] {info.error if info else 'see the log'}")
+                err.print(f"[red]{name}: sync failed:[/red] {info.error if info else 'see the log'}", soft_wrap=True)
                 status = 1
                 continue
         how = "complete" if report.full else "changes"

@@ -119,3 +119,25 @@ def test_serve_mounts_slack_when_configured(home, fake_slack):
         stderr = "".join(seen) + server.communicate(timeout=30)[1]
     assert "(web chat, slack)" in stderr and "s3cret-signing" not in stderr and "xoxb-test" not in stderr
     assert "will be unused" not in stderr
+
+
+def test_a_notion_source_is_added_synced_listed_and_fails_with_what_to_do(home):
+    from tests.fakes.notion_api import FakeNotion, heading, paragraph
+    from tests.fakes.server import serve
+
+    notion = FakeNotion()
+    notion.add_page("Paid leave", [heading(1, "Leave"), paragraph("Employees get 25 days of paid leave a year.")])
+    with serve(notion.app()) as url:
+        env = {**home, "NOTION_TOKEN": notion.token, "COLUMNS": "200"}
+        added = run("sources", "add", "notion", "handbook", "--base-url", url, "--visibility", "internal", env=env)
+        assert added.returncode == 0, added.stderr
+        assert "handbook (complete): 1 added" in added.stdout and notion.token not in added.stdout + added.stderr
+        notion.revoke()
+        failed = run("sync", "handbook", env=env)
+        assert failed.returncode == 1 and "reconnect the integration" in failed.stderr
+        listing = run("sources", env=env)
+        assert "handbook" in listing.stdout and "failed" in listing.stdout
+        duplicate = run("sources", "add", "notion", "handbook", env=env)
+        assert duplicate.returncode == 2 and "exists" in duplicate.stderr
+        missing = run("sources", "add", "confluence", "wiki", env=env)
+        assert missing.returncode == 2 and "needs url, spaces" in missing.stderr
