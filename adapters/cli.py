@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,7 +19,6 @@ from typing import Callable, Sequence
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from adapters import cli_sources
 from bot.errors import SwitchboardError

@@ -201,6 +201,17 @@ class ToolLoop:
         return result
 
 
+def _short(value: Any, limit: int = 120) -> str:
+    """An argument as a consent question quotes it: one line, bounded."""
+    flat = " ".join(str(value).split())
+    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def consent_question(tool: Tool, pending: Pending, profile: Profile, language: str) -> str:
+    """The Yes / No question for a proposed action, quoting its arguments (one line each)."""
+    return profile.text(tool.confirm, language, **{k: _short(v) for k, v in pending.arguments.items()})
+
+
 def exchange(question: str, hits: Sequence, language: str, profile: Profile, conversation, notes: Mapping[str, Any],
              history_turns: int = 6) -> list[dict[str, Any]]:
     """The messages that open a turn with tools: rules, earlier turns, passages and question."""

@@ -25,9 +25,10 @@ from typing import Any, Mapping, Sequence
 
 from bot import condense
 from bot.acting import Outcome as Acted
-from bot.acting import Pending, ToolLoop, draft_of, exchange
+from bot.acting import Pending, ToolLoop, consent_question, draft_of, exchange
 from bot.answering import Answerer, Draft, decline_text
 from bot.errors import ConversationBusy
+from bot.evidence import confidence, prefer_language, snippet
 from bot.handoff import TURN_ENDS, Handoffs
 from bot.intents import wants_human
 from bot.memory import Memory, remember
@@ -42,25 +43,10 @@ from knowledge.retrieval import Hit, Retriever
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 20_000
-SNIPPET_CHARS = 240
 LANGUAGE_CONFIDENCE = 0.7
 SEARCH_NICENESS = 10
 CONTEXT_MESSAGES = 6  # earlier thread messages kept when the bot joins a thread
 CONTEXT_CHARS = 1000
-
-
-def confidence(hits: Sequence[Hit]) -> float:
-    """How sure retrieval is that the knowledge answers: e5 similarity and term coverage.
-
-    multilingual-e5 cosines are compressed (unrelated text still scores ~0.75), so the
-    dense part is rescaled from [0.78, 0.86]. The window sits on a plateau measured by
-    bench/answers.py (in-scope sample questions vs clinc_oos): moving either end by 0.01
-    changes false declines and abstention by a point or two at most.
-    """
-    def one(hit: Hit) -> float:
-        dense = min(1.0, max(0.0, (hit.dense - 0.78) / 0.08))
-        return 0.6 * dense + 0.4 * hit.coverage
-    return round(max((one(h) for h in hits[:3]), default=0.0), 3)
 
 
 @dataclass(frozen=True)
@@ -139,7 +125,7 @@ class Engine:
         query, hits = await self._retrieve(text, conversation, profile, language, message.private)
         score = confidence(hits)
         known = score >= profile.min_confidence
-        hits = _prefer_language(hits[: self.passages], language) if known else []
+        hits = prefer_language(hits[: self.passages], language) if known else []
         if self._tools(profile):
             notes = dict(conversation.meta.get("notes", {}))
             acted = await self.acting.run(exchange(query, hits, language, profile, conversation, notes),
@@ -197,8 +183,7 @@ class Engine:
         return _Outcome(reply, query, "acted" if acted.used else "answered", meta)
 
     def _consent(self, message: Message, profile: Profile, language: str, pending: Pending) -> Reply:
-        tool = self.toolbox.get(pending.tool)
-        question = profile.text(tool.confirm, language, **{k: _short(v) for k, v in pending.arguments.items()})
+        question = consent_question(self.toolbox.get(pending.tool), pending, profile, language)
         return Reply(id=new_reply_id(), conversation=message.conversation, answer=question, language=language,
                      actions=(Action("tool_yes", profile.text("confirm_yes", language), "confirm", pending.id),
                               Action("tool_no", profile.text("confirm_no", language), "confirm", pending.id)))
@@ -315,7 +300,7 @@ class Engine:
             stored = hits[index].stored
             key = f"{stored.chunk.source}/{stored.chunk.document_id}"
             citations.setdefault(key, Citation(
-                title=stored.title, url=stored.url, snippet=_snippet(stored.chunk.text), source=stored.chunk.source,
+                title=stored.title, url=stored.url, snippet=snippet(stored.chunk.text), source=stored.chunk.source,
                 document_id=stored.chunk.document_id, updated_at=stored.updated_at))
         return Reply(id=new_reply_id(), conversation=conversation, answer=draft.text, language=language,
                      citations=tuple(citations.values()), confidence=score, answered=True)
@@ -440,24 +425,3 @@ def _with_context(conversation: Conversation, message: Message) -> Conversation:
     now = time.time()
     return remember(conversation, *(Turn("user", text[:CONTEXT_CHARS], at=now)
                                     for text in message.context[-CONTEXT_MESSAGES:] if text.strip()))
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    """An argument as a consent question quotes it: one line, bounded."""
-    flat = " ".join(str(value).split())
-    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + "…"
-
-
-def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
-
-
-def _prefer_language(hits: list[Hit], language: str) -> list[Hit]:
-    """Quote the user's language when an equally good passage exists in it."""
-    if not hits or hits[0].stored.language == language:
-        return hits
-    for i, hit in enumerate(hits[1:], 1):
-        if hit.stored.language == language and hit.dense >= hits[0].dense - 0.03:
-            return [hit, *hits[:i], *hits[i + 1:]]
-    return hits

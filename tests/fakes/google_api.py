@@ -28,7 +28,6 @@ import base64
 import datetime as dt
 import functools
 import hashlib
-import json
 import random
 import re
 import secrets
