@@ -1,0 +1,70 @@
+"""The worker's schedule: one sync and one prune job per source, due at once for a source
+never synced (or left `processing` by a crashed worker), following sources as they come
+and go; and a scheduled job that runs a real sync and survives a failing one."""
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.worker import plan, run_job
+from knowledge.sync import Syncer
+
+
+def now() -> datetime:
+    return datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+
+
+def runtime_at(tmp_path, embedder) -> Runtime:
+    settings = dataclasses.replace(Settings.from_env({"SWITCHBOARD_HOME": str(tmp_path)}), load_sample=False)
+    return Runtime.open(settings, embedder=embedder)
+
+
+async def test_each_source_gets_its_jobs_and_the_schedule_follows_the_sources(tmp_path, embedder):
+    runtime = runtime_at(tmp_path, embedder)
+    try:
+        index = runtime.index
+        index.add_source("wiki", "notion", {"interval": 600})
+        index.add_source("docs", "folder", {"path": str(tmp_path)})
+        index.add_source("drive", "gdrive", {"folders": ["f1"]})
+        index.set_cursor("drive", 1.0)
+        index.set_status("drive", "success")
+        scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        syncer = Syncer(index, embedder, {})
+        plan(scheduler, runtime, syncer, 900, now)
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert set(jobs) == {"sync:wiki", "prune:wiki", "sync:docs", "sync:drive", "prune:drive"}
+        assert jobs["sync:wiki"].trigger.interval.total_seconds() == 600
+        assert jobs["sync:docs"].trigger.interval.total_seconds() == 900
+        assert jobs["prune:wiki"].trigger.interval.total_seconds() == 24 * 3600
+        assert jobs["sync:wiki"].next_run_time == now()  # never synced: at once
+        assert not hasattr(jobs["sync:drive"], "next_run_time")  # synced before: first run one interval after start
+        index.remove_source("wiki")
+        index.add_source("drive", "gdrive", {"interval": 120})
+        plan(scheduler, runtime, syncer, 900, now)
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert set(jobs) == {"sync:docs", "sync:drive", "prune:drive"}
+        assert jobs["sync:drive"].trigger.interval.total_seconds() == 120
+    finally:
+        await runtime.close()
+
+
+async def test_a_job_syncs_and_a_failing_one_is_recorded_not_raised(tmp_path, embedder):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "leave.md").write_text("# Leave\n\nEmployees get 25 days of paid leave.")
+    runtime = runtime_at(tmp_path, embedder)
+    try:
+        runtime.index.add_source("kb", "folder", {"path": str(folder)})
+        runtime.index.add_source("wiki", "notion", {})
+        syncer = runtime.syncer()
+        await run_job(syncer, "kb")
+        await run_job(syncer, "wiki")  # no NOTION_TOKEN: fails, and says so in the status
+        assert runtime.index.source("kb").status == "success" and runtime.index.source("kb").documents == 1
+        wiki = runtime.index.source("wiki")
+        assert wiki.status == "failed" and "NOTION_TOKEN is not set" in wiki.error
+    finally:
+        await runtime.close()
