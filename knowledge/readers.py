@@ -14,7 +14,7 @@ import io
 import re
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -41,8 +41,8 @@ def read_file(path: Path, root: Path, source: str) -> list[Document]:
     if suffix == ".csv":
         return read_catalog(path, source, doc_id)
     if suffix == ".pdf":
-        return [_document(source, doc_id, path, _pdf_text(path), {})]
-    raw = _decode(path)
+        return [_document(source, doc_id, path, pdf_text(path), {})]
+    raw = decode_text(path.read_bytes())
     meta: dict[str, Any] = {}
     if suffix in (".md", ".markdown"):
         raw, meta = _front_matter(raw)
@@ -51,8 +51,8 @@ def read_file(path: Path, root: Path, source: str) -> list[Document]:
     return [_document(source, doc_id, path, raw, meta)]
 
 
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
+def decode_text(data: bytes) -> str:
+    """UTF-8 text (a BOM is dropped); ReadError for binary or undecodable data."""
     if b"\x00" in data[:8192]:
         raise ReadError("binary file (not text)")
     try:
@@ -93,7 +93,8 @@ def _first_heading(text: str) -> str:
     return match.group(1).strip() if match else ""
 
 
-def _pdf_text(path: Path) -> str:
+def pdf_text(path: Path | BinaryIO) -> str:
+    """The text of a PDF file or stream, page by page (ReadError when it has none)."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -156,7 +157,7 @@ def _html_to_markdown(html: str) -> tuple[str, dict[str, Any]]:
 def read_qa_form(path: Path, source: str, doc_id: str) -> list[Document]:
     """A Q&A form (see knowledge/sample/qa_form.yaml): one document per answer and language."""
     try:
-        form = yaml.safe_load(_decode(path))
+        form = yaml.safe_load(decode_text(path.read_bytes()))
     except yaml.YAMLError as exc:
         raise ReadError(f"malformed YAML: {exc}") from exc
     if not isinstance(form, dict) or not isinstance(form.get("answers"), list):
@@ -185,7 +186,7 @@ def _by_language(value: Any) -> dict[str, str]:
 
 def read_catalog(path: Path, source: str, doc_id: str) -> list[Document]:
     """A product catalog CSV (id,name,price,currency,stock,description,url): one document per offer."""
-    rows = list(csv.DictReader(io.StringIO(_decode(path))))
+    rows = list(csv.DictReader(io.StringIO(decode_text(path.read_bytes()))))
     missing = {"id", "name", "price"} - set(rows[0] if rows else {})
     if missing:
         raise ReadError(f"a catalog CSV needs the columns id, name, price (missing: {', '.join(sorted(missing))})")

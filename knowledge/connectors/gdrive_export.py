@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Protocol
 from knowledge.connectors.errors import ConnectorError, CredentialError
 from knowledge.documents import Document, Failure
 from knowledge.language import detect
-from knowledge.readers import MAX_FILE_BYTES, ReadError, _pdf_text
+from knowledge.readers import MAX_FILE_BYTES, ReadError, decode_text, pdf_text
 
 FOLDER = "application/vnd.google-apps.folder"
 GOOGLE_DOC = "application/vnd.google-apps.document"
@@ -100,8 +100,8 @@ class Exporter:
         request = self.drive.files.get_media(fileId=file["id"], supportsAllDrives=True)
         data = self.drive.call(request, f"downloading {file['name']}")
         if mime == PDF:
-            return _pdf_text(io.BytesIO(data))  # type: ignore[arg-type]  # pypdf reads streams too
-        text = _decode(data)
+            return pdf_text(io.BytesIO(data))
+        text = decode_text(data)
         return html_to_markdown(text) if mime == "text/html" else text
 
     def _export(self, file: dict) -> str:
@@ -130,15 +130,6 @@ class Exporter:
             if exc.status not in (403, 404):
                 raise
             return []
-
-
-def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise ReadError("binary file (not text)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"not valid UTF-8 text (byte {exc.start})") from exc
 
 
 def clean_markdown(text: str) -> str:
