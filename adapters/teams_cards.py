@@ -152,7 +152,11 @@ def _cut(text: str, limit: int) -> int:
         used += 1 if " " <= char <= "~" and char not in '"\\' else size(char)
         if used > limit:
             break
-    atoms = [m.span() for m in _ATOM.finditer(text, 0, room + 1)]
+    atoms = []
+    for match in _ATOM.finditer(text):
+        if match.start() > room:
+            break
+        atoms.append(match.span())
     for separator in ("\n\n", "\n", " "):
         at = text.rfind(separator, 0, room)
         if at > room // 3 and not any(start < at < end for start, end in atoms):

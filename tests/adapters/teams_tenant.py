@@ -128,11 +128,12 @@ class Tenant:
             headers["Authorization"] = f"Bearer {token}"
         return self.http.post("/api/messages", content=json.dumps(activity).encode(), headers=headers)
 
-    def activity(self, name: str, *, conversation: str, user: tuple[str, str] = CUSTOMER, **fields: Any
-                 ) -> dict[str, Any]:
-        """A recorded activity, readdressed: our bot, the fake connector, this conversation and sender."""
-        body = copy.deepcopy(payload(name))
-        kind = "personal" if conversation.startswith("a:") else "channel"
+    def activity(self, recorded: str, *, conversation: str, user: tuple[str, str] = CUSTOMER, scope: str = "",
+                 **fields: Any) -> dict[str, Any]:
+        """A recorded activity, readdressed: our bot, the fake connector, this conversation
+        (personal for "a:…" ids, else a channel, unless `scope` says) and sender."""
+        body = copy.deepcopy(payload(recorded))
+        kind = scope or ("personal" if conversation.startswith("a:") else "channel")
         body.update(id=new_id(), serviceUrl=self.service_url, recipient={"id": BOT, "name": BOT_NAME},
                     **{"from": {"id": user[0], "name": user[1], "aadObjectId": str(uuid.uuid4())}})
         body["conversation"] = {"id": conversation, "conversationType": kind, "tenantId": TENANT,
@@ -203,10 +204,11 @@ def open_runtime(tmp_path: Path, sample_index_path: Path, embedder: Any, **env: 
 
 @contextlib.contextmanager
 def tenant(fake: FakeBotFramework, tmp_path: Path, sample_index_path: Path, embedder: Any, *,
-           channels: tuple[Any, ...] = (), **env: str) -> Iterator[Tenant]:
-    """Our web process (create_app with the Teams channel, plus `channels(runtime)` factories)."""
+           channels: tuple[Any, ...] = (), settings: TeamsSettings | None = None, **env: str) -> Iterator[Tenant]:
+    """Our web process: create_app with the Teams channel (and `channels`: factories of
+    other channels, given the runtime), over the runtime of `tmp_path`."""
     runtime = open_runtime(tmp_path, sample_index_path, embedder, **env)
-    channel = TeamsChannel(runtime, settings_for(fake))
+    channel = TeamsChannel(runtime, settings or settings_for(fake))
     extra = [make(runtime) for make in channels]
     with serve(create_app(runtime, [channel, *extra]), lifespan=True) as url, \
             httpx.Client(base_url=url, timeout=30) as http:

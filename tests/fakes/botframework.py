@@ -56,6 +56,7 @@ class Call:
     conversation: str
     activity_id: str
     body: dict[str, Any]
+    bearer: str = ""  # the token it carried
     status: int = 0
     response: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
@@ -84,10 +85,10 @@ class FakeBotFramework:
     calls: list[Call] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     activities: dict[str, dict[str, Any]] = field(default_factory=dict)  # activity id -> last body
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _issued: set[str] = field(default_factory=set, repr=False)
-    _throttled: list[tuple[str, int]] = field(default_factory=list, repr=False)  # (kind or "", Retry-After)
-    _failures: list[tuple[str, int]] = field(default_factory=list, repr=False)
+    _throttled: list[tuple[str, str, float]] = field(default_factory=list, repr=False)  # kind, type, Retry-After
+    _failures: list[tuple[str, str, int]] = field(default_factory=list, repr=False)  # kind, type, status
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -147,19 +148,22 @@ class FakeBotFramework:
                              "access_token": token})
 
     # -- the connector ------------------------------------------------------------------------
-    def throttle(self, times: int = 1, retry_after: float | None = 1, kind: str = "") -> None:
-        """The next `times` connector calls (of `kind`, or any) answer 429 (`Retry-After`, if given)."""
+    def throttle(self, times: int = 1, retry_after: float | None = 1, kind: str = "", type: str = "") -> None:
+        """The next `times` connector calls (of `kind` and activity `type`, or any) answer 429,
+        with `Retry-After` unless it is None."""
         with self._lock:
-            self._throttled += [(kind, -1 if retry_after is None else retry_after)] * times
+            self._throttled += [(kind, type, -1 if retry_after is None else retry_after)] * times
 
-    def fail(self, status: int, kind: str = "", times: int = 1) -> None:
-        """The next `times` calls (of `kind`, or any) fail with `status` (403: the bot was removed)."""
+    def fail(self, status: int, kind: str = "", times: int = 1, type: str = "") -> None:
+        """The next `times` calls (of `kind` and activity `type`, or any) fail with `status`
+        (403: the bot was removed from the conversation, 500: the service failed)."""
         with self._lock:
-            self._failures += [(kind, status)] * times
+            self._failures += [(kind, type, status)] * times
 
-    def _take(self, queue: list[tuple[str, Any]], kind: str) -> Any:
-        for n, (wanted, value) in enumerate(queue):
-            if wanted in ("", kind):
+    @staticmethod
+    def _take(queue: list[tuple[str, str, Any]], call: Call) -> Any:
+        for n, (kind, type_, value) in enumerate(queue):
+            if kind in ("", call.kind) and type_ in ("", call.activity.get("type")):
                 del queue[n]
                 return value
         return None
@@ -180,19 +184,19 @@ class FakeBotFramework:
         body = json.loads(raw) if raw else {}
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         with self._changed:
-            call = Call(kind, conversation, activity_id, body)
+            call = Call(kind, conversation, activity_id, body, bearer)
             self.calls.append(call)
             self._changed.notify_all()
             if not self.open_connector and bearer not in self._issued:
                 call.status, call.response = 401, {"error": {"code": "Unauthorized", "message": "Unauthorized"}}
                 return JSONResponse(call.response, 401)
-            retry_after = self._take(self._throttled, kind)
+            retry_after = self._take(self._throttled, call)
             if retry_after is not None:
                 call.status = 429
                 call.response = {"error": {"code": "TooManyRequests", "message": "Too many requests"}}
                 headers = {} if retry_after < 0 else {"Retry-After": f"{retry_after:g}"}
                 return JSONResponse(call.response, 429, headers=headers)
-            failure = self._take(self._failures, kind)
+            failure = self._take(self._failures, call)
             if failure is not None:
                 call.status = failure
                 call.response = {"error": {"code": "BotNotInConversationRoster",
