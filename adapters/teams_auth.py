@@ -15,19 +15,29 @@ empty cache for every activity (the connector factory makes new credentials per 
 `Credentials` is the SDK's extension point for that (`ServiceClientCredentialsFactory`):
 one credential per scope, its token fetched off the event loop and reused until five
 minutes before it expires. Secrets never reach a log line or an exception message.
+
+Reuse: botbuilder builds two msrest clients per activity (a connector client and a
+user-token client we never use), each spending ~4 ms building its retry policy and opening
+its own connections. `Authentication` wraps the SDK's with `Connectors`, one connector
+client per service URL and audience (its token still checked, and renewed off the loop,
+before each use), and one user-token client.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import httpx
 from botbuilder.schema import CallerIdConstants
-from botframework.connector.auth import (AppCredentials, AuthenticationConfiguration, AuthenticationConstants,
-                                         BotFrameworkAuthentication, BotFrameworkAuthenticationFactory,
-                                         MicrosoftAppCredentials, ServiceClientCredentialsFactory)
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import (AppCredentials, AuthenticateRequestResult, AuthenticationConfiguration,
+                                         AuthenticationConstants, BotFrameworkAuthentication,
+                                         BotFrameworkAuthenticationFactory, ClaimsIdentity, ConnectorFactory,
+                                         MicrosoftAppCredentials, ServiceClientCredentialsFactory, UserTokenClient)
+from botframework.connector.auth._connector_factory_impl import USER_AGENT
 
 LOGIN_URL = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX  # https://login.microsoftonline.com/
 OPENID_URL = AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
@@ -36,6 +46,7 @@ SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE  # https://api.b
 MULTI_TENANT = AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT  # botframework.com
 REFRESH_MARGIN = 300  # seconds before expiry a token is renewed
 TOKEN_TIMEOUT = 10
+CLIENTS = 256  # connector clients kept (one per service URL and audience; Teams has a few per region)
 
 
 class TokenRefused(PermissionError):
@@ -90,6 +101,7 @@ class Credentials(ServiceClientCredentialsFactory):
         self.app_id, self._password = app_id, password
         self.token_url = f"{login_url.rstrip('/')}/{tenant or MULTI_TENANT}/oauth2/v2.0/token"
         self._tokens: dict[str, BotToken] = {}
+        self._anonymous = MicrosoftAppCredentials.empty()
 
     async def is_valid_app_id(self, app_id: str) -> bool:
         return bool(self.app_id) and app_id == self.app_id
@@ -100,7 +112,7 @@ class Credentials(ServiceClientCredentialsFactory):
     async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str,
                                  validate_authority: bool) -> Any:
         if not self.app_id:
-            return MicrosoftAppCredentials.empty()
+            return self._anonymous
         if app_id != self.app_id:
             raise PermissionError("credentials asked for another app id")
         scope = oauth_scope or SCOPE
@@ -112,14 +124,69 @@ class Credentials(ServiceClientCredentialsFactory):
         return token
 
 
+class Connectors(ConnectorFactory):
+    """Connector clients for our app: one per service URL and audience, reused."""
+
+    def __init__(self, credentials: Credentials):
+        self.credentials = credentials
+        self._clients: OrderedDict[tuple[str, str, int], ConnectorClient] = OrderedDict()
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        scope = audience or SCOPE
+        token = await self.credentials.create_credentials(self.credentials.app_id, scope, LOGIN_URL, True)
+        key = (service_url, scope, id(token))
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = ConnectorClient(token, base_url=service_url)
+            client.config.add_user_agent(USER_AGENT)
+            while len(self._clients) > CLIENTS:
+                self._clients.popitem(last=False)
+        self._clients.move_to_end(key)
+        return client
+
+
+class Authentication(BotFrameworkAuthentication):
+    """botbuilder's authentication (`inner`) for our app, its clients reused (see the module docstring)."""
+
+    def __init__(self, inner: BotFrameworkAuthentication, credentials: Credentials):
+        self.inner, self.connectors = inner, Connectors(credentials)
+        self._user_tokens: UserTokenClient | None = None
+
+    async def authenticate_request(self, activity: Any, auth_header: str) -> AuthenticateRequestResult:
+        result = await self.inner.authenticate_request(activity, auth_header)
+        result.connector_factory = self.connectors
+        return result
+
+    async def authenticate_streaming_request(self, auth_header: str, channel_id_header: str
+                                             ) -> AuthenticateRequestResult:
+        return await self.inner.authenticate_streaming_request(auth_header, channel_id_header)
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return self.connectors
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
+        if self._user_tokens is None:
+            self._user_tokens = await self.inner.create_user_token_client(claims_identity)
+        return self._user_tokens
+
+    def create_bot_framework_client(self) -> Any:
+        return self.inner.create_bot_framework_client()
+
+    def get_originating_audience(self) -> str:
+        return self.inner.get_originating_audience()
+
+    async def authenticate_channel_request(self, auth_header: str) -> ClaimsIdentity:
+        return await self.inner.authenticate_channel_request(auth_header)
+
+
 def authentication(credentials: Credentials, *, login_url: str = LOGIN_URL, openid_url: str = OPENID_URL,
                    emulator_openid_url: str = EMULATOR_OPENID_URL, tenant: str = "") -> BotFrameworkAuthentication:
     """botbuilder's request authentication for the public cloud, with these endpoints."""
-    return BotFrameworkAuthenticationFactory.create(
+    return Authentication(BotFrameworkAuthenticationFactory.create(
         channel_service="", validate_authority=True, to_channel_from_bot_login_url=login_url,
         to_channel_from_bot_oauth_scope=SCOPE, to_bot_from_channel_token_issuer=AuthenticationConstants.
         TO_BOT_FROM_CHANNEL_TOKEN_ISSUER, oauth_url=AuthenticationConstants.OAUTH_URL,
         to_bot_from_channel_open_id_metadata_url=openid_url,
         to_bot_from_emulator_open_id_metadata_url=emulator_openid_url,
         caller_id=CallerIdConstants.public_azure_channel, credential_factory=credentials,
-        auth_configuration=AuthenticationConfiguration(tenant_id=tenant or None))
+        auth_configuration=AuthenticationConfiguration(tenant_id=tenant or None)), credentials)

@@ -1,0 +1,213 @@
+"""Teams ack benchmark: how fast `/api/messages` acknowledges signed activities, against a no-op bot.
+
+Teams redelivers an activity a bot doesn't acknowledge in time (and shows the user an
+error after about 15 s), so the web process must answer 200 at once and answer the
+question afterwards. Every request carries a Bot Framework JWT that botbuilder validates
+(issuer, RS256 signature by a key from the OpenID metadata, expiry, audience, serviceurl
+claim), so the JWT's cost is part of every ack. Three servers are measured the same way,
+each in its own process on 127.0.0.1, all talking to a fake Bot Framework
+(tests/fakes/botframework.py: OpenID metadata, JWKS, token endpoint, Bot Connector) that
+runs in this process:
+
+- floor: botbuilder's `CloudAdapterBase` with a no-op `ActivityHandler` and our
+  authentication (adapters/teams_auth.py), disabled (no app id, unsigned requests): what
+  the JWT costs is the difference to
+- baseline: the same no-op bot, with our app id: every request's JWT is validated, as in
+  production (`python bench/teams.py --noop PORT --fake URL --mode signed|unsigned|stock`);
+- stock: the same, on botbuilder's authentication as shipped (two msrest clients built
+  per activity), to show what reusing them saves;
+- switchboard: the web process with its Teams channel (`create_app` over the runtime
+  `switchboard serve` opens: SQLite memory, extractive answers, the bundled sample
+  knowledge); every activity is a real question in its own personal chat, answered after
+  the ack ("typing…", retrieval, an Adaptive Card through the throttled connector).
+
+Each round posts `--concurrent` activities at once, each with the Bot Framework's token
+(one token, reused, as the Bot Framework does); the figures are the time from sending a
+request to its 200 (p50/p99) and acknowledged activities per second over the rounds. For
+switchboard the answers keep running while later rounds are acknowledged, as in
+production; the time until the fake connector has every answer gives answers per second.
+The load client shares the machine's cores with the server. Last line: one JSON object.
+
+    python bench/teams.py [--concurrent 50] [--rounds 4]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.running import server  # noqa: E402
+from tests.fakes.botframework import FakeBotFramework  # noqa: E402
+from tests.fakes.server import free_port, serve  # noqa: E402
+
+APP_ID = "6c1f0c2e-5b7a-4d8e-9f10-b3e2a1c4d5e6"
+PASSWORD = "bench-app-password"
+DROPPED_ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "REDIS_URL", "DATABASE_URL", "SWITCHBOARD_INDEX",
+               "SWITCHBOARD_PROFILES", "PORT", "HOST")
+QUESTIONS = [json.loads(line)["query"] for line in (ROOT / "tests/data/sample_questions.jsonl").open()]
+
+
+def activity(n: int, service_url: str) -> bytes:
+    """A personal-chat message as Teams sends it (the shape of tests/fixtures/teams/personal_message.json)."""
+    return json.dumps({
+        "text": QUESTIONS[n % len(QUESTIONS)], "textFormat": "plain", "type": "message",
+        "timestamp": "2026-01-02T18:28:24.3788393Z", "id": str(1767378504354 + n), "channelId": "msteams",
+        "serviceUrl": service_url, "locale": "en-US",
+        "from": {"id": f"29:bench-user-{n}", "name": f"User {n}", "aadObjectId": f"00000000-0000-0000-0000-{n:012d}"},
+        "conversation": {"conversationType": "personal", "tenantId": "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
+                         "id": f"a:bench-chat-{n}"},
+        "recipient": {"id": f"28:{APP_ID}", "name": "Switchboard"},
+        "channelData": {"tenant": {"id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890"}}}).encode()
+
+
+async def load(url: str, service_url: str, token: str, concurrent: int, rounds: int,
+               offset: int) -> tuple[list[float], float]:
+    """Ack latencies (ms) of `rounds` bursts of `concurrent` activities, and activities per second."""
+    latencies: list[float] = []
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    limits = httpx.Limits(max_connections=concurrent, max_keepalive_connections=concurrent)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        async def one(n: int) -> None:
+            body = activity(offset + n, service_url)
+            start = time.perf_counter()
+            response = await client.post("/api/messages", content=body, headers=headers)
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, (response.status_code, response.text)
+
+        await one(-1)  # warm-up: OpenID metadata and keys, the outgoing token, connections
+        latencies.clear()
+        began = time.perf_counter()
+        for r in range(rounds):
+            await asyncio.gather(*(one(r * concurrent + i) for i in range(concurrent)))
+        elapsed = time.perf_counter() - began
+    return latencies, len(latencies) / elapsed
+
+
+def noop_app(fake_url: str, mode: str):
+    """botbuilder's adapter and JWT validation around an ActivityHandler that does nothing."""
+    from botbuilder.core import ActivityHandler, CloudAdapterBase
+    from botbuilder.schema import Activity
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from adapters.teams_auth import Credentials, authentication
+
+    unsigned = mode == "unsigned"
+    credentials = Credentials("" if unsigned else APP_ID, "" if unsigned else PASSWORD, f"{fake_url}/")
+    auth = authentication(credentials, login_url=f"{fake_url}/",
+                          openid_url=f"{fake_url}/v1/.well-known/openidconfiguration")
+    auth = auth.inner if mode == "stock" else auth
+    adapter, bot = CloudAdapterBase(auth), ActivityHandler()
+
+    async def endpoint(request: Request) -> Response:
+        activity = Activity().deserialize(json.loads(await request.body()))
+        try:
+            checked = await auth.authenticate_request(activity, request.headers.get("authorization"))
+        except Exception:
+            return Response(status_code=401)
+        await adapter.process_activity(checked, activity, bot.on_turn)
+        return Response(status_code=200)
+    return Starlette(routes=[Route("/api/messages", endpoint, methods=["POST"])])
+
+
+def serve_switchboard(port: int) -> None:
+    """The web process with its Teams channel, configured from the environment (as `switchboard serve`)."""
+    import uvicorn
+
+    from adapters.app import create_app
+    from adapters.cli import _open
+    from adapters.teams import TeamsChannel, TeamsSettings
+    from bot.settings import Settings
+
+    runtime = _open(Settings.from_env(os.environ))
+    channel = TeamsChannel(runtime, TeamsSettings.from_env(os.environ))
+    uvicorn.run(create_app(runtime, [channel]), host="127.0.0.1", port=port, log_level="info", access_log=False)
+
+
+def figures(latencies: list[float], per_second: float) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(latencies, 50)), 1),
+            "p99_ms": round(float(np.percentile(latencies, 99)), 1), "activities_per_s": round(per_second, 1)}
+
+
+def answered(fake: FakeBotFramework) -> int:
+    return len([c for c in fake.calls_of("reply", ok=True) if c.activity.get("attachments")])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--concurrent", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--noop", type=int, default=0, help=argparse.SUPPRESS)  # serve the no-op bot
+    parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)  # serve switchboard
+    parser.add_argument("--fake", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="signed", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.noop:
+        import uvicorn
+        uvicorn.run(noop_app(args.fake, args.mode), host="127.0.0.1", port=args.noop, log_level="info",
+                    access_log=False)
+        return
+    if args.serve:
+        serve_switchboard(args.serve)
+        return
+    fake = FakeBotFramework(app_id=APP_ID, password=PASSWORD)
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV and not k.startswith("TEAMS_")}
+    total = args.concurrent * args.rounds + 1  # + the warm-up activity
+    results = {}
+    with tempfile.TemporaryDirectory() as home, serve(fake.app()) as fake_url:
+        fake.url = fake_url
+        service_url, token = f"{fake_url}/", fake.token(f"{fake_url}/")
+        for name, mode, what in (("stock", "stock", "botbuilder's authentication as shipped, JWT validated"),
+                                 ("floor", "unsigned", "no JWT"), ("baseline", "signed", "JWT validated")):
+            port = free_port()
+            with server([sys.executable, __file__, "--noop", str(port), "--fake", fake_url, "--mode", mode], env):
+                results[name] = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", service_url,
+                                                          "" if mode == "unsigned" else token, args.concurrent,
+                                                          args.rounds, 0)))
+            print(f"{name} (no-op bot, {what}): ack p50 {results[name]['p50_ms']} ms, p99 "
+                  f"{results[name]['p99_ms']} ms, {results[name]['activities_per_s']} activities/s", flush=True)
+        print("starting the switchboard web process (indexes the sample knowledge on first start)…", flush=True)
+        port = free_port()
+        env.update(SWITCHBOARD_HOME=home, TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=PASSWORD,
+                   TEAMS_LOGIN_URL=f"{fake_url}/", TEAMS_OPENID_URL=f"{fake_url}/v1/.well-known/openidconfiguration",
+                   TEAMS_SERVICE_URL=service_url, LOG_LEVEL="WARNING")
+        with server([sys.executable, __file__, "--serve", str(port)], env):
+            began = time.perf_counter()
+            results["switchboard"] = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", service_url, token,
+                                                               args.concurrent, args.rounds, 10_000)))
+            fake.wait_for(lambda calls: answered(fake) >= total, timeout=1800)
+            answered_per_s = total / (time.perf_counter() - began)
+            throttled = len(fake.calls_of(ok=False))
+    real, baseline, floor, stock = results["switchboard"], results["baseline"], results["floor"], results["stock"]
+    print(f"switchboard: ack p50 {real['p50_ms']} ms, p99 {real['p99_ms']} ms, {real['activities_per_s']} "
+          f"activities/s (answering continues after each ack)")
+    print(f"  {answered(fake)} answers (Adaptive Cards) at the connector, {answered_per_s:.1f} per second end to end"
+          f"; {throttled} connector calls refused")
+    ratio = {k: round(real[k] / baseline[k], 2) for k in real}
+    jwt = {k: round(baseline[k] / floor[k], 2) for k in baseline}
+    print(f"ratio switchboard/baseline: p50 ×{ratio['p50_ms']}, p99 ×{ratio['p99_ms']}, "
+          f"activities/s ×{ratio['activities_per_s']}  (Teams allows 15,000 ms)")
+    print(f"JWT validation (baseline/floor): p50 ×{jwt['p50_ms']}, p99 ×{jwt['p99_ms']}, "
+          f"activities/s ×{jwt['activities_per_s']}")
+    print(f"clients reused (baseline/stock): p99 ×{round(baseline['p99_ms'] / stock['p99_ms'], 2)}, activities/s "
+          f"×{round(baseline['activities_per_s'] / stock['activities_per_s'], 2)}")
+    print(json.dumps({"concurrent": args.concurrent, "rounds": args.rounds, "stock": stock, "floor": floor,
+                      "baseline": baseline, "switchboard": real, "ratio": ratio, "jwt_ratio": jwt,
+                      "answered_per_s": round(answered_per_s, 1), "answered": answered(fake)}))
+
+
+if __name__ == "__main__":
+    main()
