@@ -186,8 +186,10 @@ class TeamsChannel(ActivityHandler):
     # -- activities in -----------------------------------------------------------------------
     async def on_turn(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
-        if activity.conversation.conversation_type == "channel" and len(self._heard) < 10_000:
-            self._heard[place(activity.conversation.id)] = activity.service_url
+        channel = place(activity.conversation.id)
+        if activity.conversation.conversation_type == "channel" and (channel in self._heard or
+                                                                     len(self._heard) < 10_000):
+            self._heard[channel] = activity.service_url  # where to post there later (the desk)
         if activity.type in (ActivityTypes.message, ActivityTypes.invoke, ActivityTypes.conversation_update):
             await super().on_turn(turn_context)
         else:  # reactions, installation updates, typing, events…: nothing to answer
@@ -329,8 +331,9 @@ class TeamsChannel(ActivityHandler):
     # -- proactive: the courier, and the desk's posts ------------------------------------------
     def reference(self, conversation_id: str) -> ConversationReference:
         """Where to post in a channel conversation the bot wasn't just called from."""
+        service_url = self._heard.get(place(conversation_id), self.settings.service_url)
         return ConversationReference(
-            channel_id=Channels.ms_teams, service_url=self._heard.get(place(conversation_id), self.settings.service_url),
+            channel_id=Channels.ms_teams, service_url=service_url,
             conversation=ConversationAccount(id=conversation_id, is_group=True, conversation_type="channel",
                                              tenant_id=self.settings.tenant_id or None),
             bot=ChannelAccount(id=f"28:{self.settings.app_id}"))

@@ -43,7 +43,8 @@ MESSAGE = "application/vnd.microsoft.activity.message"
 
 
 def _excerpt(text: str) -> str:
-    flat = " ".join(text.split())
+    """A customer's words, short, and unable to make a link agents might click by mistake."""
+    flat = " ".join(text.split()).replace("](", "] (")
     return flat if len(flat) <= EXCERPT else flat[:EXCERPT].rsplit(" ", 1)[0] + "…"
 
 
