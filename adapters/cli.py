@@ -81,6 +81,7 @@ def _print_reply(reply: Reply, as_json: bool = False) -> None:
 def _channels(runtime: Runtime) -> list:
     """The chat channels configured in the environment (none: only the web chat)."""
     from adapters.slack import SlackChannel, SlackSettings
+    from adapters.teams import TeamsChannel, TeamsSettings
     from adapters.telegram import TelegramChannel, TelegramSettings
 
     channels: list = []
@@ -90,6 +91,9 @@ def _channels(runtime: Runtime) -> list:
     telegram = TelegramSettings.from_env(os.environ)
     if telegram is not None:
         channels.append(TelegramChannel(runtime, telegram))
+    teams = TeamsSettings.from_env(os.environ)
+    if teams is not None:
+        channels.append(TeamsChannel(runtime, teams))
     return channels
 
 
@@ -233,6 +237,15 @@ def cmd_telegram(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_teams(args: argparse.Namespace) -> int:
+    """Build the Teams app package (only TEAMS_APP_ID is needed)."""
+    from adapters.teams_package import build_package
+
+    path = build_package(os.environ.get("TEAMS_APP_ID", "").strip(), args.out, version=args.version)
+    console.print(f"Wrote {path}: upload it in Teams (Apps → Manage your apps → Upload an app).")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.worker import run_worker
 
@@ -275,6 +288,11 @@ def parser() -> argparse.ArgumentParser:
     telegram = sub.add_parser("telegram", help="answer Telegram by long polling (no public URL needed)")
     telegram.add_argument("--polling", action="store_true", help="fetch updates with getUpdates")
     telegram.set_defaults(func=cmd_telegram)
+    teams = sub.add_parser("teams", help="Microsoft Teams: build the app package to upload")
+    teams.add_argument("action", choices=["package"])
+    teams.add_argument("--out", default="switchboard-teams.zip", help="where to write the zip")
+    teams.add_argument("--version", default="", help="app version, e.g. 1.0.1 (default: the manifest's)")
+    teams.set_defaults(func=cmd_teams)
     worker = sub.add_parser("worker", help="keep knowledge sources in sync on a schedule")
     worker.add_argument("--interval", type=int, default=15 * 60, help="seconds between syncs of a source")
     worker.add_argument("--once", action="store_true", help="sync every source once and exit")

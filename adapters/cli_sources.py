@@ -106,7 +106,8 @@ def _table(runtime: Runtime) -> None:
         colour = {"success": "green", "failed": "red", "processing": "yellow"}.get(s.status, "white")
         table.add_row(s.name, s.kind, f"[{colour}]{s.status}[/{colour}]", str(s.documents), str(s.chunks),
                       str(s.failures), when, s.error or "")
-    console.print(table)
+    # piped output is 80 columns wide, which would fold names and problems: give the table room
+    Console(highlight=False, width=max(console.width, 160)).print(table)
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:

@@ -104,6 +104,12 @@ class Buttons:
             reply = await channel.engine.request_handoff(message, reason)
             await channel.outbox(context).reply(reply, profile)
             return "answered", None
+        if kind == "confirm" and str(data.get("a", "")).startswith("t_"):  # Yes / No to a proposed action
+            reply = await channel.engine.confirm(message, str(data["a"]), data.get("v") is True)
+            if not (reply.answered or reply.actions or reply.handoff):  # a notice ("already handled"): the clicker's
+                return "answered", invoke_message(reply.answer)
+            await channel.outbox(context).reply(reply, profile)
+            return "answered", None
         if kind == "rate":
             thanks = await channel.engine.rate(message, value)
             language = remembered.language or profile.language

@@ -12,7 +12,8 @@ Buttons are `Action.Execute` (an `adaptiveCard/action` invoke the bot answers in
 privately to the clicker) with an `Action.Submit` fallback for older clients (a message
 carrying `value`); both carry the same data, `{"sb": <what>, ...}`: `feedback` (`v` up or
 down, `r` the reply id), `handoff` (`why`, the reason), `rate` (`v`, "<escalation>:<n>"),
-and `desk` (`do`, `e` the escalation id) on escalation cards. The conversation is the one
+`confirm` (`v` true for Yes, `a` the proposed action's id) under a proposed action, and `desk`
+(`do`, `e` the escalation id) on escalation cards. The conversation is the one
 the click arrives from, never something the card claims.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ TEXT_LIMIT = 20_000  # JSON-encoded characters of answer text in one card (sourc
 SOURCES_LIMIT = 3_000
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.4"  # Action.Execute
-ACTIONS = ("feedback", "handoff", "rate", "desk")
+ACTIONS = ("feedback", "handoff", "rate", "desk", "confirm")
 LINK_SCHEMES = ("http://", "https://", "mailto:")
 _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
 _MARKS = {"strong": "**", "em": "_"}
@@ -207,6 +208,10 @@ def _sources(citations: Sequence[Citation], profile: Profile, language: str) -> 
 
 
 def buttons(reply: Reply, profile: Profile) -> list[dict[str, Any]]:
+    confirms = [a for a in reply.actions if a.kind == "confirm"]
+    if confirms:  # a proposed action (a tool with side effects): Yes / No only
+        return [action(a.label, {"sb": "confirm", "v": a.id == "tool_yes", "a": a.value},
+                       "positive" if a.id == "tool_yes" else "default") for a in confirms]
     found = []
     if reply.answered:
         found += [action(emoji, {"sb": "feedback", "v": value, "r": reply.id})
