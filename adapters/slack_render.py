@@ -14,8 +14,9 @@ import json
 import re
 from typing import Any, Sequence
 
-from markdown_it import MarkdownIt
 from markdown_it.token import Token
+
+from adapters.markdown_layout import Layout, lay_out
 
 from bot.profiles import Profile
 from bot.types import Citation, Reply
@@ -23,7 +24,6 @@ from bot.types import Citation, Reply
 TEXT_LIMIT = 3000  # characters in a section block's text
 BLOCK_LIMIT = 50  # blocks in one message
 FALLBACK_LIMIT = 3000  # the notification text we send alongside blocks
-_markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
 _ATOM = re.compile(r"<[^<>\n]*>|&(?:amp|lt|gt);|\S")  # a link, an escape, or any other character
 _MARKS = {"strong": "*", "em": "_", "s": "~"}
 
@@ -67,53 +67,13 @@ def _inline(tokens: Sequence[Token]) -> str:
     return "".join(out)
 
 
+SLACK = Layout(inline=_inline, heading=lambda text: f"*{text}*",
+               code=lambda content: f"```\n{escape(content)}\n```", bullet="• ", indent="    ")
+
+
 def mrkdwn(markdown: str) -> str:
     """Markdown (as the engine writes it) to Slack mrkdwn."""
-    tokens = _markdown.parse(markdown)
-    lines: list[str] = []
-    frames: list[list[Any]] = []  # ["list", next number or 0], ["item", marker, first?], ["quote"]
-    row: list[str] = []
-    for i, token in enumerate(tokens):
-        kind, before = token.type, tokens[i - 1].type if i else ""
-        if kind in ("bullet_list_open", "ordered_list_open"):
-            frames.append(["list", int(token.attrs.get("start", 1) or 1) if kind[0] == "o" else 0])
-        elif kind == "list_item_open":
-            number = frames[-1][1]
-            frames.append(["item", f"{number}. " if number else "• ", True])
-            frames[-2][1] = number + 1 if number else 0
-        elif kind == "blockquote_open":
-            frames.append(["quote"])
-        elif kind in ("bullet_list_close", "ordered_list_close", "list_item_close", "blockquote_close"):
-            frames.pop()
-        elif kind == "inline" and before in ("th_open", "td_open"):
-            row.append(_inline(token.children or []))
-        elif kind == "inline":
-            text = _inline(token.children or [])
-            text = f"*{text}*" if before == "heading_open" else text
-            first = _lead(frames)
-            lines.append(first + text.replace("\n", "\n" + _lead(frames)))
-        elif kind in ("fence", "code_block"):
-            lines.append(f"```\n{escape(token.content.rstrip())}\n```")
-        elif kind == "tr_close":
-            lines.append(" | ".join(row))
-            row = []
-        elif kind == "hr":
-            lines.append("———")
-        if not frames and kind in ("paragraph_close", "heading_close", "fence", "code_block", "table_close", "hr",
-                                   "bullet_list_close", "ordered_list_close", "blockquote_close"):
-            lines.append("")  # a blank line between top-level blocks
-    return "\n".join(lines).strip()
-
-
-def _lead(frames: list[list[Any]]) -> str:
-    """A line's prefix: quote marks, then the innermost list item's marker (first line) or indent."""
-    lead = "> " * sum(1 for f in frames if f[0] == "quote")
-    items = [f for f in frames if f[0] == "item"]
-    if items:
-        lead += "    " * (len(items) - 1)
-        lead += items[-1][1] if items[-1][2] else " " * len(items[-1][1])
-        items[-1][2] = False
-    return lead
+    return lay_out(markdown, SLACK)
 
 
 def split(text: str, limit: int = TEXT_LIMIT) -> list[str]:

@@ -24,9 +24,9 @@ from typing import Any, Mapping, Sequence
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity
-from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from adapters.markdown_layout import Layout, lay_out
 from bot.profiles import Profile
 from bot.types import Citation, HandoffReason, Reply
 
@@ -37,7 +37,6 @@ SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.4"  # Action.Execute
 ACTIONS = ("feedback", "handoff", "rate", "desk", "confirm")
 LINK_SCHEMES = ("http://", "https://", "mailto:")
-_markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
 _MARKS = {"strong": "**", "em": "_"}
 _ATOM = re.compile(r"\[[^\[\]\n]*\]\([^()\s]*\)|https?://\S+")  # a Markdown link or a bare URL
 
@@ -80,52 +79,13 @@ def _inline(tokens: Sequence[Token]) -> str:
     return "".join(out)
 
 
+TEAMS = Layout(inline=_inline, heading=lambda text: f"**{text}**",
+               code=lambda content: content, bullet="- ", indent="  ")
+
+
 def markdown(text: str) -> str:
     """The engine's Markdown as a Teams TextBlock renders it (see the module docstring)."""
-    lines: list[str] = []
-    frames: list[list[Any]] = []  # ["list", next number or 0], ["item", marker, first?], ["quote"]
-    row: list[str] = []
-    tokens = _markdown.parse(text)
-    for i, token in enumerate(tokens):
-        kind, before = token.type, tokens[i - 1].type if i else ""
-        if kind in ("bullet_list_open", "ordered_list_open"):
-            frames.append(["list", int(token.attrs.get("start", 1) or 1) if kind[0] == "o" else 0])
-        elif kind == "list_item_open":
-            number = frames[-1][1]
-            frames.append(["item", f"{number}. " if number else "- ", True])
-            frames[-2][1] = number + 1 if number else 0
-        elif kind == "blockquote_open":
-            frames.append(["quote"])
-        elif kind in ("bullet_list_close", "ordered_list_close", "list_item_close", "blockquote_close"):
-            frames.pop()
-        elif kind == "inline" and before in ("th_open", "td_open"):
-            row.append(_inline(token.children or []))
-        elif kind == "inline":
-            inline = _inline(token.children or [])
-            inline = f"**{inline}**" if before == "heading_open" else inline
-            lines.append(_lead(frames) + inline.replace("\n", "\n" + _lead(frames)))
-        elif kind in ("fence", "code_block"):
-            lines.append(token.content.rstrip())
-        elif kind == "tr_close":
-            lines.append(" | ".join(row))
-            row = []
-        elif kind == "hr":
-            lines.append("———")
-        if not frames and kind in ("paragraph_close", "heading_close", "fence", "code_block", "table_close", "hr",
-                                   "bullet_list_close", "ordered_list_close", "blockquote_close"):
-            lines.append("")  # a blank line between top-level blocks
-    return "\n".join(lines).strip()
-
-
-def _lead(frames: list[list[Any]]) -> str:
-    """A line's prefix: quote marks, then the innermost list item's marker (first line) or indent."""
-    lead = "> " * sum(1 for f in frames if f[0] == "quote")
-    items = [f for f in frames if f[0] == "item"]
-    if items:
-        lead += "  " * (len(items) - 1)
-        lead += items[-1][1] if items[-1][2] else " " * len(items[-1][1])
-        items[-1][2] = False
-    return lead
+    return lay_out(text, TEAMS)
 
 
 # -- splitting ---------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""Markdown laid out as lines for chat formats that render inline marks but not Markdown's
+blocks (Slack mrkdwn, a Teams TextBlock): list items get their marker and indent, quotes
+their `> `, table rows become `a | b` lines, headings are emphasized, code blocks are
+rendered by the format, and a blank line separates top-level blocks. Each format says
+how in a `Layout`; the walk over markdown-it's tokens is shared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+PARSER = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
+BLOCK_ENDS = ("paragraph_close", "heading_close", "fence", "code_block", "table_close", "hr",
+              "bullet_list_close", "ordered_list_close", "blockquote_close")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one format writes what Markdown's blocks become."""
+
+    inline: Callable[[Sequence[Token]], str]  # a paragraph's inline tokens as the format's text
+    heading: Callable[[str], str]  # e.g. bold
+    code: Callable[[str], str]  # a code block's content
+    bullet: str = "• "
+    indent: str = "    "  # per level of nested list
+
+
+def lay_out(markdown: str, layout: Layout) -> str:
+    """`markdown` as lines in the format `layout` describes."""
+    tokens = PARSER.parse(markdown)
+    lines: list[str] = []
+    frames: list[list[Any]] = []  # ["list", next number or 0], ["item", marker, first?], ["quote"]
+    row: list[str] = []
+    for i, token in enumerate(tokens):
+        kind, before = token.type, tokens[i - 1].type if i else ""
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            frames.append(["list", int(token.attrs.get("start", 1) or 1) if kind[0] == "o" else 0])
+        elif kind == "list_item_open":
+            number = frames[-1][1]
+            frames.append(["item", f"{number}. " if number else layout.bullet, True])
+            frames[-2][1] = number + 1 if number else 0
+        elif kind == "blockquote_open":
+            frames.append(["quote"])
+        elif kind in ("bullet_list_close", "ordered_list_close", "list_item_close", "blockquote_close"):
+            frames.pop()
+        elif kind == "inline" and before in ("th_open", "td_open"):
+            row.append(layout.inline(token.children or []))
+        elif kind == "inline":
+            text = layout.inline(token.children or [])
+            text = layout.heading(text) if before == "heading_open" else text
+            lines.append(_lead(frames, layout) + text.replace("\n", "\n" + _lead(frames, layout)))
+        elif kind in ("fence", "code_block"):
+            lines.append(layout.code(token.content.rstrip()))
+        elif kind == "tr_close":
+            lines.append(" | ".join(row))
+            row = []
+        elif kind == "hr":
+            lines.append("———")
+        if not frames and kind in BLOCK_ENDS:
+            lines.append("")  # a blank line between top-level blocks
+    return "\n".join(lines).strip()
+
+
+def _lead(frames: list[list[Any]], layout: Layout) -> str:
+    """A line's prefix: quote marks, then the innermost list item's marker (first line) or indent."""
+    lead = "> " * sum(1 for f in frames if f[0] == "quote")
+    items = [f for f in frames if f[0] == "item"]
+    if items:
+        lead += layout.indent * (len(items) - 1)
+        lead += items[-1][1] if items[-1][2] else " " * len(items[-1][1])
+        items[-1][2] = False
+    return lead
