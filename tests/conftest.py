@@ -17,6 +17,7 @@ from knowledge.embeddings import E5Embedder
 from knowledge.index import Index
 from knowledge.ingest import Ingestor
 from knowledge.retrieval import Retriever
+from tests.fakes.jira_api import FakeJira
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.server import serve
 from tests.services import postgres_server, redis_server
@@ -92,3 +93,15 @@ def openai_server():
     with serve(scripted.app()) as url:
         scripted.base_url = f"{url}/v1"
         yield scripted
+
+
+@pytest.fixture
+def jira():
+    """The fake Jira, served; `jira.url` is its address."""
+    fake = FakeJira()
+    with serve(fake.app()) as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            fake.release()  # a request held by a test must not keep the server from stopping

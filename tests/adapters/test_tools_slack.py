@@ -9,9 +9,7 @@ import json
 import pytest
 
 from tests.adapters.slack_workspace import BOT, event, workspace
-from tests.fakes.jira_api import FakeJira
 from tests.fakes.openai_server import Call, Step
-from tests.fakes.server import serve
 
 TOOLS = """
 [channels."slack:CTOOLS"]
@@ -25,17 +23,6 @@ tools = ["create_ticket", "ticket_status"]
 [profiles.desk.handoff]
 agents = "slack:CAGENTS"
 """
-
-
-@pytest.fixture
-def jira():
-    fake = FakeJira()
-    with serve(fake.app()) as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.release()
 
 
 @pytest.fixture

@@ -7,20 +7,7 @@ import pytest
 
 from bot.settings import DEFAULT_PROFILES
 from tests.adapters.teams_tenant import CHANNELS, CHAT, buttons, cards, fake_teams, tenant, text  # noqa: F401
-from tests.fakes.jira_api import FakeJira
 from tests.fakes.openai_server import Call, Step
-from tests.fakes.server import serve
-
-
-@pytest.fixture
-def jira():
-    fake = FakeJira()
-    with serve(fake.app()) as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.release()
 
 
 @pytest.fixture

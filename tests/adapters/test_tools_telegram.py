@@ -3,25 +3,10 @@ Jira tool, the message carries Yes / No inline buttons, and Yes pressed twice (t
 queries) creates one issue in the fake Jira."""
 from __future__ import annotations
 
-import pytest
-
 from bot.settings import DEFAULT_PROFILES
 from tests.adapters.test_telegram import PRIVATE, button, buttons, deliver, fake, in_chat, private, sent, web  # noqa: F401
 from tests.adapters.test_telegram import api  # noqa: F401
-from tests.fakes.jira_api import FakeJira
 from tests.fakes.openai_server import Call, Step
-from tests.fakes.server import serve
-
-
-@pytest.fixture
-def jira():
-    service = FakeJira()
-    with serve(service.app()) as url:
-        service.url = url
-        try:
-            yield service
-        finally:
-            service.release()
 
 
 async def test_yes_twice_creates_one_ticket(web, fake, jira, openai_server, tmp_path):  # noqa: F811
