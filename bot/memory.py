@@ -43,10 +43,10 @@ class Memory(Protocol):
         platform's event id with it so retried and redelivered events are answered once."""
         ...
 
-    async def tally(self, key: str, window: float) -> int:
-        """Count one more hit on `key` and return the hits within the window that began with
-        the first one (a fixed window: it ends `window` seconds after its first hit). Used to
-        rate-limit repeated wrong guesses across workers."""
+    async def tally(self, key: str, window: float, hits: int = 1) -> int:
+        """Count `hits` more on `key` (0: just read) and return the hits within the window
+        that began with the first one (a fixed window: it ends `window` seconds after its
+        first hit). Used to rate-limit repeated wrong guesses across workers."""
         ...
 
     async def close(self) -> None: ...
@@ -141,10 +141,10 @@ class InMemoryMemory:
         self._seen[key] = now + ttl
         return True
 
-    async def tally(self, key: str, window: float) -> int:
+    async def tally(self, key: str, window: float, hits: int = 1) -> int:
         now = time.time()
         count, ends = self._tallies.get(key, (0, 0.0))
-        count, ends = (count + 1, ends) if ends > now else (1, now + window)
+        count, ends = (count + hits, ends) if ends > now else (hits, now + window)
         self._tallies[key] = (count, ends)
         return count
 

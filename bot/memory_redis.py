@@ -76,11 +76,11 @@ class RedisMemory:
         except RedisError as exc:
             raise MemoryUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
 
-    async def tally(self, key: str, window: float) -> int:
+    async def tally(self, key: str, window: float, hits: int = 1) -> int:
         name = self._key("tally", key)
         try:
-            async with self.client.pipeline(transaction=True) as pipe:  # INCR, and start the window once
-                count, _ = await pipe.incr(name).expire(name, max(1, int(window)), nx=True).execute()
+            async with self.client.pipeline(transaction=True) as pipe:  # INCRBY, and start the window once
+                count, _ = await pipe.incrby(name, hits).expire(name, max(1, int(window)), nx=True).execute()
             return int(count)
         except RedisError as exc:
             raise MemoryUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc

@@ -62,13 +62,13 @@ class SqliteMemory:
             except sqlite3.Error as exc:
                 raise MemoryUnavailable(f"conversation memory {self.path}: {exc}") from exc
 
-    async def tally(self, key: str, window: float) -> int:
+    async def tally(self, key: str, window: float, hits: int = 1) -> int:
         now = time.time()
         rows = await asyncio.to_thread(  # one statement: atomic across processes
-            self._run, "INSERT INTO tallies VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE SET "
-            "count = CASE WHEN tallies.ends > ? THEN tallies.count + 1 ELSE 1 END, "
+            self._run, "INSERT INTO tallies VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "count = CASE WHEN tallies.ends > ? THEN tallies.count + excluded.count ELSE excluded.count END, "
             "ends = CASE WHEN tallies.ends > ? THEN tallies.ends ELSE excluded.ends END RETURNING count",
-            (key, now + window, now, now))
+            (key, hits, now + window, now, now))
         return int(rows[0][0])
 
     async def load(self, key: str) -> Conversation:

@@ -55,7 +55,7 @@ class ToolContext:
     link: str = ""  # a link back to the conversation's thread, where the channel has one
     options: Mapping[str, Any] = field(default_factory=dict)  # the profile's [tool_options]
     notes: dict[str, Any] = field(default_factory=dict)  # kept in the conversation (e.g. ticket keys)
-    tally: Callable[[str, float], typing.Awaitable[int]] | None = None  # Memory.tally, for rate limits
+    tally: Callable[..., typing.Awaitable[int]] | None = None  # Memory.tally(key, window, hits), for rate limits
     transcript: tuple[tuple[str, str], ...] = ()  # (role, text) of the conversation so far
 
 

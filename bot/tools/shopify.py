@@ -3,12 +3,12 @@
 An order's details go only to its customer: the user must give the email address of the order
 (compared trimmed and case-insensitively), or the profile must be a staff one
 (`tool_options.any_order = true`). A wrong email and an unknown order get the same answer, so
-nothing tells whether an order exists. Guesses are limited per user and channel: every lookup
-that has to check an email counts one hit on `ctx.tally` (a fixed window shared by all
-workers; an in-process count when the context has none) before Shopify is asked, because a
-refused lookup must not reach Shopify and the count can't be read without adding to it. So
-right answers count too, except for an order already shown to the same user in this
-conversation (remembered in `ctx.notes["orders_shown"]`), which is shown again without asking.
+nothing tells whether an order exists. Wrong guesses are limited per user and channel: each
+one counts a hit on `ctx.tally` (a fixed window shared by all workers; an in-process count
+when the context has none), and once `max_wrong_guesses` are reached the count is read
+before anything else, so a refused lookup never reaches Shopify. Right answers don't count.
+An order already shown to the same user in this conversation (remembered in
+`ctx.notes["orders_shown"]`) is shown again without asking for the email.
 
 Shopify failing (5xx, 401/403, 429 after two waits of at most 5 s honouring Retry-After,
 timeout, no connection) raises `ToolError`; messages never hold the access token.
@@ -62,12 +62,14 @@ class ShopifyTools:
             if not email.strip():
                 return {"order": name, "error": "email_required",
                         "note": "ask the customer for the email address used for this order"}
-            if await self._over_limit(ctx):
+            if await self._guesses(ctx, 0) >= self.max_wrong_guesses:  # read only: Shopify isn't asked
                 return {"order": name, "error": "too_many_attempts",
                         "note": "too many lookups with wrong details: the customer can try again later "
                                 "or talk to a person"}
         order = await self._find(name)
         if order is None or not (trusted or _owns(order, email)):
+            if not trusted:
+                await self._guesses(ctx, 1)
             return {"order": name, "found": False,
                     "note": "no order with this number" if staff else
                     "no order matches this number and email address: ask the customer to check both"}
@@ -75,9 +77,10 @@ class ShopifyTools:
             ctx.notes.setdefault("orders_shown", {})[name] = ctx.user.id
         return _report(order)
 
-    async def _over_limit(self, ctx: ToolContext) -> bool:
+    async def _guesses(self, ctx: ToolContext, hits: int) -> int:
+        """Wrong guesses by this user in the window, after counting `hits` more."""
         tally = ctx.tally or self._local.tally
-        return await tally(f"order-guess:{ctx.channel}:{ctx.user.id}", self.window) > self.max_wrong_guesses
+        return await tally(f"order-guess:{ctx.channel}:{ctx.user.id}", self.window, hits)
 
     async def _find(self, name: str) -> dict[str, Any] | None:
         data = await self._get("orders.json", {"name": name, "status": "any", "fields": FIELDS, "limit": 5})

@@ -183,3 +183,10 @@ async def test_a_tally_counts_hits_within_its_window(store):
 async def test_concurrent_tallies_lose_no_hit(store):
     counts = await asyncio.gather(*(store.tally(f"tally-race-{type(store).__name__}", 60) for _ in range(20)))
     assert sorted(counts) == list(range(1, 21))
+
+
+async def test_a_tally_can_be_read_without_counting(store):
+    key = f"tally-peek-{type(store).__name__}"
+    assert await store.tally(key, 3600, 0) == 0
+    assert await store.tally(key, 3600) == 1
+    assert [await store.tally(key, 3600, 0) for _ in range(3)] == [1, 1, 1]

@@ -150,6 +150,15 @@ async def test_guesses_are_limited_across_workers(shop, fake, url, redis_url):
         await memory.close()
 
 
+async def test_right_answers_do_not_count_as_guesses(shop, fake):
+    ctx = context("regular-customer")
+    for _ in range(6):  # more lookups than the limit, all with the right email, in fresh conversations
+        ctx.notes.clear()
+        assert (await shop.order_status(ctx, ORDER, EMAIL))["status"] == "shipped"
+    ctx.notes.clear()
+    assert (await shop.order_status(ctx, ORDER, OTHER_EMAIL))["found"] is False  # one wrong: still allowed
+
+
 async def test_guesses_are_counted_in_process_without_a_shared_tally(shop, fake):
     ctx = context("lone-guesser")
     for _ in range(3):
