@@ -106,9 +106,9 @@ class SlackDesk:
         except SlackApiError as exc:
             raise DeskUnavailable(str(exc.response.get("error"))) from exc
 
-    async def remind(self, escalation: Escalation, text: str) -> None:
+    async def remind(self, escalation: Escalation, group: str, text: str) -> None:
         await self.client.chat_postMessage(channel=escalation.desk.split(":", 1)[1], thread_ts=escalation.post,
-                                           reply_broadcast=True, text=text)
+                                           reply_broadcast=True, text=f"<!subteam^{group}> {text}")
 
     # -- agents at work -----------------------------------------------------------------------
     async def on_message(self, event: dict, client: AsyncWebClient) -> str:

@@ -106,7 +106,9 @@ class TeamsDesk:
         except Exception as exc:
             raise DeskUnavailable(type(exc).__name__) from exc
 
-    async def remind(self, escalation: Escalation, text: str) -> None:
+    async def remind(self, escalation: Escalation, group: str, text: str) -> None:
+        # Teams tags can't be @mentioned by id alone: the group is named, the reminder says the rest
+        text = f"**{group}** {text}"
         await self.channel.proactive(self.channel.reference(thread(escalation)),
                                      lambda out: out.card(text_card(text)))
 

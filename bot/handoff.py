@@ -60,7 +60,10 @@ class Desk(Protocol):
 
     async def relay(self, escalation: Escalation, author: str, text: str) -> None: ...
 
-    async def remind(self, escalation: Escalation, text: str) -> None: ...
+    async def remind(self, escalation: Escalation, group: str, text: str) -> None:
+        """Post `text` in the escalation's thread, mentioning the agents' user group `group`
+        (in the platform's own syntax)."""
+        ...
 
 
 class Courier(Protocol):
@@ -389,10 +392,8 @@ class Handoffs:
     async def _automate(self, automation: Automation, event: str, profile: Profile, conversation: str,
                         escalation: Escalation | None, detail: Mapping[str, Any]) -> None:
         if automation.mention and escalation is not None and escalation.post:
-            mention = f"<!subteam^{automation.mention}>"
-            text = profile.text("desk_reminder", profile.language, mention=mention,
-                                minutes=f"{profile.handoff.sla_minutes:g}")
-            await self._desk(escalation).remind(escalation, text)
+            text = profile.text("desk_reminder", profile.language, minutes=f"{profile.handoff.sla_minutes:g}")
+            await self._desk(escalation).remind(escalation, automation.mention, text)
         if automation.webhook:
             client = self.http or httpx.AsyncClient(timeout=10)
             payload = {"event": event, "conversation": conversation, "profile": profile.key, "at": self.clock(),

@@ -149,8 +149,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "fr": "Non remis : le client n'est plus joignable sur {channel} (il a peut-être bloqué le bot).",
     },
     "desk_reminder": {
-        "en": "{mention} a conversation has been waiting for an agent for more than {minutes} min.",
-        "fr": "{mention} une conversation attend un agent depuis plus de {minutes} min.",
+        "en": "A conversation has been waiting for an agent for more than {minutes} min.",
+        "fr": "Une conversation attend un agent depuis plus de {minutes} min.",
     },
     "expired": {
         "en": "This answer is no longer available. Please ask again.",

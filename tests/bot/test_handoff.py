@@ -68,8 +68,8 @@ class Desk:
     async def relay(self, escalation, author, text) -> None:
         self.relays.append((author, text))
 
-    async def remind(self, escalation, text) -> None:
-        self.reminders.append(text)
+    async def remind(self, escalation, group, text) -> None:
+        self.reminders.append(f"{group}: {text}")
 
 
 class Courier:
@@ -245,7 +245,7 @@ async def test_unclaimed_past_the_sla_tells_the_customer_and_fires_automations(w
     assert await world.handoffs.check_sla() == 1
     assert await world.handoffs.check_sla() == 0  # once per escalation
     assert "busier than usual" in world.courier.sent[-1][1]
-    assert world.desk.reminders == ["<!subteam^S0123TEAM> a conversation has been waiting for an agent "
+    assert world.desk.reminders == ["S0123TEAM: A conversation has been waiting for an agent "
                                     "for more than 10 min."]
     [payload] = hooks.received
     assert payload["event"] == "escalation_unclaimed" and payload["conversation"] == "web:c1"
