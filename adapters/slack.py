@@ -16,6 +16,7 @@ one message; every failure ends in a message to the user and a recorded event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.deliveries import Deliveries
 from adapters.progressive import Progressive
 from adapters.slack_desk import SlackDesk
-from adapters.slack_render import action_of, fallback_text, mrkdwn, parse_value, render, split
+from adapters.slack_render import action_of, escape, fallback_text, mrkdwn, parse_value, render, split
 from bot.errors import ConfigError, SwitchboardError
 from bot.handoff import CustomerUnreachable
 from bot.profiles import Profile
@@ -392,11 +393,24 @@ class SlackChannel:
         reply = await self.engine.confirm(replace(message, link=link), action_of(action["value"]),
                                           action["action_id"] == "tool_yes")
         channel, thread = _place(message.conversation)
-        if body.get("container", {}).get("is_ephemeral") or not (reply.answered or reply.actions or reply.handoff):
-            # a private conversation, or a notice only the clicker needs ("already handled")
+        notice = not (reply.answered or reply.actions or reply.handoff)  # e.g. "already handled": the clicker's
+        if body.get("container", {}).get("is_ephemeral") or notice:
             await respond(response_type="ephemeral", replace_original=False, text=mrkdwn(reply.answer))
         else:
+            await self._decided(client, body, action, message.user.id)
             await self.post(client, reply, profile, channel, thread)
+
+    async def _decided(self, client: AsyncWebClient, body: dict, action: dict, user: str) -> None:
+        """The question's Yes / No buttons give way to who chose what, so nobody presses again."""
+        question = body.get("message") or {}
+        if not question.get("ts"):
+            return
+        label = (action.get("text") or {}).get("text", "")
+        blocks = [b for b in question.get("blocks", []) if b.get("type") != "actions"]
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"{escape(label)} · <@{user}>"}]})
+        with contextlib.suppress(SlackApiError):  # the answer matters more than tidying the question
+            await client.chat_update(channel=body["channel"]["id"], ts=question["ts"], blocks=blocks,
+                                     text=question.get("text") or label)
 
     async def _on_rate(self, ack: Any, body: dict, action: dict, client: AsyncWebClient) -> None:
         await ack()
@@ -430,6 +444,6 @@ class SlackChannel:
             await respond(response_type="ephemeral", replace_original=False,
                           text=profile.text("share_failed", reply.language))
             return
-        await respond(delete_original=True)
         await self.events.record("shared", message.conversation, channel="slack", reply_id=reply.id,
                                  user=message.user.id)
+        await respond(delete_original=True)  # last: what a watcher of the private copy sees happens after

@@ -144,6 +144,10 @@ class Workspace:
                               "text": button["text"], "value": button["value"], "action_ts": new_ts()}])
         if ephemeral:
             body.pop("message", None)
+        elif "ts" in posted:  # Slack sends the message the button is in
+            body["message"] = {**body.get("message", {}), "ts": posted["ts"], "text": posted.get("text", ""),
+                               "blocks": posted["blocks"],
+                               **({"thread_ts": posted["thread_ts"]} if posted.get("thread_ts") else {})}
         return self.interact(body)
 
     def say(self, text: str, *, channel: str, user: str, thread_ts: str | None = None) -> dict[str, Any]:

@@ -57,6 +57,9 @@ def test_yes_creates_exactly_one_ticket_even_when_clicked_twice(ws, fake_slack, 
     assert "printer on floor 3" in description.lower() and "app.slack.com/client" in description
     [stale] = fake_slack.wait_for("response_url")  # the second click: told privately, nothing posted
     assert "already handled" in stale.args["text"]
+    [decided] = [c.args for c in fake_slack.calls_to("chat.update") if c.args["ts"] == asked["ts"]]
+    assert "actions" not in json.dumps([b["type"] for b in decided["blocks"]])  # no more buttons to press
+    assert "Yes · <@U00FAKEUSER1>" in json.dumps(decided["blocks"], ensure_ascii=False)
 
 
 def test_no_creates_nothing(ws, fake_slack, jira):
