@@ -2,12 +2,13 @@
 blocks (Slack mrkdwn, a Teams TextBlock): list items get their marker and indent, quotes
 their `> `, table rows become `a | b` lines, headings are emphasized, code blocks are
 rendered by the format, and a blank line separates top-level blocks. Each format says
-how in a `Layout`; the walk over markdown-it's tokens is shared.
+how in a `Layout` (its emphasis marks, escaping, links, headings and code); the walk over
+markdown-it's tokens is shared.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -21,7 +22,10 @@ BLOCK_ENDS = ("paragraph_close", "heading_close", "fence", "code_block", "table_
 class Layout:
     """How one format writes what Markdown's blocks become."""
 
-    inline: Callable[[Sequence[Token]], str]  # a paragraph's inline tokens as the format's text
+    marks: Mapping[str, str]  # emphasis: markdown-it's "strong", "em", "s" → the format's marker
+    text: Callable[[str], str]  # plain text, escaped as the format needs
+    code_span: Callable[[str], str]  # inline code
+    link: Callable[[str, str], str]  # (url, label) → a link, or the label alone for a URL not to open
     heading: Callable[[str], str]  # e.g. bold
     code: Callable[[str], str]  # a code block's content
     bullet: str = "• "
@@ -47,9 +51,9 @@ def lay_out(markdown: str, layout: Layout) -> str:
         elif kind in ("bullet_list_close", "ordered_list_close", "list_item_close", "blockquote_close"):
             frames.pop()
         elif kind == "inline" and before in ("th_open", "td_open"):
-            row.append(layout.inline(token.children or []))
+            row.append(inline(token.children or [], layout))
         elif kind == "inline":
-            text = layout.inline(token.children or [])
+            text = inline(token.children or [], layout)
             text = layout.heading(text) if before == "heading_open" else text
             lines.append(_lead(frames, layout) + text.replace("\n", "\n" + _lead(frames, layout)))
         elif kind in ("fence", "code_block"):
@@ -62,6 +66,32 @@ def lay_out(markdown: str, layout: Layout) -> str:
         if not frames and kind in BLOCK_ENDS:
             lines.append("")  # a blank line between top-level blocks
     return "\n".join(lines).strip()
+
+
+def inline(tokens: Sequence[Token], layout: Layout) -> str:
+    """A run of inline tokens (text, emphasis, code, links, images) in the format."""
+    out: list[str] = []
+    links: list[tuple[str, int]] = []
+    for token in tokens:
+        kind = token.type
+        if kind == "text":
+            out.append(layout.text(token.content))
+        elif kind == "code_inline":
+            out.append(layout.code_span(token.content))
+        elif kind in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif kind.endswith(("_open", "_close")) and kind.rsplit("_", 1)[0] in layout.marks:
+            out.append(layout.marks[kind.rsplit("_", 1)[0]])
+        elif kind == "link_open":
+            links.append((str(token.attrs.get("href", "")), len(out)))
+        elif kind == "link_close" and links:
+            url, start = links.pop()
+            label = "".join(out[start:])
+            del out[start:]
+            out.append(layout.link(url, label))
+        elif kind == "image":
+            out.append(layout.link(str(token.attrs.get("src", "")), layout.text(token.content or "image")))
+    return "".join(out)
 
 
 def _lead(frames: list[list[Any]], layout: Layout) -> str:

@@ -14,7 +14,6 @@ import json
 import re
 from typing import Any, Sequence
 
-from markdown_it.token import Token
 
 from adapters.markdown_layout import Layout, lay_out
 
@@ -40,35 +39,9 @@ def _link(url: str, label: str) -> str:
     return f"<{safe}|{label.replace('|', '¦')}>" if label and label != escape(url) else f"<{safe}>"
 
 
-def _inline(tokens: Sequence[Token]) -> str:
-    out: list[str] = []
-    links: list[tuple[str, int]] = []
-    for token in tokens:
-        kind = token.type
-        if kind == "text":
-            out.append(escape(token.content))
-        elif kind == "code_inline":
-            out.append(f"`{escape(token.content)}`")
-        elif kind in ("softbreak", "hardbreak"):
-            out.append("\n")
-        elif kind.endswith("_open") and kind[:-5] in _MARKS:
-            out.append(_MARKS[kind[:-5]])
-        elif kind.endswith("_close") and kind[:-6] in _MARKS:
-            out.append(_MARKS[kind[:-6]])
-        elif kind == "link_open":
-            links.append((str(token.attrs.get("href", "")), len(out)))
-        elif kind == "link_close" and links:
-            url, start = links.pop()
-            label = "".join(out[start:])
-            del out[start:]
-            out.append(_link(url, label))
-        elif kind == "image":
-            out.append(_link(str(token.attrs.get("src", "")), escape(token.content or "image")))
-    return "".join(out)
-
-
-SLACK = Layout(inline=_inline, heading=lambda text: f"*{text}*",
-               code=lambda content: f"```\n{escape(content)}\n```", bullet="• ", indent="    ")
+SLACK = Layout(marks=_MARKS, text=escape, code_span=lambda code: f"`{escape(code)}`", link=_link,
+               heading=lambda text: f"*{text}*", code=lambda content: f"```\n{escape(content)}\n```",
+               bullet="• ", indent="    ")
 
 
 def mrkdwn(markdown: str) -> str:

@@ -24,7 +24,6 @@ from typing import Any, Mapping, Sequence
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity
-from markdown_it.token import Token
 
 from adapters.markdown_layout import Layout, lay_out
 from bot.profiles import Profile
@@ -56,30 +55,11 @@ def link(url: str, label: str) -> str:
     return f"[{_label(label) or url}]({_url(url)})"
 
 
-def _inline(tokens: Sequence[Token]) -> str:
-    out: list[str] = []
-    links: list[tuple[str, int]] = []
-    for token in tokens:
-        kind = token.type
-        if kind in ("text", "code_inline"):
-            out.append(token.content.replace("](", "] ("))  # text that isn't a link must not become one
-        elif kind in ("softbreak", "hardbreak"):
-            out.append("\n")
-        elif kind.endswith(("_open", "_close")) and kind.rsplit("_", 1)[0] in _MARKS:
-            out.append(_MARKS[kind.rsplit("_", 1)[0]])
-        elif kind == "link_open":
-            links.append((str(token.attrs.get("href", "")), len(out)))
-        elif kind == "link_close" and links:
-            url, start = links.pop()
-            label = "".join(out[start:])
-            del out[start:]
-            out.append(link(url, label))
-        elif kind == "image":
-            out.append(link(str(token.attrs.get("src", "")), token.content or "image"))
-    return "".join(out)
+def _plain(text: str) -> str:
+    return text.replace("](", "] (")  # text that isn't a link must not become one
 
 
-TEAMS = Layout(inline=_inline, heading=lambda text: f"**{text}**",
+TEAMS = Layout(marks=_MARKS, text=_plain, code_span=_plain, link=link, heading=lambda text: f"**{text}**",
                code=lambda content: content, bullet="- ", indent="  ")
 
 
