@@ -393,8 +393,7 @@ class SlackChannel:
         reply = await self.engine.confirm(replace(message, link=link), action_of(action["value"]),
                                           action["action_id"] == "tool_yes")
         channel, thread = _place(message.conversation)
-        notice = not (reply.answered or reply.actions or reply.handoff)  # e.g. "already handled": the clicker's
-        if body.get("container", {}).get("is_ephemeral") or notice:
+        if body.get("container", {}).get("is_ephemeral") or reply.notice:  # private, or for the clicker only
             await respond(response_type="ephemeral", replace_original=False, text=mrkdwn(reply.answer))
         else:
             await self._decided(client, body, action, message.user.id)

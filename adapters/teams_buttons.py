@@ -106,7 +106,7 @@ class Buttons:
             return "answered", None
         if kind == "confirm" and str(data.get("a", "")).startswith("t_"):  # Yes / No to a proposed action
             reply = await channel.engine.confirm(message, str(data["a"]), data.get("v") is True)
-            if not (reply.answered or reply.actions or reply.handoff):  # a notice ("already handled"): the clicker's
+            if reply.notice:  # "already handled": the clicker's, in place
                 return "answered", invoke_message(reply.answer)
             await channel.outbox(context).reply(reply, profile)
             return "answered", None

@@ -380,7 +380,7 @@ class TelegramChannel:
             await Outbox(self.bot, message.raw).reply(reply, self._profile(message))
         if kind == "ok" and value in ("yes", "no") and reply_id:  # Yes / No to a proposed action
             reply = await self.runtime.engine.confirm(message, reply_id, value == "yes")
-            if not (reply.answered or reply.actions or reply.handoff):  # a notice ("already handled"): a toast
+            if reply.notice:  # "already handled": a toast for the presser
                 return reply.answer
             await Outbox(self.bot, message.raw).reply(reply, self._profile(message))
             return None

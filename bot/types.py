@@ -112,6 +112,12 @@ class Reply:
     answered: bool = True
     handoff: Handoff | None = None
 
+    @property
+    def notice(self) -> bool:
+        """A short notice with nothing to act on ("already handled"): no answer, no buttons, no
+        handoff. Adapters show a notice about a button press only to whoever pressed it."""
+        return not (self.answered or self.actions or self.handoff)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (enums as their values)."""
         data = asdict(self)
