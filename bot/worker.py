@@ -47,7 +47,7 @@ def plan(scheduler: AsyncIOScheduler, runtime: Runtime, syncer: Syncer, default_
     """Make the scheduler's jobs match the index's sources."""
     wanted = set()
     for info in runtime.index.sources():
-        every = int(info.config.get("interval") or default_interval)
+        every = sources.interval(info, "interval", default_interval)
         due = info.cursor is None or info.status in ("processing", "new", "failed")
         for job, seconds in (("sync", every), ("prune", sources.interval(info, "prune_interval"))):
             if job == "prune" and info.kind == "folder":
@@ -55,7 +55,7 @@ def plan(scheduler: AsyncIOScheduler, runtime: Runtime, syncer: Syncer, default_
             key = f"{job}:{info.name}"
             wanted.add(key)
             existing = scheduler.get_job(key)
-            if existing is not None and getattr(existing.trigger, "interval").total_seconds() == seconds:
+            if existing is not None and existing.trigger.interval.total_seconds() == seconds:
                 continue
             first = {"next_run_time": now()} if job == "sync" and due and existing is None else {}
             scheduler.add_job(run_job, "interval", seconds=seconds, args=(syncer, info.name, job), id=key,

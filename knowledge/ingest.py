@@ -14,8 +14,9 @@ error leaves the index as it was and puts the source in `failed` with the error'
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -81,27 +82,18 @@ class Ingestor:
     def ingest(self, connector: Connector, progress: Progress | None = None) -> Report:
         """A complete pass over the connector; the source's status is kept up to date."""
         source = connector.source
-        self.index.add_source(source, connector.kind, connector.config())
-        self.index.set_status(source, "processing")
         report = Report(source)
-        try:
+        with self._tracked(connector, report):
             seen = self._run(connector.load(), report, progress)
             seen_or_failed = seen | {f.document_id for f in report.failures}
             report.removed = self.index.remove(source, self.index.document_ids(source) - seen_or_failed)
-        except Exception as exc:
-            self.mark_failed(source, exc, report)
-            raise
-        self._succeeded(source, report)
         return report
 
     def update(self, connector: Incremental, since: float, progress: Progress | None = None,
                checkpoint: str | None = None) -> Report:
         """Only what changed since `since` (epoch seconds): edits, additions, reported deletions.
         A connector with its own resume token (Drive's changes feed) gets `checkpoint` too."""
-        source = connector.source
-        self.index.add_source(source, connector.kind, connector.config())
-        self.index.set_status(source, "processing")
-        report = Report(source, full=False)
+        report = Report(connector.source, full=False)
         removed: list[str] = []
 
         def changes() -> Iterable[Document | Failure]:
@@ -111,14 +103,22 @@ class Ingestor:
                     removed.append(item.document_id)
                 else:
                     yield item
-        try:
+        with self._tracked(connector, report):
             self._run(changes(), report, progress)
-            report.removed = self.index.remove(source, removed)
-        except Exception as exc:
-            self.mark_failed(source, exc, report)
-            raise
-        self._succeeded(source, report)
+            report.removed = self.index.remove(connector.source, removed)
         return report
+
+    @contextmanager
+    def _tracked(self, connector: Connector, report: Report) -> Iterator[None]:
+        """The source's status around one pass: processing, then success, or failed (re-raised)."""
+        self.index.add_source(connector.source, connector.kind, connector.config())
+        self.index.set_status(connector.source, "processing")
+        try:
+            yield
+        except Exception as exc:
+            self.mark_failed(connector.source, exc, report)
+            raise
+        self._succeeded(connector.source, report)
 
     def prune(self, connector: Incremental) -> int:
         """Remove the documents the source no longer lists (ids only: no content is read)."""

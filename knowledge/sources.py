@@ -55,9 +55,10 @@ def validate(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(config)
 
 
-def interval(info: SourceInfo, key: str = "interval") -> int:
-    default = SYNC_INTERVAL if key == "interval" else PRUNE_INTERVAL
-    return int(info.config.get(key) or default)
+def interval(info: SourceInfo, key: str = "interval", default: int | None = None) -> int:
+    """A source's `interval` or `prune_interval` in seconds, else `default`, else ours."""
+    fallback = default or (SYNC_INTERVAL if key == "interval" else PRUNE_INTERVAL)
+    return int(info.config.get(key) or fallback)
 
 
 def _secret(info: SourceInfo, credentials: Mapping[str, str], name: str = "") -> str:
