@@ -1,10 +1,21 @@
-"""A server subprocess for benchmarks: started, awaited until it listens, stopped with SIGINT."""
+"""What the channel benchmarks share: a server subprocess (started, awaited until it
+listens, stopped with SIGINT) and timed bursts of concurrent requests."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import subprocess
-from typing import Iterator
+import time
+from typing import Awaitable, Callable, Iterator
+
+
+async def bursts(one: Callable[[int], Awaitable[None]], rounds: int, concurrent: int) -> float:
+    """Seconds taken by `rounds` bursts of `concurrent` calls `one(n)` at once (n numbers them all)."""
+    began = time.perf_counter()
+    for r in range(rounds):
+        await asyncio.gather(*(one(r * concurrent + i) for i in range(concurrent)))
+    return time.perf_counter() - began
 
 
 @contextlib.contextmanager

@@ -44,7 +44,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import server  # noqa: E402
+from bench.running import bursts, server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -86,10 +86,7 @@ async def load(url: str, concurrent: int, rounds: int, offset: int) -> tuple[lis
 
         await one(-1)  # warm-up: Bolt's auth.test, connection set-up
         latencies.clear()
-        began = time.perf_counter()
-        for r in range(rounds):
-            await asyncio.gather(*(one(r * concurrent + i) for i in range(concurrent)))
-        elapsed = time.perf_counter() - began
+        elapsed = await bursts(one, rounds, concurrent)
     return latencies, len(latencies) / elapsed
 
 

@@ -47,7 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import server  # noqa: E402
+from bench.running import bursts, server  # noqa: E402
 from tests.fakes.botframework import FakeBotFramework  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 
@@ -87,10 +87,7 @@ async def load(url: str, service_url: str, token: str, concurrent: int, rounds: 
 
         await one(-1)  # warm-up: OpenID metadata and keys, the outgoing token, connections
         latencies.clear()
-        began = time.perf_counter()
-        for r in range(rounds):
-            await asyncio.gather(*(one(r * concurrent + i) for i in range(concurrent)))
-        elapsed = time.perf_counter() - began
+        elapsed = await bursts(one, rounds, concurrent)
     return latencies, len(latencies) / elapsed
 
 
