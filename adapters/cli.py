@@ -110,7 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     names = ", ".join(["web chat", *(c.name for c in channels)])
     err.print(f"Switchboard is running: http://{host}:{port}  ({names})  {json.dumps(settings.redacted())}",
               markup=False)
-    uvicorn.run(create_app(runtime, channels), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(runtime, channels), host=host, port=port, log_level="info", access_log=False,
+                log_config=None)  # uvicorn's records go to the root handler (adapters/logs.py)
     return 0
 
 
@@ -301,8 +302,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from adapters import logs  # one root handler that redacts secrets from every logger's records
+
+    logs.configure(os.environ.get("LOG_LEVEL", "WARNING"), logs.secrets_in(os.environ))
     args = parser().parse_args(argv)
     try:
         return args.func(args)
