@@ -1,8 +1,9 @@
 """Shopify tool: where is my order? Status, items, shipments and tracking, from the Admin REST API.
 
-An order's details go only to its customer: the user must give the email address of the order
-(compared trimmed and case-insensitively), or the profile must be a staff one
-(`tool_options.any_order = true`). A wrong email and an unknown order get the same answer, so
+An order's details go only to its customer: the user must give the email address of the order,
+or the profile must be a staff one (`tool_options.any_order = true`). The email is a filter of
+the lookup itself (`orders.json?name=…&email=…`), so an order with another email is never
+fetched; the answer is still compared (trimmed, case-insensitively) before anything is shown. A wrong email and an unknown order get the same answer, so
 nothing tells whether an order exists. Wrong guesses are limited per user and channel: each
 one counts a hit on `ctx.tally` (a fixed window shared by all workers; an in-process count
 when the context has none), and once `max_wrong_guesses` are reached the count is read
@@ -66,8 +67,8 @@ class ShopifyTools:
                 return {"order": name, "error": "too_many_attempts",
                         "note": "too many lookups with wrong details: the customer can try again later "
                                 "or talk to a person"}
-        order = await self._find(name)
-        if order is None or not (trusted or _owns(order, email)):
+        order = await self._find(name, "" if trusted else email)
+        if order is None or not (trusted or _owns(order, email)):  # _owns: in case a store ignored the filter
             if not trusted:
                 await self._guesses(ctx, 1)
             return {"order": name, "found": False,
@@ -82,8 +83,13 @@ class ShopifyTools:
         tally = ctx.tally or self._local.tally
         return await tally(f"order-guess:{ctx.channel}:{ctx.user.id}", self.window, hits)
 
-    async def _find(self, name: str) -> dict[str, Any] | None:
-        data = await self._get("orders.json", {"name": name, "status": "any", "fields": FIELDS, "limit": 5})
+    async def _find(self, name: str, email: str) -> dict[str, Any] | None:
+        """The order named `name`; with `email`, only if it is that customer's: Shopify filters,
+        so another customer's order never leaves the store."""
+        params = {"name": name, "status": "any", "fields": FIELDS, "limit": 5}
+        if email:
+            params["email"] = email.strip()
+        data = await self._get("orders.json", params)
         orders = data.get("orders") if isinstance(data, dict) else None
         if not isinstance(orders, list):
             raise ToolError("Shopify orders.json: unexpected answer (no orders list)")

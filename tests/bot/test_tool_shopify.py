@@ -77,15 +77,28 @@ async def test_the_right_email_shows_the_order(shop, fake):
     assert result["ship_to"] == "New York, NY, US" and "River Road" not in json.dumps(result)
     (call,) = fake.calls
     assert call.params["name"] == ORDER and call.params["status"] == "any"  # closed orders too
+    assert call.params["email"] == "James.Li4495@Example.com" and [o["name"] for o in call.orders] == [ORDER]
 
 
 @pytest.mark.parametrize("email", [OTHER_EMAIL, "james.li4495@example.co", "nobody@example.com"])
-async def test_a_wrong_email_shows_nothing(shop, email):
+async def test_a_wrong_email_shows_nothing(shop, fake, email):
     result = await shop.order_status(context(), ORDER, email)
     assert result == {"order": ORDER, "found": False,
                       "note": "no order matches this number and email address: ask the customer to check both"}
     text = json.dumps(result).lower()
     assert not [s for s in SECRETS_OF_ORDER if s.lower() in text]
+    # the lookup itself was filtered by the email: the store never sent this order back
+    (call,) = fake.calls
+    assert (call.params["name"], call.params["email"], call.status, call.orders) == (ORDER, email, 200, [])
+
+
+async def test_the_store_never_returns_another_customers_order(shop, fake):
+    """Every lookup, right or wrong: each order the fake sent back belongs to the email asked."""
+    for email in (EMAIL, OTHER_EMAIL, EMAIL.upper(), "nobody@example.com"):
+        await shop.order_status(context(), ORDER, email)
+    assert len(fake.calls) == 4 and sum(len(c.orders) for c in fake.calls) == 2
+    for call in fake.calls:
+        assert all(o["email"].casefold() == call.params["email"].casefold() for o in call.orders)
 
 
 async def test_an_unknown_order_answers_like_a_wrong_email(shop):

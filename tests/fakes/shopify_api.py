@@ -8,8 +8,10 @@ and the ``shipping_address``. tau2 statuses become Shopify's: pending = paid and
 processed = fulfilled, in transit; delivered = fulfilled, delivered and closed; cancelled =
 ``cancelled_at`` set, refunded, its fulfillment cancelled.
 
-``GET /admin/api/{version}/orders.json`` honours ``name``, ``status`` (``open`` unless asked,
-like Shopify: delivered and cancelled orders are closed), ``fields`` and ``limit``. A wrong or
+``GET /admin/api/{version}/orders.json`` honours ``name``, ``email`` (the order's email or
+contact email, case-insensitively), ``status`` (``open`` unless asked, like Shopify: delivered
+and cancelled orders are closed), ``fields`` and ``limit``. Each call records the orders its
+answer carried (``Call.orders``). A wrong or
 missing ``X-Shopify-Access-Token`` answers 401 with Shopify's body. Tests script ``rate_limit``
 (429 with Retry-After) and ``fail`` (5xx); every call is recorded in ``calls``.
 """
@@ -41,6 +43,7 @@ class Call:
     path: str
     params: dict[str, str]
     status: int = 0
+    orders: list[dict[str, Any]] = field(default_factory=list)  # the orders the response carried
 
 
 # --- tau2 → Shopify ------------------------------------------------------------------------------
@@ -179,7 +182,8 @@ class FakeShopify:
             status, headers, body = scripted
             response = JSONResponse(body, status_code=status, headers=headers)
         else:
-            response = JSONResponse({"orders": self._select(params)})
+            call.orders = self._select(params)
+            response = JSONResponse({"orders": call.orders})
         call.status = response.status_code
         return response
 
@@ -187,7 +191,9 @@ class FakeShopify:
         status = params.get("status", "open")
         wanted = {"any": lambda o: True, "open": lambda o: not o["closed_at"] and not o["cancelled_at"],
                   "closed": lambda o: bool(o["closed_at"]), "cancelled": lambda o: bool(o["cancelled_at"])}[status]
-        orders = [o for o in self.orders.values() if wanted(o) and params.get("name", o["name"]) == o["name"]]
+        email = params.get("email", "").strip().casefold()  # Shopify compares emails case-insensitively
+        orders = [o for o in self.orders.values() if wanted(o) and params.get("name", o["name"]) == o["name"]
+                  and (not email or email in {str(o.get(k) or "").casefold() for k in ("email", "contact_email")})]
         orders = orders[:min(int(params.get("limit", 50)), 250)]
         fields = [f for f in params.get("fields", "").split(",") if f]
         return [{k: v for k, v in o.items() if k in fields} if fields else o for o in orders]
