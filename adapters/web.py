@@ -5,6 +5,12 @@ then one `reply` event with the Reply (plus `answer_html`, rendered here from Ma
 with raw HTML disabled), or one `error` event. The conversation id comes from the
 browser (kept in localStorage), so a reload restores it through
 `GET /api/conversations/{id}`. The memory key is `web:{id}`.
+
+The memory keeps a token-bounded tail of a conversation for the model, so what a reload
+shows comes from a `Transcript` instead: every bubble the visitor saw (their questions,
+the replies with their sources, handoff notices, what an agent wrote) in order, in the
+event database, with what they pressed on each. It survives restarts and is read a page
+(the newest `PAGE` bubbles) at a time.
 """
 from __future__ import annotations
 
@@ -13,10 +19,13 @@ import html
 import json
 import logging
 import re
+import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Mapping, Optional
 
 from markdown_it import MarkdownIt
+from sqlalchemy import Column, Text, update
+from sqlmodel import Field, Session, SQLModel, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -31,6 +40,7 @@ ERROR_MESSAGE = strings.text("error", "en")
 STATIC = Path(__file__).resolve().parent / "web_static"
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_BODY = 100_000
+PAGE = 50  # bubbles per history request
 # The page has no inline script or style: nothing else may run, even if HTML slipped through.
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable("table")
@@ -67,6 +77,82 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+class WebLine(SQLModel, table=True):
+    """One bubble of a web chat as the visitor saw it."""
+
+    __tablename__ = "web_line"
+    id: Optional[int] = Field(default=None, primary_key=True)  # the display order
+    conversation: str = Field(index=True)  # the memory key, "web:{id}"
+    at: float
+    role: str  # "user" | "assistant"
+    text: str = Field(default="", sa_column=Column(Text))  # the visitor's words (user lines)
+    reply: str = Field(default="", sa_column=Column(Text))  # the Reply as JSON (assistant lines)
+    reply_id: str = Field(default="", index=True)
+    chosen: str = ""  # what the visitor pressed on it: "up" / "down", "yes" / "no", a rating
+
+
+class Transcript:
+    """Every web conversation's bubbles in order, in the events database (SQLite or Postgres)."""
+
+    def __init__(self, db):
+        self.db = db
+        WebLine.__table__.create(db, checkfirst=True)
+
+    async def _run(self, work):
+        def run():
+            with Session(self.db) as session:
+                return work(session)
+        return await asyncio.to_thread(run)
+
+    async def add(self, conversation: str, *, text: str = "", reply: Reply | None = None) -> None:
+        """Append the visitor's `text`, or a `reply` they were shown."""
+        line = WebLine(conversation=conversation, at=time.time(), role="user" if reply is None else "assistant",
+                       text=text, reply=json.dumps(reply.to_dict(), ensure_ascii=False) if reply else "",
+                       reply_id=reply.id if reply else "")
+
+        def work(session: Session) -> None:
+            session.add(line)
+            session.commit()
+        await self._run(work)
+
+    async def choose(self, conversation: str, reply_id: str, value: str) -> None:
+        """Remember what the visitor pressed on a reply (its buttons show it after a reload)."""
+        def work(session: Session) -> None:
+            session.exec(update(WebLine).where(WebLine.conversation == conversation, WebLine.reply_id == reply_id)
+                         .values(chosen=value))
+            session.commit()
+        await self._run(work)
+
+    async def page(self, conversation: str, *, before: int | None = None, after: int | None = None,
+                   limit: int = PAGE) -> tuple[list[WebLine], bool]:
+        """Lines in display order: the newest `limit` (before `before`), or those after `after`;
+        and whether older lines remain."""
+        def work(session: Session) -> tuple[list[WebLine], bool]:
+            query = select(WebLine).where(WebLine.conversation == conversation)
+            if after is not None:
+                return list(session.exec(query.where(WebLine.id > after).order_by(WebLine.id).limit(limit))), False
+            if before is not None:
+                query = query.where(WebLine.id < before)
+            lines = list(session.exec(query.order_by(WebLine.id.desc()).limit(limit + 1)))
+            return lines[:limit][::-1], len(lines) > limit
+        return await self._run(work)
+
+
+def _line_json(line: WebLine) -> dict[str, Any]:
+    if line.role == "user":
+        return {"seq": line.id, "role": "user", "text": line.text}
+    return {"seq": line.id, "role": "assistant", "reply": reply_json(json.loads(line.reply)), "chosen": line.chosen}
+
+
+def _cursor(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    if not value:
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"'{name}' must be a line number.")
+    return int(value)
+
+
 def _message(data: dict[str, Any], text: str = "") -> Message:
     conversation = str(data["conversation"])
     return Message(conversation=f"web:{conversation}", text=text,
@@ -81,15 +167,24 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 class WebChat:
     """The web chat's routes, bound to one engine."""
 
-    def __init__(self, engine: Engine, bot_name: str = "Support"):
+    def __init__(self, engine: Engine, bot_name: str = "Support", transcript: Transcript | None = None):
         self.engine = engine
         self.bot_name = bot_name
+        self.transcript = transcript or Transcript(engine.events.engine)
         if engine.handoffs is not None:
             engine.handoffs.add_courier("web", self)
 
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
-        """`bot.handoff.Courier`: nothing to push; the page reads the conversation, where the
-        handoff service records what the agent said, while a human owns it."""
+        """`bot.handoff.Courier`: what a person from the team says joins the transcript, where
+        the page fetches it (it polls while a human owns the conversation)."""
+        await self.transcript.add(conversation, reply=reply)
+
+    async def _show(self, conversation: str, *, text: str = "", reply: Reply | None = None) -> None:
+        """Add a bubble to the transcript; the visitor already has it, so a failure is only logged."""
+        try:
+            await self.transcript.add(conversation, text=text, reply=reply)
+        except Exception:
+            log.exception("could not keep the web transcript of %s", conversation)
 
     def routes(self) -> list:
         return [
@@ -118,6 +213,15 @@ class WebChat:
         return StreamingResponse(self._stream(message), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
+    async def _turn(self, message: Message, on_text) -> Reply:
+        # The question is kept first, so what an agent writes meanwhile comes after it.
+        if message.text.strip():
+            await self._show(message.conversation, text=message.text.strip())
+        reply = await self.engine.handle(message, on_text=on_text)
+        if reply.answer:  # an empty reply: relayed to the person who has the conversation
+            await self._show(message.conversation, reply=reply)
+        return reply
+
     async def _stream(self, message: Message) -> AsyncIterator[bytes]:
         deltas: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -125,8 +229,8 @@ class WebChat:
             await deltas.put(delta)
 
         # The turn runs as its own task: a client that goes away doesn't cancel it, so the
-        # answer is still remembered and shown on the next page load.
-        turn = asyncio.create_task(self.engine.handle(message, on_text=on_text))
+        # answer is still kept and shown on the next page load.
+        turn = asyncio.create_task(self._turn(message, on_text))
         turn.add_done_callback(lambda _: deltas.put_nowait(None))
         while (delta := await deltas.get()) is not None:
             yield _sse("delta", {"text": delta})
@@ -137,15 +241,30 @@ class WebChat:
             yield _sse("error", {"message": ERROR_MESSAGE})
 
     async def history(self, request: Request) -> Response:
+        """The conversation's bubbles: the newest page, `?before=` an earlier page, or
+        `?after=` what came since (the page polls that while a human has it)."""
         conversation = request.path_params["conversation"]
-        if not CONVERSATION_ID.match(conversation):
-            return JSONResponse({"error": "Invalid conversation id."}, status_code=400)
-        memory = await self.engine.history(f"web:{conversation}")
-        if not memory.turns:
-            return JSONResponse({"error": "No such conversation."}, status_code=404)
-        turns = [{"role": "user", "text": t.text} if t.role == "user" else
-                 {"role": "assistant", "reply": reply_json(t.reply or {"answer": t.text})} for t in memory.turns]
-        return JSONResponse({"turns": turns, "owner": await self.engine.owner(f"web:{conversation}")})
+        try:
+            if not CONVERSATION_ID.match(conversation):
+                raise BadRequest("Invalid conversation id.")
+            before, after = _cursor(request, "before"), _cursor(request, "after")
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        key = f"web:{conversation}"
+        lines, more = await self.transcript.page(key, before=before, after=after)
+        turns = [_line_json(line) for line in lines]
+        if not turns and before is None and after is None:
+            turns = await self._remembered(key)
+            if not turns:
+                return JSONResponse({"error": "No such conversation."}, status_code=404)
+        return JSONResponse({"turns": turns, "more": more, "owner": await self.engine.owner(key)})
+
+    async def _remembered(self, key: str) -> list[dict[str, Any]]:
+        """A conversation from before transcripts were kept: what the memory still holds."""
+        memory = await self.engine.history(key)
+        return [{"seq": 0, "role": "user", "text": t.text} if t.role == "user" else
+                {"seq": 0, "role": "assistant", "reply": reply_json(t.reply or {"answer": t.text}), "chosen": ""}
+                for t in memory.turns]
 
     async def feedback(self, request: Request) -> Response:
         try:
@@ -155,17 +274,29 @@ class WebChat:
                 raise BadRequest("Feedback needs a reply_id and a value of 'up' or 'down'.")
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse({"message": await self.engine.feedback(_message(data), reply_id, value)})
+        message = _message(data)
+        thanks = await self.engine.feedback(message, reply_id, value)
+        await self.transcript.choose(message.conversation, reply_id, value)
+        return JSONResponse({"message": thanks})
+
+    async def _chosen(self, message: Message, data: dict[str, Any], value: str) -> None:
+        """The page says which reply's buttons were pressed (optional): they show it after a reload."""
+        reply_id = str(data.get("reply_id", ""))
+        if reply_id.startswith("r_"):
+            await self.transcript.choose(message.conversation, reply_id, value)
 
     async def rate(self, request: Request) -> Response:
         try:
             data = await _body(request)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        reply = await self.engine.rate(_message(data), str(data.get("value", "")))
+        message, value = _message(data), str(data.get("value", ""))
+        reply = await self.engine.rate(message, value)
         if reply is None:
             return JSONResponse({"error": "This rating can't be taken (already rated, or not yours)."},
                                 status_code=409)
+        await self._chosen(message, data, value.rpartition(":")[2])
+        await self._show(message.conversation, reply=reply)
         return JSONResponse(reply_json(reply))
 
     async def confirm(self, request: Request) -> Response:
@@ -177,12 +308,18 @@ class WebChat:
                 raise BadRequest("Confirm needs an action id and accepted: true or false.")
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(reply_json(await self.engine.confirm(_message(data), action, accepted)))
+        message = _message(data)
+        reply = await self.engine.confirm(message, action, accepted)
+        await self._chosen(message, data, "yes" if accepted else "no")
+        await self._show(message.conversation, reply=reply)
+        return JSONResponse(reply_json(reply))
 
     async def handoff(self, request: Request) -> Response:
         try:
             data = await _body(request)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(reply_json(await self.engine.request_handoff(_message(data))))
-
+        message = _message(data)
+        reply = await self.engine.request_handoff(message)
+        await self._show(message.conversation, reply=reply)
+        return JSONResponse(reply_json(reply))

@@ -12,6 +12,7 @@
   const input = $('#input');
   const sendBtn = $('#send');
   const counter = $('#counter');
+  const tooLong = $('#too-long');
 
   const bot = ($('meta[name="switchboard-bot"]')?.getAttribute('content') || '').trim() || 'Support';
   $('#subtitle').textContent = bot;
@@ -22,6 +23,7 @@
   let handoffPending = false;
   let polling = null; // the conversation being polled for a human's messages
   const shown = new Set(); // reply ids on screen
+  let lastSeq = 0; // the newest transcript line fetched from the server
   const POLL_MS = 3000;
 
   class UserError extends Error {}
@@ -155,7 +157,17 @@
     }
   }
 
-  function replyBubble(reply) {
+  // What the visitor pressed on a reply, restored after a reload: that button stays marked
+  // and the group can't be pressed again.
+  function markChosen(buttons, chosen) {
+    if (!chosen) return;
+    for (const b of buttons) {
+      b.disabled = true;
+      if (b.dataset.value === chosen) { b.classList.add('chosen'); b.setAttribute('aria-pressed', 'true'); }
+    }
+  }
+
+  function replyBubble(reply, chosen = '') {
     reply = reply || {};
     if (reply.id) shown.add(reply.id);
     const answer = el('div', { class: 'answer', lang: reply.language || null });
@@ -182,13 +194,14 @@
     for (const a of confirms) {
       tools.append(el('button', {
         type: 'button', class: `btn confirm ${a.id === 'tool_yes' ? 'primary' : ''}`,
-        onclick: () => sendConfirm(a.value, a.id === 'tool_yes', tools, note),
+        'data-value': a.id === 'tool_yes' ? 'yes' : 'no',
+        onclick: (e) => sendConfirm(reply, a.value, a.id === 'tool_yes', e.currentTarget, note),
       }, a.label));
     }
     if (reply.id && reply.answered && !confirms.length) {
       for (const [value, emoji, label] of [['up', '👍', 'Helpful'], ['down', '👎', 'Not helpful']]) {
         tools.append(el('button', {
-          type: 'button', class: 'btn icon fb', 'aria-label': label, title: label,
+          type: 'button', class: 'btn icon fb', 'aria-label': label, title: label, 'data-value': value,
           onclick: (e) => sendFeedback(reply, value, e.currentTarget, note),
         }, emoji));
       }
@@ -198,18 +211,22 @@
       if (a && a.kind === 'rating') {
         tools.append(el('button', {
           type: 'button', class: 'btn icon rate', 'aria-label': `Rate ${a.label} of 5`,
-          onclick: () => sendRating(a.value, tools, note),
+          'data-value': String(a.value).split(':').pop(),
+          onclick: (e) => sendRating(reply, a.value, e.currentTarget, note),
         }, String(a.label)));
       }
     }
     if (tools.childElementCount) bubble.append(tools, note);
+    markChosen(tools.querySelectorAll('[data-value]'), chosen);
     return el('div', { class: 'msg bot' }, bubble);
   }
 
-  async function sendConfirm(action, accepted, tools, note) {
-    tools.querySelectorAll('.confirm').forEach((b) => { b.disabled = true; });
+  async function sendConfirm(shownReply, action, accepted, btn, note) {
+    const group = btn.parentElement.querySelectorAll('.confirm');
+    group.forEach((b) => { b.disabled = true; });
     try {
-      const reply = await json(await api('/api/confirm', { conversation: conv, action, accepted }));
+      const reply = await json(await api('/api/confirm', { conversation: conv, action, accepted, reply_id: shownReply.id }));
+      markChosen(group, btn.dataset.value);
       put(replyBubble(reply), null, true);
     } catch (e) {
       note.classList.add('bad');
@@ -217,11 +234,13 @@
     }
   }
 
-  async function sendRating(value, tools, note) {
-    tools.querySelectorAll('.rate').forEach((b) => { b.disabled = true; });
+  async function sendRating(shownReply, value, btn, note) {
+    const group = btn.parentElement.querySelectorAll('.rate');
+    group.forEach((b) => { b.disabled = true; });
     try {
-      const reply = await json(await api('/api/rate', { conversation: conv, value }));
-      note.textContent = reply.answer || 'Thank you!';
+      const reply = await json(await api('/api/rate', { conversation: conv, value, reply_id: shownReply.id }));
+      markChosen(group, btn.dataset.value);
+      put(replyBubble(reply), null, true);
     } catch (e) {
       note.classList.add('bad');
       note.textContent = messageOf(e);
@@ -236,12 +255,14 @@
     while (polling === c && conv === c) {
       await new Promise((done) => setTimeout(done, POLL_MS));
       try {
-        const resp = await api(`/api/conversations/${encodeURIComponent(c)}`);
+        const resp = await api(`/api/conversations/${encodeURIComponent(c)}?after=${lastSeq}`);
         if (!resp.ok || conv !== c) continue;
         const data = await json(resp);
-        for (const t of Array.isArray(data?.turns) ? data.turns : []) {
-          if (t?.role === 'assistant' && t.reply?.id && !shown.has(t.reply.id) && t.reply.answer) {
-            put(replyBubble(t.reply), null, true);
+        for (const t of turnsOf(data)) {
+          lastSeq = Math.max(lastSeq, Number(t.seq) || 0);
+          // the visitor's own lines and the replies they got are on screen already
+          if (t.role === 'assistant' && t.reply?.id && !shown.has(t.reply.id) && t.reply.answer) {
+            put(replyBubble(t.reply, t.chosen), null, true);
           }
         }
         if (data?.owner === 'bot') break;
@@ -372,17 +393,46 @@
     }
   }
 
+  const turnsOf = (data) => (Array.isArray(data?.turns) ? data.turns : [])
+    .filter((t) => t && /^(user|assistant)$/.test(t.role));
+
+  const bubbleOf = (t) => (t.role === 'user' ? userBubble(String(t.text ?? '')) : replyBubble(t.reply, t.chosen));
+
+  // The conversation's bubbles come a page at a time, newest first: "Load earlier" fetches
+  // the page before the first one shown.
+  function earlierButton(c, before) {
+    const btn = el('button', { type: 'button', class: 'btn earlier', text: 'Load earlier messages' });
+    btn.addEventListener('click', async () => {
+      btn.disabled = true;
+      try {
+        const data = await json(await api(`/api/conversations/${encodeURIComponent(c)}?before=${before}`));
+        if (conv !== c) return;
+        const turns = turnsOf(data);
+        const height = log.scrollHeight;
+        const top = log.scrollTop;
+        btn.replaceWith(...(data.more && turns.length ? [earlierButton(c, turns[0].seq)] : []), ...turns.map(bubbleOf));
+        log.scrollTop = top + log.scrollHeight - height; // keep what the visitor was reading in place
+      } catch (e) {
+        btn.disabled = false;
+        btn.textContent = `${messageOf(e)} Load earlier messages`;
+      }
+    });
+    return el('div', { class: 'more' }, btn);
+  }
+
   async function restore() {
     const c = conv;
     log.replaceChildren(el('p', { class: 'empty', text: 'Loading conversation…' }));
     try {
       const resp = await api(`/api/conversations/${encodeURIComponent(c)}`);
       const data = resp.status === 404 ? null : await json(resp);
-      const turns = (Array.isArray(data?.turns) ? data.turns : []).filter((t) => t && /^(user|assistant)$/.test(t.role));
+      const turns = turnsOf(data);
       if (conv !== c) return;
       log.querySelector('.empty')?.remove();
+      for (const t of turns) lastSeq = Math.max(lastSeq, Number(t.seq) || 0);
+      const earlier = data?.more && turns[0]?.seq ? [earlierButton(c, turns[0].seq)] : [];
       // prepend: anything the user sent while history was loading stays after it
-      log.prepend(...turns.map((t) => (t.role === 'user' ? userBubble(String(t.text ?? '')) : replyBubble(t.reply))));
+      log.prepend(...earlier, ...turns.map(bubbleOf));
       if (!log.childElementCount) showEmpty();
       log.scrollTop = log.scrollHeight;
       if (data?.owner && data.owner !== 'bot') poll();
@@ -394,6 +444,7 @@
   function newConversation() {
     if (current) { current.ctrl.abort(); current = null; }
     conv = store(newId());
+    lastSeq = 0;
     showEmpty();
     input.value = '';
     setBusy(false);
@@ -407,21 +458,33 @@
     input.style.height = `${input.scrollHeight + input.offsetHeight - input.clientHeight}px`;
   }
 
+  // Characters as the server counts them (code points: an emoji is one, not two).
+  const length = (text) => text.length - (text.match(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)?.length ?? 0);
+
   function updateCounter() {
-    const n = input.value.length;
+    const n = length(input.value.trim());
     counter.hidden = n < NEAR_LIMIT;
     counter.textContent = counter.hidden ? '' : `${n.toLocaleString()} / ${MAX.toLocaleString()}`;
-    counter.classList.toggle('bad', n >= MAX);
+    counter.classList.toggle('bad', n > MAX);
+    if (n <= MAX) showTooLong(0);
+  }
+
+  // A message over the limit is never cut: it stays in the box with the reason, to be shortened.
+  function showTooLong(n) {
+    tooLong.hidden = !n;
+    tooLong.textContent = n ? `Your message is ${n.toLocaleString()} characters long; the limit is ${MAX.toLocaleString()}. Please shorten it before sending.` : '';
+    if (n) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
   }
 
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const text = input.value.trim();
     if (!text || current) return;
+    if (length(text) > MAX) { showTooLong(length(text)); input.focus(); return; }
     input.value = '';
     autosize();
     updateCounter();
-    send(text.slice(0, MAX));
+    send(text);
   });
 
   input.addEventListener('keydown', (e) => {

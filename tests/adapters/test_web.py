@@ -1,6 +1,9 @@
-"""The web chat over real HTTP: page, SSE chat, history across reloads, feedback, handoff."""
+"""The web chat over real HTTP: page, SSE chat, history across reloads and restarts (every
+bubble, in order, a page at a time), feedback, handoff, a person from the team writing to a
+web visitor, and messages over the length limit."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import shutil
@@ -10,8 +13,11 @@ import httpx
 import pytest
 
 from adapters.app import create_app
+from adapters.web import PAGE
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.settings import DEFAULT_PROFILES
+from tests.bot.test_handoff import Desk
 from tests.fakes.server import serve
 
 
@@ -105,6 +111,116 @@ def test_empty_and_huge_messages_get_a_reply_not_an_error(web):
     _, empty = chat(client, uuid.uuid4().hex, "")[-1]
     _, huge = chat(client, uuid.uuid4().hex, "a" * 20_001)[-1]
     assert "empty" in empty["answer"] and "too long" in huge["answer"]
+
+
+def test_a_message_over_the_limit_gets_the_too_long_notice_not_an_answer(web):
+    client, _ = web
+    conversation = uuid.uuid4().hex
+    question = "How long do I have to return an item? "
+    question += "x" * (25_000 - len(question))
+    events = chat(client, conversation, question)
+    assert [kind for kind, _ in events] == ["reply"]  # nothing was written as an answer
+    reply = events[0][1]
+    assert "too long (25000 characters; the limit is 20000)" in reply["answer"]
+    assert not reply["answered"] and not reply["citations"] and "30 days" not in reply["answer"]
+    turns = client.get(f"/api/conversations/{conversation}").json()["turns"]
+    assert [t.get("text") for t in turns] == [question, None]  # shown as sent, never cut
+
+
+def bubbles(client: httpx.Client, conversation: str, **params) -> list[str]:
+    """The conversation as the page shows it: "user: …" and "bot: …" lines, in order."""
+    turns = client.get(f"/api/conversations/{conversation}", params=params).json()["turns"]
+    return [f"user: {t['text']}" if t["role"] == "user" else f"bot: {t['reply']['answer']}" for t in turns]
+
+
+def test_a_reload_shows_every_bubble_in_order_even_past_memory_and_a_restart(tmp_path, sample_index_path, embedder):
+    conversation = uuid.uuid4().hex
+    questions = ["How long do I have to return an item? " + "Please tell me everything. " * 300,
+                 "What are your delivery times?", "and for Belgium?", "Do you offer gift wrapping?"]
+    runtime = open_runtime(tmp_path, sample_index_path, embedder)
+    with serve(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        answers = [chat(client, conversation, q)[-1][1]["answer"] for q in questions]
+        handoff = client.post("/api/handoff", json={"conversation": conversation}).json()
+        before = bubbles(client, conversation)
+    expected = [line for q, a in zip(questions, answers) for line in (f"user: {q.strip()}", f"bot: {a}")]
+    assert before == expected + [f"bot: {handoff['answer']}"] and handoff["handoff"]
+    remembered = asyncio.run(runtime.engine.history(f"web:{conversation}"))
+    assert len(remembered.turns) < len(before)  # the memory keeps a bounded tail; the page shows it all
+    asyncio.run(runtime.close())
+    again = open_runtime(tmp_path, sample_index_path, embedder)
+    with serve(create_app(again)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert bubbles(client, conversation) == before
+
+
+def test_history_comes_a_page_at_a_time_and_since_a_line(web):
+    client, _ = web
+    conversation = uuid.uuid4().hex
+    for _ in range(PAGE + 5):
+        client.post("/api/handoff", json={"conversation": conversation}).raise_for_status()
+    newest = client.get(f"/api/conversations/{conversation}").json()
+    assert len(newest["turns"]) == PAGE and newest["more"]
+    seqs = [t["seq"] for t in newest["turns"]]
+    assert seqs == sorted(seqs)
+    earlier = client.get(f"/api/conversations/{conversation}", params={"before": seqs[0]}).json()
+    assert len(earlier["turns"]) == 5 and not earlier["more"] and earlier["turns"][-1]["seq"] < seqs[0]
+    since = client.get(f"/api/conversations/{conversation}", params={"after": seqs[-3]}).json()["turns"]
+    assert [t["seq"] for t in since] == seqs[-2:]
+    assert client.get(f"/api/conversations/{conversation}", params={"before": "x"}).status_code == 400
+
+
+def test_feedback_stays_chosen_after_a_reload(web):
+    client, _ = web
+    conversation = uuid.uuid4().hex
+    _, reply = chat(client, conversation, "Do you offer gift wrapping?")[-1]
+    client.post("/api/feedback", json={"conversation": conversation, "reply_id": reply["id"], "value": "up"})
+    turns = client.get(f"/api/conversations/{conversation}").json()["turns"]
+    assert turns[1]["reply"]["id"] == reply["id"] and turns[1]["chosen"] == "up"
+
+
+HANDOFF = """
+[profiles.support.handoff]
+agents = "test:AGENTS"
+hours = "mon-sun 00:00-23:59"
+"""
+
+
+@pytest.fixture
+def desk_web(tmp_path, sample_index_path, embedder):
+    """The web chat of a profile whose handoffs go to a recording agents' desk."""
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(DEFAULT_PROFILES.read_text() + HANDOFF)
+    runtime = open_runtime(tmp_path, sample_index_path, embedder, SWITCHBOARD_PROFILES=str(profiles))
+    desk = Desk()
+    runtime.engine.handoffs.add_desk("test", desk)
+    with serve(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client, runtime.engine.handoffs, desk
+
+
+async def test_what_a_person_from_the_team_writes_is_shown_in_order_and_after_a_reload(desk_web):
+    client, handoffs, desk = desk_web
+    conversation = uuid.uuid4().hex
+    chat(client, conversation, "How long do I have to return an item?")
+    handed = client.post("/api/handoff", json={"conversation": conversation}).json()
+    [escalation] = desk.posts
+    await handoffs.claim(escalation, "agent1", "Alice")
+    await handoffs.from_agent(escalation, "agent1", "Hello, I can help with that.")
+    seen = client.get(f"/api/conversations/{conversation}").json()["turns"][-1]["seq"]
+    assert chat(client, conversation, "Thanks, it is order 1234")[-1][1]["answer"] == ""  # relayed to Alice
+    await handoffs.resolve(escalation, "agent1")
+    history = client.get(f"/api/conversations/{conversation}").json()
+    closing = history["turns"][-1]["reply"]
+    rating = next(a for a in closing["actions"] if a["kind"] == "rating" and a["label"] == "5")
+    rated = client.post("/api/rate", json={"conversation": conversation, "value": rating["value"],
+                                           "reply_id": closing["id"]}).json()
+    shown = bubbles(client, conversation)
+    assert shown[0] == "user: How long do I have to return an item?" and "30 days" in shown[1]
+    assert shown[2:] == [f"bot: {handed['answer']}", "bot: Alice from our team has joined the conversation.",
+                         "bot: **Alice**: Hello, I can help with that.", "user: Thanks, it is order 1234",
+                         f"bot: {closing['answer']}", f"bot: {rated['answer']}"]
+    assert "**Alice**" not in shown[3] and "<strong>Alice</strong>" in \
+        client.get(f"/api/conversations/{conversation}").json()["turns"][4]["reply"]["answer_html"]
+    assert client.get(f"/api/conversations/{conversation}").json()["turns"][-2]["chosen"] == "5"
+    assert bubbles(client, conversation, after=seen)[0] == "user: Thanks, it is order 1234"
 
 
 def test_healthz_names_an_unreachable_redis(tmp_path, sample_index_path, embedder):
