@@ -52,7 +52,7 @@ from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
 from tests.services import redis_server  # noqa: E402
 
 QUESTIONS = ROOT / "tests" / "data" / "sample_questions.jsonl"
-PAYLOAD = ROOT.parent / "shared" / "payloads" / "telegram" / "private_text.json"
+PAYLOAD = ROOT / "tests" / "fixtures" / "telegram" / "private_text.json"
 PREBUILT_INDEX = ROOT / "var" / "index.sqlite3"  # scripts/start's index of the sample KB, when there
 SECRET = "bench-secret"
 START_TIMEOUT = 900  # seconds: a first start without a prebuilt index embeds the sample KB

@@ -25,7 +25,6 @@ from tests.services import postgres_server, redis_server
 pytest_plugins = ["tests.adapters.slack_workspace"]  # the `fake_slack` fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """A Slack workspace for tests: the fake Web API, our app served over HTTP, signed deliveries.
 
-Payloads start from the real recorded ones in ../shared/payloads/slack/ and get fresh
+Payloads start from the real recorded ones in tests/fixtures/slack/ and get fresh
 timestamps, ids and texts. Requests are signed exactly as Slack signs them (v0 HMAC-SHA256
 of `v0:{timestamp}:{body}` with the signing secret).
 """
@@ -29,7 +29,7 @@ from bot.settings import DEFAULT_PROFILES, Settings
 from tests.fakes.server import serve
 from tests.fakes.slack_api import FakeSlack
 
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "payloads" / "slack"
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "slack"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM, BOT = "T00FAKE00AA", "U00FAKEBOT01"
 CHANNELS = """

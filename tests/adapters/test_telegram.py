@@ -14,6 +14,7 @@ import itertools
 import json
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import httpx
@@ -26,12 +27,11 @@ from adapters.telegram import TelegramChannel, TelegramSettings
 from bot.errors import ConfigError
 from bot.types import Reply
 from tests.adapters.test_web import open_runtime
-from tests.conftest import SHARED
 from tests.fakes.openai_server import Step
 from tests.fakes.server import free_port, serve
 from tests.fakes.telegram_api import FakeTelegram
 
-PAYLOADS = SHARED / "payloads" / "telegram"
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"
 SECRET = "s3cret_Token-1"
 PRIVATE, GROUP, FORUM = 218485655, -1001586969305, -1002271335705
 _ids = itertools.count(1000)

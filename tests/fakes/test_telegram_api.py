@@ -14,7 +14,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter
 from tests.fakes.server import serve
 from tests.fakes.telegram_api import FakeTelegram, parse_html
 
-PAYLOADS = Path("/work/shared/payloads/telegram")
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"
 
 
 @pytest.fixture
