@@ -56,7 +56,20 @@ OWN = [
     {"id": "y-pwd-colon", "text": "login: jdoe / password: sunshine", "lang": "en", "pii": [{"type": "password", "value": "sunshine"}]},
     {"id": "y-no-lang", "text": "Call +33 6 12 34 56 78 or mail x.y@example.fr", "lang": "", "pii": [{"type": "phone", "value": "+33 6 12 34 56 78"}, {"type": "email", "value": "x.y@example.fr"}]},
     {"id": "y-key-neg", "text": "The key question is whether order #W1504875 shipped; the token in the email did not work.", "lang": "en", "pii": [], "keep": ["#W1504875"]},
-    {"id": "y-time", "text": "Your chat at 14:32 on 2024-05-12 ref SUP-98765 said 5-7 business days.", "lang": "en", "pii": [], "keep": ["14:32", "2024-05-12", "SUP-98765"]}
+    {"id": "y-time", "text": "Your chat at 14:32 on 2024-05-12 ref SUP-98765 said 5-7 business days.", "lang": "en", "pii": [], "keep": ["14:32", "2024-05-12", "SUP-98765"]},
+    {"id": "z-us-addr-dir", "text": "Please update my address to 1600 Pennsylvania Avenue NW, Washington, DC 20500.", "lang": "en", "pii": [{"type": "address", "value": "1600 Pennsylvania Avenue NW, Washington, DC 20500"}]},
+    {"id": "z-uk-addr", "text": "Ship it to 4 Privet Drive, Little Whinging, Surrey GU21 4XN.", "lang": "en", "pii": [{"type": "address", "value": "4 Privet Drive, Little Whinging, Surrey GU21 4XN"}]},
+    {"id": "z-fr-title", "text": "Pouvez-vous livrer chez M. Pierre Durand, 5, allée des Tilleuls, 33000 Bordeaux ?", "lang": "fr", "pii": [{"type": "person", "value": "Pierre Durand"}, {"type": "address", "value": "5, allée des Tilleuls, 33000 Bordeaux"}]},
+    {"id": "z-zh-all", "text": "我叫李明，电话 138-0013-8000，住在广州市天河区天河路385号。身份证11010519491231002X", "lang": "zh", "pii": [{"type": "person", "value": "李明"}, {"type": "phone", "value": "138-0013-8000"}, {"type": "address", "value": "广州市天河区天河路385号"}, {"type": "national_id", "value": "11010519491231002X"}]},
+    {"id": "z-signoff", "text": "The blender arrived broken.\nThanks, Priya Patel", "lang": "en", "pii": [{"type": "person", "value": "Priya Patel"}]},
+    {"id": "z-caps-holder", "text": "Cardholder: JOHN SMITH, Visa 4242-4242-4242-4242 expires 08/26", "lang": "en", "pii": [{"type": "person", "value": "JOHN SMITH"}, {"type": "credit_card", "value": "4242-4242-4242-4242"}], "keep": ["08/26"]},
+    {"id": "z-jwt", "text": "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "lang": "en", "pii": [{"type": "api_key", "value": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"}]},
+    {"id": "z-neg-groups", "text": "Tracking: 9400 1000 0000 0000 0000 00 via USPS; ISBN 978-3-16-148410-0; IP 192.168.1.10.", "lang": "en", "pii": [], "keep": ["9400 1000 0000 0000 0000 00", "978-3-16-148410-0", "192.168.1.10"]},
+    {"id": "z-neg-key", "text": "The key thing: tracking 1Z999AA10123456784 shows delivered. Your ticket number is 1234567890.", "lang": "en", "pii": [], "keep": ["1Z999AA10123456784", "1234567890"]},
+    {"id": "z-neg-gtin", "text": "GTIN 00012345678905 and UPC 036000291452, serial SN8F3K2L9Q7X1Z.", "lang": "en", "pii": [], "keep": ["00012345678905", "036000291452", "SN8F3K2L9Q7X1Z"]},
+    {"id": "z-neg-self", "text": "I'm Happy with the kettle. Je suis Client depuis 2015, commande #W4386313.", "lang": "en", "pii": [], "keep": ["#W4386313"]},
+    {"id": "z-neg-zh", "text": "我的订单号是W7678072，金额是1299元，快递单号是773012345678901。", "lang": "zh", "pii": [], "keep": ["W7678072", "1299元", "773012345678901"]},
+    {"id": "z-nir-cue", "text": "Mon numéro de sécurité sociale est 2 90 02 75 116 031 14", "lang": "fr", "pii": [{"type": "fr_nir", "value": "2 90 02 75 116 031 14"}]}
 ]
 
 
