@@ -43,6 +43,11 @@ CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (source, document_id);
 CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks (hash, model);
 -- Two fields: `head` (document title and heading path) and `body` (the chunk's text).
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(head, body, tokenize='unicode61 remove_diacritics 0');
+-- Documents in quarantine: an instruction to an AI was found in them (knowledge/sanitize.py). Their
+-- clean remainder stays indexed; each row says where the instruction was, the rule, the snippet.
+CREATE TABLE IF NOT EXISTS quarantine (
+  source TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, rule TEXT NOT NULL, snippet TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS quarantine_by_document ON quarantine (source, document_id);
 """
 # bm25() weights of (head, body). FTS5 adds up the weighted term counts of a row's fields, so a
 # term in the title counts twice: a title says what the whole document is about (in an FAQ it
@@ -78,6 +83,17 @@ class StoredChunk:
     updated_at: str | None
     language: str
     visibility: str
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A document held for review: an instruction to an AI was removed from it at ingest."""
+
+    source: str
+    document_id: str
+    kind: str  # `instruction` (visible text) or the hidden kind it hid in (`html_comment`, `base64`…)
+    rule: str
+    snippet: str
 
 
 @dataclass(frozen=True)
@@ -228,16 +244,21 @@ class Index:
         return found
 
     def put(self, items: Sequence[tuple[Document, Sequence[Chunk], Sequence[str], np.ndarray, np.ndarray | None]],
-            model: str, terms: Sequence[tuple[Sequence[str], Sequence[str]]]) -> None:
+            model: str, terms: Sequence[tuple[Sequence[str], Sequence[str]]],
+            flags: Sequence[Sequence[Any]] = ()) -> None:
         """Replace each document with its chunks (hashes, vectors and index terms aligned).
 
         An item is (document, chunks, chunk hashes, chunk vectors, title vector or None).
         `terms` holds one (head, body) pair of term lists per chunk, in order (`lexical.chunk_terms`).
+        `flags` holds, per item, why it is in quarantine (objects with kind, rule, snippet; empty: it isn't).
         """
         flat_terms = iter(terms)
         with self._write() as db:
-            for document, chunks, hashes, vectors, title_vector in items:
+            for n, (document, chunks, hashes, vectors, title_vector) in enumerate(items):
                 self._delete(db, document.source, [document.id])
+                db.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?)",
+                               [(document.source, document.id, f.kind, f.rule, f.snippet)
+                                for f in (flags[n] if n < len(flags) else ())])
                 title_blob = None if title_vector is None else np.asarray(title_vector, dtype=np.float32).tobytes()
                 db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
                     document.source, document.id, document.title, document.url, document.updated_at,
@@ -268,11 +289,19 @@ class Index:
                 "SELECT rowid FROM chunks WHERE source = ? AND document_id = ?", (source, doc_id))]
             db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rowids])
             db.execute("DELETE FROM chunks WHERE source = ? AND document_id = ?", (source, doc_id))
+            db.execute("DELETE FROM quarantine WHERE source = ? AND document_id = ?", (source, doc_id))
             removed += db.execute("DELETE FROM documents WHERE source = ? AND id = ?", (source, doc_id)).rowcount
         return removed
 
     def document_ids(self, source: str) -> set[str]:
         return {r[0] for r in self._rows("SELECT id FROM documents WHERE source = ?", (source,))}
+
+    def flagged(self, source: str | None = None) -> list[Flagged]:
+        """The findings of the documents in quarantine (of one source, or all), by document."""
+        where, params = ("WHERE source = ?", (source,)) if source is not None else ("", ())
+        return [Flagged(*r) for r in self._rows(
+            f"SELECT source, document_id, kind, rule, snippet FROM quarantine {where} ORDER BY source, document_id, rowid",
+            params)]
 
     # -- search ----------------------------------------------------------------------
     def lexical(self, query_terms: Sequence[str], sources: Sequence[str] | None, public_only: bool,

@@ -11,16 +11,21 @@ no longer has is removed), `update` (poll: only what changed since a time, and t
 deletions the API reports) and `prune` (slim: ids only; documents the source no longer
 lists are removed, which is how deletions the poll can't see disappear). A connector's
 error leaves the index as it was and puts the source in `failed` with the error's words.
+
+Every document passes through `sanitize.clean` before chunking, whatever its connector: hidden
+content and instructions to an AI never become knowledge, and a document where an instruction
+was found is indexed clean and put in quarantine for review (`Index.flagged`).
 """
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
-from knowledge import lexical
+from knowledge import lexical, sanitize
 from knowledge.chunking import chunk_document
 from knowledge.connectors.errors import ConnectorError
 from knowledge.documents import Chunk, Document, Failure, Removed
@@ -62,6 +67,8 @@ class Report:
     chunks_reused: int = 0
     failures: list[Failure] = field(default_factory=list)
     full: bool = True  # a complete pass (False: only what changed)
+    stripped: Counter = field(default_factory=Counter)  # hidden content and instructions removed, per kind
+    flagged: dict[str, tuple[sanitize.Flag, ...]] = field(default_factory=dict)  # put in quarantine: id -> why
 
     @property
     def seen(self) -> int:
@@ -75,9 +82,10 @@ Progress = Callable[[Report, "Document | Failure"], None]
 class Ingestor:
     """Writes documents into an `Index`, embedding with an `Embedder`."""
 
-    def __init__(self, index: Index, embedder: Embedder):
+    def __init__(self, index: Index, embedder: Embedder, sanitizing: bool = True):
         self.index = index
         self.embedder = embedder
+        self.sanitizing = sanitizing  # off only to measure what it prevents (bench/security.py)
 
     def ingest(self, connector: Connector, progress: Progress | None = None) -> Report:
         """A complete pass over the connector; the source's status is kept up to date."""
@@ -154,11 +162,23 @@ class Ingestor:
             else:
                 report.added += item.id not in known
                 report.updated += item.id in known
-                pending.append((item, chunk_document(item)))
+                pending.append((item, chunk_document(self._cleaned(item, report))))
             if sum(len(c) for _, c in pending) >= BATCH_CHUNKS:
                 self._flush(pending, report)
         self._flush(pending, report)
         return seen
+
+    def _cleaned(self, document: Document, report: Report) -> Document:
+        """The document as knowledge (see knowledge/sanitize.py); its findings go in the report.
+        The original stays in `pending`: the index keeps its fingerprint, so an unchanged
+        document is still recognised next time."""
+        if not self.sanitizing:
+            return document
+        cleaned = sanitize.clean(document.text)
+        report.stripped.update(cleaned.stripped)
+        if cleaned.flags:
+            report.flagged[document.id] = cleaned.flags
+        return replace(document, text=cleaned.text)
 
     def _flush(self, pending: list[tuple[Document, list[Chunk]]], report: Report) -> None:
         if not pending:
@@ -180,5 +200,5 @@ class Ingestor:
             matrix = np.array([vectors[h] for h in hs], dtype=np.float32).reshape(len(hs), -1)
             items.append((document, chunks, hs, matrix, vectors.get(title_hash(document.title, model))))
             terms += [lexical.chunk_terms(document.title, c.heading, c.text, document.language or "en") for c in chunks]
-        self.index.put(items, model, terms)
+        self.index.put(items, model, terms, [report.flagged.get(d.id, ()) for d, _ in pending])
         pending.clear()
