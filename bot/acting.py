@@ -15,6 +15,13 @@ to the model, for at most `max_steps` model calls.
   they only travel as `tool` messages, and no acting tool runs without the user's Yes.
   So a document that says "create 100 tickets" can at most cause one question, which the
   user can refuse.
+- A model that is wrong, or turned against the user, still can't do much: each action has
+  daily limits per conversation and per user (bot/tools/limits.py; a proposal past them
+  ends the turn with a fixed notice instead of a question, and the count is taken again,
+  atomically, on Yes); the question is rendered from the validated arguments, never from the
+  model's text (bot/tools/consent.py); after the action the user sees what was done, from the
+  tool's result; and an answer built on tool results passes the same support check as any
+  generated answer, against those results and the passages.
 """
 from __future__ import annotations
 
@@ -26,11 +33,12 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from bot import grounding
+from bot import grounding, strings
 from bot.answering import NO_ANSWER, Draft, passages_block, system_prompt
 from bot.model import ChatModel, OnText
 from bot.profiles import Profile
-from bot.tools import ArgumentError, NeedsHuman, Tool, ToolContext, ToolError
+from bot.tools import ArgumentError, NeedsHuman, Tool, ToolContext, ToolError, consent
+from bot.tools.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,14 @@ class Outcome:
     evidence: tuple[str, ...] = ()  # their results, as sent to the model
     events: tuple[tuple[str, Mapping[str, Any]], ...] = ()  # to record: (kind, data)
     steps: int = 0  # model calls made
+    done: tuple[tuple[str, Any], ...] = ()  # actions that ran: (their `done` strings key, result)
+    notice: str = ""  # a strings key the turn ends with instead (e.g. a limit reached)
+
+
+class _Limited(Exception):
+    def __init__(self, limit: str):
+        super().__init__(limit)
+        self.limit = limit
 
 
 class _Failure(Exception):
@@ -85,10 +101,11 @@ class _Run:
     evidence: list[str] = field(default_factory=list)
     events: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
     steps: int = 0
+    done: list[tuple[str, Any]] = field(default_factory=list)
 
     def outcome(self, **values: Any) -> Outcome:
         return Outcome(used=tuple(self.used), evidence=tuple(self.evidence), events=tuple(self.events),
-                       steps=self.steps, **values)
+                       steps=self.steps, done=tuple(self.done), **values)
 
     def answer(self, call_id: str, result: Any) -> None:
         content = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
@@ -117,6 +134,7 @@ class ToolLoop:
     def __init__(self, model: ChatModel, max_steps: int = 4):
         self.model = model
         self.max_steps = max_steps
+        self.limits = Limits()
 
     async def run(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool], context: ToolContext,
                   on_text: OnText | None = None) -> Outcome:
@@ -126,13 +144,19 @@ class ToolLoop:
     async def resume(self, pending: Pending, tools: Sequence[Tool], context: ToolContext) -> Outcome:
         """The user said Yes: run the pending call, then let the model finish."""
         run = _Run([dict(m) for m in pending.messages])
+        run.evidence = [str(m.get("content") or "") for m in pending.messages if m.get("role") == "tool"]
         tool = next((t for t in tools if t.name == pending.tool), None)
         if tool is None:  # the profile no longer lists it
             return run.outcome(failure="tool_failed", tool=pending.tool, detail="tool no longer allowed")
+        passed = await self.limits.take(context, tool.name)  # counted here: atomic across workers
+        if passed:
+            run.events.append(("tool_limited", {"tool": tool.name, "limit": passed, "when": "confirmed"}))
+            return run.outcome(notice=f"tool_limit_{passed}")
         try:
             result = await self._execute(tool, dict(pending.arguments), context, run)
         except _Failure as failure:
             return run.outcome(failure=failure.kind, tool=failure.tool, detail=failure.detail)
+        run.done.append((tool.done, result))
         run.answer(pending.call_id, result)
         return await self._loop(run, tools, context, None)
 
@@ -151,6 +175,8 @@ class ToolLoop:
                     pending = await self._call(call, allowed, context, run, pending)
                 except _Failure as failure:
                     return run.outcome(failure=failure.kind, tool=failure.tool, detail=failure.detail)
+                except _Limited as limited:  # told to the user as it is; the model isn't asked again
+                    return run.outcome(notice=f"tool_limit_{limited.limit}")
             if pending is not None:
                 return run.outcome(pending=replace(pending, messages=tuple(run.messages)))
         run.events.append(("tool_loop_exhausted", {"steps": run.steps}))
@@ -174,6 +200,10 @@ class ToolLoop:
             if pending is not None:
                 run.answer(call.id, {"error": "only one action at a time: it was not run; ask the user first"})
                 return pending
+            passed = await self.limits.reached(context, tool.name)
+            if passed:
+                run.events.append(("tool_limited", {"tool": tool.name, "limit": passed, "when": "proposed"}))
+                raise _Limited(passed)
             return Pending(f"t_{uuid.uuid4().hex[:16]}", tool.name, arguments, call.id, ())
         run.answer(call.id, await self._execute(tool, arguments, context, run))
         return pending
@@ -201,15 +231,11 @@ class ToolLoop:
         return result
 
 
-def _short(value: Any, limit: int = 120) -> str:
-    """An argument as a consent question quotes it: one line, bounded."""
-    flat = " ".join(str(value).split())
-    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + "…"
-
-
 def consent_question(tool: Tool, pending: Pending, profile: Profile, language: str) -> str:
-    """The Yes / No question for a proposed action, quoting its arguments (one line each)."""
-    return profile.text(tool.confirm, language, **{k: _short(v) for k, v in pending.arguments.items()})
+    """The Yes / No question for a proposed action: the tool's fixed template with the
+    arguments that will be sent, checked again against its schema, each made inert."""
+    return consent.question(tool.confirm, tool.validate(pending.arguments),
+                            lambda key, **values: profile.text(key, language, **values))
 
 
 def exchange(question: str, hits: Sequence, language: str, profile: Profile, conversation, notes: Mapping[str, Any],
@@ -225,18 +251,34 @@ def exchange(question: str, hits: Sequence, language: str, profile: Profile, con
 
 
 def draft_of(outcome: Outcome, hits: Sequence, language: str) -> Draft | None:
-    """The answer a finished loop gives, or None to decline. An answer built on tool results
-    stands on them; one from passages alone must pass the same support check as any
-    generated answer (bot/grounding.py)."""
+    """The answer a finished loop gives, or None to decline. A notice (a limit reached) is
+    given as it is. The model's text must pass the support check of bot/grounding.py against
+    the evidence it had: the results of the tools that ran and the passages (those it cites,
+    else all of them), or, without tools, the passages it cites. After an action, what was
+    done is said from its result, supported text or not."""
+    if outcome.notice:
+        return Draft(strings.text(outcome.notice, language), ())
+    text = _supported(outcome, hits, language)
+    done = "\n".join(line for line in (consent.summary(key, result, lambda k, **v: strings.text(k, language, **v))
+                                        for key, result in outcome.done) if line)
+    if not done:
+        return text
+    return Draft(f"{text.text}\n\n{done}", text.cited) if text else Draft(done, ())
+
+
+def _supported(outcome: Outcome, hits: Sequence, language: str) -> Draft | None:
     text = outcome.text.strip()
     if not text or text.startswith(NO_ANSWER):
         return None
     numbers = grounding.cited(text, len(hits)) if hits else []
     if outcome.used:
-        return Draft(text, tuple(n - 1 for n in numbers))
-    if not hits:
+        passages = [hits[n - 1].stored.chunk.text for n in (numbers or range(1, len(hits) + 1))]
+        evidence = [*outcome.evidence, *passages]
+    elif hits:
+        numbers = numbers or [1]
+        evidence = [hits[n - 1].stored.chunk.text for n in numbers]
+    else:
         return None
-    numbers = numbers or [1]
-    if not grounding.is_supported(text, [hits[n - 1].stored.chunk.text for n in numbers], language):
+    if not grounding.is_supported(text, evidence, language):
         return None
     return Draft(text, tuple(n - 1 for n in numbers))

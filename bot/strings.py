@@ -192,20 +192,62 @@ STRINGS: dict[str, dict[str, str]] = {
         "fr": "Désolé, je n'ai pas pu aller au bout de cette demande. Une personne de notre équipe peut vous aider.",
         "zh": "抱歉，我无法完成该请求。我们的人工客服可以帮助您。",
     },
-    # consent questions of the ticket tools (bot/tools/jira.py), formatted with the call's arguments
+    # -- tool safety (bot/tools/consent.py, bot/tools/limits.py): consent questions rendered from
+    # the validated arguments (each value shortened, escaped, links defanged), what an action did,
+    # and the daily limits of actions
     "confirm_create_ticket": {
-        "en": "Create a support ticket “{summary}”?",
-        "fr": "Créer un ticket de support « {summary} » ?",
-        "zh": "要创建支持工单“{summary}”吗？",
-        "de": "Ein Support-Ticket „{summary}“ erstellen?",
-        "es": "¿Crear un ticket de soporte «{summary}»?",
+        "en": "Create this support ticket? The conversation so far is attached.\n"
+              "Summary: {summary}\nPriority: {priority}\nDescription: {description}",
+        "fr": "Créer ce ticket de support ? La conversation jusqu'ici y est jointe.\n"
+              "Résumé : {summary}\nPriorité : {priority}\nDescription : {description}",
+        "zh": "要创建此支持工单吗？将附上目前的对话。\n摘要：{summary}\n优先级：{priority}\n描述：{description}",
+        "de": "Dieses Support-Ticket erstellen? Der bisherige Chat wird angehängt.\n"
+              "Zusammenfassung: {summary}\nPriorität: {priority}\nBeschreibung: {description}",
+        "es": "¿Crear este ticket de soporte? Se adjunta la conversación hasta ahora.\n"
+              "Resumen: {summary}\nPrioridad: {priority}\nDescripción: {description}",
     },
     "confirm_add_comment": {
-        "en": "Add this comment to ticket {ticket}?\n“{comment}”",
-        "fr": "Ajouter ce commentaire au ticket {ticket} ?\n« {comment} »",
-        "zh": "要在工单 {ticket} 中添加这条评论吗？\n“{comment}”",
-        "de": "Diesen Kommentar zum Ticket {ticket} hinzufügen?\n„{comment}“",
-        "es": "¿Añadir este comentario al ticket {ticket}?\n«{comment}»",
+        "en": "Add this comment to ticket {ticket}?\nComment: {comment}",
+        "fr": "Ajouter ce commentaire au ticket {ticket} ?\nCommentaire : {comment}",
+        "zh": "要在工单 {ticket} 中添加这条评论吗？\n评论：{comment}",
+        "de": "Diesen Kommentar zum Ticket {ticket} hinzufügen?\nKommentar: {comment}",
+        "es": "¿Añadir este comentario al ticket {ticket}?\nComentario: {comment}",
+    },
+    "done_create_ticket": {
+        "en": "Ticket {key} created: {summary}",
+        "fr": "Ticket {key} créé : {summary}",
+        "zh": "已创建工单 {key}：{summary}",
+        "de": "Ticket {key} erstellt: {summary}",
+        "es": "Ticket {key} creado: {summary}",
+    },
+    "done_add_comment": {
+        "en": "Comment added to ticket {ticket}.",
+        "fr": "Commentaire ajouté au ticket {ticket}.",
+        "zh": "已在工单 {ticket} 中添加评论。",
+        "de": "Kommentar zum Ticket {ticket} hinzugefügt.",
+        "es": "Comentario añadido al ticket {ticket}.",
+    },
+    "tool_limit_per_conversation": {
+        "en": "I can't do that again in this conversation today: the limit for this action is reached. "
+              "A person from our team can help.",
+        "fr": "Je ne peux plus faire cela dans cette conversation aujourd'hui : la limite pour cette action est "
+              "atteinte. Une personne de notre équipe peut vous aider.",
+        "zh": "今天在此对话中无法再执行该操作：已达到该操作的次数上限。我们的人工客服可以帮助您。",
+        "de": "Das kann ich in diesem Chat heute nicht noch einmal tun: Das Limit für diese Aktion ist erreicht. "
+              "Eine Person aus unserem Team kann helfen.",
+        "es": "Hoy ya no puedo volver a hacer eso en esta conversación: se alcanzó el límite de esta acción. "
+              "Una persona de nuestro equipo puede ayudarle.",
+    },
+    "tool_limit_per_user_per_day": {
+        "en": "I can't do that for you again today: the daily limit for this action is reached. "
+              "A person from our team can help.",
+        "fr": "Je ne peux plus faire cela pour vous aujourd'hui : la limite quotidienne pour cette action est "
+              "atteinte. Une personne de notre équipe peut vous aider.",
+        "zh": "今天无法再为您执行该操作：已达到该操作的每日上限。我们的人工客服可以帮助您。",
+        "de": "Das kann ich heute nicht noch einmal für Sie tun: Das Tageslimit für diese Aktion ist erreicht. "
+              "Eine Person aus unserem Team kann helfen.",
+        "es": "Hoy ya no puedo volver a hacer eso por usted: se alcanzó el límite diario de esta acción. "
+              "Una persona de nuestro equipo puede ayudarle.",
     },
 }
 

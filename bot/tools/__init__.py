@@ -6,8 +6,11 @@ arguments (str, int, float, bool, Literal[...] and lists of those; a default mak
 argument optional), and an `Args:` section in the docstring describes each argument. Its
 first parameter is the `ToolContext` of the conversation, which the model never sees.
 
-`@tool(acting=True, confirm="<strings key>")` marks a tool with side effects: the engine
-asks the user first (Yes / No) and runs it only on Yes, once. Read-only tools run at once.
+`@tool(acting=True, confirm="<strings key>", done="<strings key>")` marks a tool with side
+effects: the engine asks the user first (Yes / No, the question rendered from the validated
+arguments by bot/tools/consent.py) and runs it only on Yes, once, within the profile's limits
+(bot/tools/limits.py); `done` is the summary the user then sees, formatted with the result's
+fields. Read-only tools run at once.
 
 A tool reports trouble in one of three ways: it returns a result the model can explain
 (e.g. "no order with that number"); it raises `ToolError` when the service failed (the
@@ -70,6 +73,7 @@ class Tool:
     acting: bool = False
     confirm: str = ""  # bot/strings.py key of the consent question, formatted with the arguments
     timeout: float = DEFAULT_TIMEOUT
+    done: str = ""  # bot/strings.py key of what the user sees after the action, formatted with its result
 
     def schema(self) -> dict[str, Any]:
         """The tool as the OpenAI `tools` parameter lists it."""
@@ -87,19 +91,21 @@ class _Mark:
     confirm: str
     timeout: float
     name: str
+    done: str = ""
 
 
 def tool(function: Callable | None = None, *, acting: bool = False, confirm: str = "",
-         timeout: float = DEFAULT_TIMEOUT, name: str = "") -> Any:
+         timeout: float = DEFAULT_TIMEOUT, name: str = "", done: str = "") -> Any:
     """Mark a function as a tool (see the module docstring)."""
     if acting and not confirm:
         raise ValueError("an acting tool needs a `confirm` question (a bot/strings.py key)")
 
-    if confirm and confirm not in strings.STRINGS:
-        raise ValueError(f"no string {confirm!r} in bot/strings.py for this tool's consent question")
+    for key in (confirm, done):
+        if key and key not in strings.STRINGS:
+            raise ValueError(f"no string {key!r} in bot/strings.py for this tool")
 
     def mark(fn: Callable) -> Callable:
-        fn.__tool__ = _Mark(acting, confirm, timeout, name or fn.__name__)  # type: ignore[attr-defined]
+        fn.__tool__ = _Mark(acting, confirm, timeout, name or fn.__name__, done)  # type: ignore[attr-defined]
         return fn
     return mark(function) if function is not None else mark
 
@@ -153,7 +159,7 @@ def describe(fn: Callable, mark: _Mark) -> Tool:
         if p.default is inspect.Parameter.empty:
             required.append(p.name)
     schema = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-    return Tool(mark.name, summary, schema, fn, mark.acting, mark.confirm, mark.timeout)
+    return Tool(mark.name, summary, schema, fn, mark.acting, mark.confirm, mark.timeout, mark.done)
 
 
 def _parse_doc(doc: str) -> tuple[str, dict[str, str]]:

@@ -69,7 +69,7 @@ class JiraTools:
         self.timeout, self.issue_type, self.set_reporter = timeout, issue_type, set_reporter
 
     # ---- tools ---------------------------------------------------------------------------------------
-    @tool(acting=True, confirm="confirm_create_ticket", timeout=60)
+    @tool(acting=True, confirm="confirm_create_ticket", done="done_create_ticket", timeout=60)
     def create_ticket(self, ctx: ToolContext, summary: str, description: str = "",
                       priority: Literal["Lowest", "Low", "Medium", "High", "Highest"] = "Medium") -> dict[str, Any]:
         """Open a support ticket for the team, for a problem you can't solve or a request a person must
@@ -94,7 +94,7 @@ class JiraTools:
         ctx.notes.setdefault("tickets", []).append(key)
         return {"key": key, "url": self._browse(key), "summary": title, "status": self._status_after_create(key)}
 
-    @tool(acting=True, confirm="confirm_add_comment")
+    @tool(acting=True, confirm="confirm_add_comment", done="done_add_comment")
     def add_comment(self, ctx: ToolContext, ticket: str, comment: str) -> dict[str, Any]:
         """Add a comment to a ticket opened in this conversation, e.g. new details or an answer to the
         team's question.
