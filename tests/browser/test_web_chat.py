@@ -1,0 +1,186 @@
+"""The web chat in a real browser: Debian's headless Chromium driven through its
+chromedriver (Selenium), against the real app on a loopback port over a copy of the
+sample index. A visitor asks, follows up, asks for a human and reloads: every bubble
+comes back in order with its sources and the button they pressed; a 25,000-character paste
+is named as too long and never sent cut; the page fits a 390 px phone. The desktop
+screenshot is the README's (docs/images/web-chat.png).
+
+Nothing downloads a browser: scripts/install-test-services installs the Debian packages.
+Without them these tests are skipped on a developer's machine and fail in CI.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adapters.app import create_app
+from tests.adapters.test_web import open_runtime
+from tests.fakes.server import serve
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import JavascriptException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "images" / "web-chat.png"
+WAIT = 120  # seconds: an answer on a busy 2-core machine, the first one loading the embedder
+# The machine's network is closed: nothing in the background may try to reach it.
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--hide-scrollbars")
+QUESTION, FOLLOW_UP = "How long do I have to return an item?", "And from Belgium?"
+
+# The page as the visitor sees it: each bubble's role, text, source links and notes.
+BUBBLES = """
+return [...document.querySelectorAll('#log > .msg:not(.typing):not(.streaming)')].map((m) => ({
+  role: m.classList.contains('user') ? 'user' : 'bot',
+  text: (m.querySelector('.answer') || m.querySelector('.bubble')).innerText.trim(),
+  sources: [...m.querySelectorAll('.sources a')].map((a) => a.href),
+  note: m.querySelector('.handoff-note')?.innerText || '',
+  chosen: [...m.querySelectorAll('.tools .chosen')].map((b) => b.getAttribute('aria-label')),
+}));
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, sample_index_path, embedder):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromium-driver are missing: scripts/install-test-services installs them")
+        pytest.skip("chromium and chromium-driver are not installed (scripts/install-test-services)")
+    runtime = open_runtime(tmp_path_factory.mktemp("home"), sample_index_path, embedder)
+    with serve(create_app(runtime)) as url:
+        yield url
+
+
+@pytest.fixture
+def browser(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def viewport(driver, width: int, height: int, mobile: bool = False) -> None:
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+
+
+def until(driver, condition, timeout: float = WAIT):
+    """Wait for `condition(driver)` to be truthy (bounded), returning it."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(JavascriptException,)).until(
+        condition)
+
+
+def bubbles(driver) -> list[dict]:
+    return driver.execute_script(BUBBLES)
+
+
+def idle(driver) -> bool:
+    """No request in flight: the composer is usable and no bubble is still being written."""
+    return driver.execute_script(
+        "return !document.querySelector('#input').disabled && !document.querySelector('.typing, .streaming')")
+
+
+def ask(driver, text: str) -> dict:
+    """Type `text`, send it with Enter, wait for its reply; the reply's bubble."""
+    count = len(bubbles(driver))
+    field = driver.find_element(By.ID, "input")
+    field.send_keys(text)
+    field.send_keys(Keys.ENTER)
+    until(driver, lambda d: idle(d) and len(bubbles(d)) >= count + 2)
+    shown = bubbles(driver)
+    assert shown[count] == {"role": "user", "text": text, "sources": [], "note": "", "chosen": []}
+    return shown[count + 1]
+
+
+def paste(driver, text: str) -> None:
+    """Insert `text` into the composer as a paste does (through the editing path that
+    applies a textarea's maxlength, unlike setting its value from script)."""
+    driver.find_element(By.ID, "input").click()
+    driver.execute_cdp_cmd("Input.insertText", {"text": text})
+
+
+def page_errors(driver) -> list[str]:
+    """What the console reported, less the expected 404 of a conversation never seen before."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and "/api/conversations/" not in e["message"]]
+
+
+def test_a_conversation_comes_back_as_it_was_and_a_long_paste_is_not_cut(site, browser):
+    viewport(browser, 960, 1180)  # the whole conversation fits: the README's screenshot shows it all
+    browser.get(site)
+    until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
+
+    answer = ask(browser, QUESTION)
+    assert "30 days" in answer["text"] and answer["sources"]
+    assert all(url.startswith("https://help.maison-lumiere.example/") for url in answer["sources"])
+    follow_up = ask(browser, FOLLOW_UP)  # read with the question before it: the return shipping table
+    assert "€7.90" in follow_up["text"] and follow_up["sources"]
+    helpful = browser.find_elements(By.CSS_SELECTOR, "#log > .msg.bot button[aria-label='Helpful']")[0]
+    helpful.click()
+    until(browser, lambda d: "Thanks for your feedback" in d.find_element(By.ID, "log").text)
+
+    browser.find_element(By.ID, "human").click()
+    until(browser, lambda d: idle(d) and len(bubbles(d)) == 5)
+    before = bubbles(browser)
+    # with an agents' desk: "I've asked a member of our team…"; without one: how to reach the team
+    assert before[-1]["role"] == "bot" and "our team" in before[-1]["text"]
+
+    browser.refresh()
+    until(browser, lambda d: len(bubbles(d)) == 5)
+    after = bubbles(browser)
+    assert after == before
+    assert after[1]["chosen"] == ["Helpful"] and browser.find_elements(
+        By.CSS_SELECTOR, "#log > .msg.bot button[aria-label='Not helpful']")[0].get_attribute("disabled")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
+
+    paste(browser, "x" * 25_000)
+    assert browser.execute_script("return document.querySelector('#input').value.length") == 25_000
+    browser.find_element(By.ID, "input").send_keys(Keys.ENTER)
+    error = until(browser, lambda d: d.find_element(By.ID, "too-long").is_displayed()
+                  and d.find_element(By.ID, "too-long"))
+    assert "25,000 characters" in error.text and "20,000" in error.text
+    assert browser.execute_script("return document.querySelector('#input').value.length") == 25_000
+    assert bubbles(browser) == after  # nothing was sent, cut or not
+    browser.execute_script("document.querySelector('#input').select()")
+    browser.find_element(By.ID, "input").send_keys(Keys.BACKSPACE)
+    until(browser, lambda d: not d.find_element(By.ID, "too-long").is_displayed())
+    assert page_errors(browser) == []
+
+
+def test_the_page_fits_a_390_px_phone(site, browser, tmp_path):
+    viewport(browser, 390, 844, mobile=True)
+    browser.get(site)
+    until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
+    ask(browser, QUESTION)
+    browser.find_element(By.ID, "human").click()
+    until(browser, lambda d: idle(d) and len(bubbles(d)) == 3)
+    browser.save_screenshot(str(tmp_path / "web-chat-390.png"))
+    paste(browser, "y" * 20_001)
+    browser.find_element(By.ID, "send").click()
+    until(browser, lambda d: d.find_element(By.ID, "too-long").is_displayed())
+    browser.save_screenshot(str(tmp_path / "web-chat-390-too-long.png"))
+    # Nothing sticks out to the right: no sideways scrolling, every control on screen.
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    outside = browser.execute_script("""
+        return [...document.querySelectorAll('header *, #log .bubble, #composer *')]
+          .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > 390.5)
+          .map((e) => e.id || e.className || e.tagName);""")
+    assert outside == []
+    assert page_errors(browser) == []
