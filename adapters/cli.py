@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 import uuid
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters import cli_sources
-from bot.errors import SwitchboardError
+from bot.errors import ConfigError, SwitchboardError
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.types import Message, Reply, User
+from knowledge import sources
 from knowledge.evaluation import EvalDataError
 from knowledge.connectors.folder import FolderConnector
 from knowledge.documents import Document, Failure
@@ -34,8 +38,45 @@ console = Console(stderr=False, highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def _settings() -> Settings:
-    return Settings.from_env(os.environ)
+# Third-party loggers that complain about the files they read (a PDF library, Python
+# warnings) write to the log file in the data folder: the user gets our one line per failed
+# file. They reach stderr too only when LOG_LEVEL is set (someone asked for logs).
+LIBRARY_LOGGERS = ("pypdf", "py.warnings")
+
+
+def _quiet_libraries(env: Mapping[str, str]) -> None:
+    logging.captureWarnings(True)
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.propagate = "LOG_LEVEL" in env
+        if not library.propagate:
+            library.addHandler(logging.NullHandler())  # else logging's last resort prints to stderr
+
+
+def _log_file(settings: Settings) -> Path:
+    """Library loggers kept off stderr write to `<data folder>/switchboard.log`, through the
+    root handler's filters (which redact secrets: adapters/logs.py)."""
+    path = settings.home / "switchboard.log"
+    quiet = [logging.getLogger(n) for n in LIBRARY_LOGGERS if not logging.getLogger(n).propagate]
+    if quiet and not any(isinstance(h, logging.FileHandler) for h in quiet[0].handlers):
+        settings.home.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        for root_handler in logging.getLogger().handlers:
+            for kept in root_handler.filters:
+                handler.addFilter(kept)
+        for library in quiet:
+            library.addHandler(handler)
+    return path
+
+
+def _settings(announce: bool = False) -> Settings:
+    """The settings from the environment; `announce` says which data folder is used."""
+    settings = Settings.from_env(os.environ)
+    _log_file(settings)
+    if announce:
+        err.print(f"Data folder: {settings.home}", markup=False, highlight=False, soft_wrap=True)
+    return settings
 
 
 def _progress_bar() -> Progress:
@@ -57,8 +98,12 @@ def _ingest_progress(bar: Progress, source: str, path: str | Path) -> Callable[[
     return update
 
 
-def _open(settings: Settings, show_sample: bool = True) -> Runtime:
+def _open(settings: Settings, show_sample: bool = True, profile: str = "") -> Runtime:
     runtime = Runtime.open(settings)
+    if profile and profile not in runtime.profiles.by_key:
+        asyncio.run(runtime.close())
+        raise ConfigError(f"no profile named {profile!r} in {settings.profiles_path} "
+                          f"(there are: {', '.join(runtime.profiles.by_key)})")
     if show_sample and settings.load_sample and not runtime.index.sources():
         err.print("First start: indexing the bundled sample knowledge base…")
         with _progress_bar() as bar:
@@ -78,23 +123,47 @@ def _print_reply(reply: Reply, as_json: bool = False) -> None:
 
 
 # -- commands ---------------------------------------------------------------------------
-def _channels(runtime: Runtime) -> list:
-    """The chat channels configured in the environment (none: only the web chat)."""
+def _channel_settings() -> list[tuple[str, Callable[[Runtime], object]]]:
+    """The chat channels configured in the environment, checked now (a half-configured one
+    raises before any indexing), as (name, build it on a runtime); none: only the web chat."""
     from adapters.slack import SlackChannel, SlackSettings
     from adapters.teams import TeamsChannel, TeamsSettings
     from adapters.telegram import TelegramChannel, TelegramSettings
 
-    channels: list = []
-    slack = SlackSettings.from_env(os.environ)
-    if slack is not None:
-        channels.append(SlackChannel(runtime, slack))
-    telegram = TelegramSettings.from_env(os.environ)
-    if telegram is not None:
-        channels.append(TelegramChannel(runtime, telegram))
-    teams = TeamsSettings.from_env(os.environ)
-    if teams is not None:
-        channels.append(TeamsChannel(runtime, teams))
-    return channels
+    found = [(name, channel, config.from_env(os.environ)) for name, channel, config in (
+        ("slack", SlackChannel, SlackSettings), ("telegram", TelegramChannel, TelegramSettings),
+        ("teams", TeamsChannel, TeamsSettings))]
+    return [(name, lambda runtime, c=channel, v=values: c(runtime, v)) for name, channel, values in found
+            if values is not None]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening address, taken before anything else: a port in use is one clear line."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            raise SwitchboardError(f"{host}:{port} is already in use (another Switchboard?): stop it, "
+                                   "or choose another port with --port N or PORT") from None
+        raise SwitchboardError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _summary(settings: Settings, channels: Sequence[str]) -> str:
+    """The settings as aligned `what: value` lines (secrets masked)."""
+    rows = [*settings.summary(), ("channels", ", ".join(["web chat", *channels]))]
+    width = max(len(k) for k, _ in rows) + 1
+    return "\n".join(f"  {k + ':':<{width}} {v}" for k, v in rows)
+
+
+def _unrouted_warning(runtime: Runtime) -> None:
+    if not any(runtime.handoffs.routed(p) for p in runtime.profiles.by_key.values()):
+        err.print("[yellow]warning:[/yellow] no profile hands conversations to an agents channel: \"Talk to a "
+                  "human\" will say no one is connected and give the profile's contact instead", soft_wrap=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -102,17 +171,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from adapters.app import create_app
 
-    settings = _settings()
-    runtime = _open(settings)
-    channels = _channels(runtime)
-    port = args.port or settings.port
-    host = args.host or settings.host
-    names = ", ".join(["web chat", *(c.name for c in channels)])
-    err.print(f"Switchboard is running: http://{host}:{port}  ({names})  {json.dumps(settings.redacted())}",
-              markup=False)
-    uvicorn.run(create_app(runtime, channels), host=host, port=port, log_level="info", access_log=False,
-                log_config=None)  # uvicorn's records go to the root handler (adapters/logs.py)
+    settings = _settings(announce=True)
+    configured = _channel_settings()
+    host, port = args.host or settings.host, args.port or settings.port
+    sock = _bind(host, port)
+    try:
+        err.print(_summary(settings, [name for name, _ in configured]), markup=False, highlight=False,
+                  soft_wrap=True)
+        runtime = _open(settings)
+        channels = [build(runtime) for _, build in configured]
+        _unrouted_warning(runtime)
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        banner = f"Switchboard is running: {url}  ({', '.join(['web chat', *(c.name for c in channels)])})"
+        config = uvicorn.Config(create_app(runtime, channels), host=host, port=port, log_level="info",
+                                access_log=False, log_config=None)  # uvicorn's records go to the root handler
+        _server(config, lambda: err.print(banner, markup=False, highlight=False, soft_wrap=True)).run([sock])
+    finally:
+        sock.close()
     return 0
+
+
+def _server(config: object, ready: Callable[[], None]) -> object:
+    """uvicorn's server on a socket we bound, calling `ready` once it accepts connections."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # uvicorn says this itself only when it binds the socket
+                logging.getLogger("uvicorn.error").info("Uvicorn running on %s (Press CTRL+C to quit)", url)
+                ready()
+    url = f"http://{config.host}:{config.port}"
+    return Server(config)
 
 
 def _cli_message(conversation: str, text: str, profile: str) -> Message:
@@ -121,7 +211,7 @@ def _cli_message(conversation: str, text: str, profile: str) -> Message:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    runtime = _open(_settings())
+    runtime = _open(_settings(), profile=args.profile)
 
     async def run() -> Reply:
         try:
@@ -134,7 +224,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    runtime = _open(_settings())
+    runtime = _open(_settings(announce=True), profile=args.profile)
     conversation = f"cli:{args.conversation or uuid.uuid4().hex}"
     profile = runtime.profiles.get(args.profile)
     console.print(f"[bold]{profile.name}[/bold] — {profile.text('greeting', profile.language)}")
@@ -165,22 +255,53 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    path = Path(args.path)
+    path = Path(args.path).expanduser()
     if not path.exists():
         raise SwitchboardError(f"no such file or folder: {path}")
-    runtime = Runtime.open(_settings())
+    settings = _settings(announce=True)
+    runtime = Runtime.open(settings)
     source = args.source or path.resolve().stem
     try:
+        _replace(runtime, source, path.resolve(), args.replace)
+        log = _log_file(settings)
+        logged = log.stat().st_size if log.exists() else 0
         with _progress_bar() as bar:
             report = runtime.ingest(path, source, _ingest_progress(bar, source, path))
         console.print(f"{source}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
                       f"{report.removed} removed; {report.chunks_embedded} chunks embedded, "
                       f"{report.chunks_reused} reused")
         for failure in report.failures:
-            err.print(f"[yellow]skipped[/yellow] {failure.error}")
+            err.print(f"[yellow]could not read[/yellow] {escape(failure.error)}", soft_wrap=True)
+        if log.exists() and log.stat().st_size > logged:
+            err.print(f"[dim]the file readers' warnings are in {escape(str(log))}[/dim]", soft_wrap=True)
+        _readers(runtime, source)
     finally:
         asyncio.run(runtime.close())
     return 0
+
+
+def _replace(runtime: Runtime, source: str, path: Path, replace: bool) -> None:
+    """Ingesting another folder into an existing source replaces its content: only when asked."""
+    existing = runtime.index.source(source)
+    if existing is None or sources.same_folder(existing, path):
+        return  # a new source, or the same folder again: the usual incremental update
+    if not replace:
+        raise SwitchboardError(f"source {source!r} already holds {existing.documents} document(s) from "
+                               f"{sources.origin(existing)}: add --replace to replace them with {path}, "
+                               "or --source NAME to make a new source")
+    console.print(f"Replacing source {source}: removing its {existing.documents} document(s) from "
+                  f"{sources.origin(existing)}", markup=False, highlight=False, soft_wrap=True)
+    runtime.index.remove_source(source)
+
+
+def _readers(runtime: Runtime, source: str) -> None:
+    """Which profiles will answer from `source` (a warning when none will)."""
+    readers = [p.key for p in runtime.profiles.by_key.values() if p.reads(source)]
+    if readers:
+        console.print(f"{source} is read by profile(s): {', '.join(readers)}", markup=False, highlight=False)
+        return
+    err.print(f"[yellow]warning:[/yellow] no profile reads {escape(source)}, so no answer will use it: add it to "
+              f"a profile's sources in {escape(str(runtime.settings.profiles_path))}", soft_wrap=True)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -254,6 +375,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+EVAL_FORMATS = """\
+files are JSON lines (one object per line; blank lines are skipped; see docs/eval.md):
+
+  --corpus C.jsonl    one document per line: id (required), title, text
+    {"id": "returns", "title": "Returns", "text": "You have 30 days to return an item."}
+
+  --queries Q.jsonl   one question per line: query (required), relevant (ids of the documents
+                      that answer it: required for retrieval, optional for answers)
+    {"query": "How long do I have to return an item?", "relevant": ["returns"]}
+
+  retrieval indexes the corpus in a throwaway index and prints recall@1, recall@5, MRR@10;
+  answers asks the bot each query (from the corpus if given, else the configured knowledge)
+  and prints the shares answered, declined and citing a relevant document. The last line
+  printed is the figures as JSON. Against your ingested knowledge (answers without --corpus),
+  a document's id is its path in the folder without the suffix, alone or after its source:
+  "en/returns" or "helpcenter/en/returns".
+"""
+
+
 def _with_settings(command: Callable[[argparse.Namespace, Settings], int]) -> Callable[[argparse.Namespace], int]:
     return lambda args: command(args, _settings())
 
@@ -277,14 +417,18 @@ def parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="index a folder or file (Markdown, HTML, text, PDF, Q&A form, catalog)")
     ingest.add_argument("path")
     ingest.add_argument("--source", default="", help="source name (default: the folder's name)")
+    ingest.add_argument("--replace", action="store_true",
+                        help="the source exists with another folder: remove its documents and index PATH instead")
     ingest.set_defaults(func=cmd_ingest)
     cli_sources.add_parsers(sub, _with_settings)
-    ev = sub.add_parser("eval", help="measure retrieval or answers on your own data")
+    ev = sub.add_parser("eval", help="measure retrieval or answers on your own data", epilog=EVAL_FORMATS,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("kind", choices=["retrieval", "answers"])
-    ev.add_argument("--corpus", default="")
-    ev.add_argument("--queries", required=True)
-    ev.add_argument("--mode", choices=["lexical", "dense", "hybrid"], default="hybrid")
-    ev.add_argument("--profile", default="")
+    ev.add_argument("--corpus", default="", help="retrieval (needed), answers (optional): documents, JSON lines")
+    ev.add_argument("--queries", required=True, help="retrieval, answers: questions, JSON lines")
+    ev.add_argument("--mode", choices=["lexical", "dense", "hybrid"], default="hybrid",
+                    help="retrieval: which search to score (default hybrid, as the bot uses)")
+    ev.add_argument("--profile", default="", help="answers: the profile that answers (default: the default one)")
     ev.set_defaults(func=cmd_eval)
     telegram = sub.add_parser("telegram", help="answer Telegram by long polling (no public URL needed)")
     telegram.add_argument("--polling", action="store_true", help="fetch updates with getUpdates")
@@ -305,11 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from adapters import logs  # one root handler that redacts secrets from every logger's records
 
     logs.configure(os.environ.get("LOG_LEVEL", "WARNING"), logs.secrets_in(os.environ))
+    _quiet_libraries(os.environ)
     args = parser().parse_args(argv)
     try:
         return args.func(args)
     except (SwitchboardError, EvalDataError, FileNotFoundError) as exc:
-        err.print(f"[red]switchboard: error:[/red] {exc}")
+        err.print(f"[red]switchboard: error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, even piped
         return 2
     except KeyboardInterrupt:
         return 130

@@ -23,6 +23,7 @@ from bot.settings import Settings
 from knowledge import sources
 from knowledge.connectors.errors import ConnectorError
 from knowledge.documents import Document, Failure
+from knowledge.index import SourceInfo
 from knowledge.ingest import Report
 from knowledge.sync import Busy, UnknownSource
 
@@ -108,6 +109,20 @@ def _table(runtime: Runtime) -> None:
                       str(s.failures), when, s.error or "")
     # piped output is 80 columns wide, which would fold names and problems: give the table room
     Console(highlight=False, width=max(console.width, 160)).print(table)
+    for s in runtime.index.sources():
+        _failed(s)
+
+
+def _failed(source: SourceInfo, shown: int = 5) -> None:
+    """The documents of `source` that could not be read, the first `shown` by name, and why."""
+    if not source.failures:
+        return
+    console.print(f"{source.name}: {source.failures} document(s) could not be read:", markup=False, highlight=False)
+    for document_id, why in source.failed[:shown]:
+        said = why if why.startswith(document_id) else f"{document_id}: {why}"  # a folder's names its file
+        console.print(f"  - {said}", markup=False, highlight=False, soft_wrap=True)
+    if source.failures > min(shown, len(source.failed)):
+        console.print(f"  … and {source.failures - min(shown, len(source.failed))} more", markup=False)
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:

@@ -316,7 +316,12 @@ class Engine:
         return Action(id="handoff", label=profile.text("talk_to_human", language), kind="handoff", value=reason.value)
 
     def _handoff_reply(self, conversation: str, profile: Profile, language: str, reason: HandoffReason) -> Reply:
-        message = profile.text("handoff_requested", language)
+        """No agents channel takes this profile's handoffs: say so, and how else to reach people
+        (the profile's `contact`), rather than promise a reply that would never come."""
+        contact = profile.contact_in(language)
+        offer = (profile.text("handoff_contact", language, contact=contact) if contact
+                 else profile.text("handoff_no_contact", language))
+        message = f"{profile.text('handoff_unavailable', language)} {offer}"
         return Reply(id=new_reply_id(), conversation=conversation, answer=message, language=language,
                      answered=False, handoff=Handoff(reason, message))
 

@@ -98,7 +98,7 @@ class Profile:
     key: str
     name: str
     persona: str
-    sources: tuple[str, ...] | None = None  # None: every source in the index
+    sources: tuple[str, ...] | None = None  # None (no `sources`, or "*"): every source in the index
     language: str = "en"
     internal: bool = False  # may use internal documents in private conversations
     min_confidence: float = 0.5
@@ -106,6 +106,18 @@ class Profile:
     handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
     tools: tuple[str, ...] = ()  # the tools (bot/tools/) this profile's answers may call
     tool_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. any_order = true for staff
+    contact: Mapping[str, str] = field(default_factory=dict)  # how to reach people, per language ("" = any)
+
+    def reads(self, source: str) -> bool:
+        """May this profile's answers come from `source`?"""
+        return self.sources is None or source in self.sources
+
+    def contact_in(self, language: str) -> str:
+        """How to reach the team outside this chat, in `language` if said so, else "" (none)."""
+        for key in (language, language.split("-")[0], "", self.language, "en"):
+            if self.contact.get(key):
+                return self.contact[key]
+        return next(iter(self.contact.values()), "")
 
     def text(self, key: str, language: str, /, **values: object) -> str:
         """A user-visible string, the profile's own wording first."""
@@ -154,9 +166,9 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
     where = f"{path}: profile '{key}'"
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a table")
-    sources = _field(where, data, "sources", list)
-    if sources is not None and not all(isinstance(s, str) for s in sources):
-        raise ConfigError(f"{where}: 'sources' must be a list of source names")
+    sources = None if data.get("sources", "*") == "*" else data["sources"]
+    if sources is not None and not (isinstance(sources, list) and all(isinstance(s, str) for s in sources)):
+        raise ConfigError(f"{where}: 'sources' must be a list of source names, or \"*\" for every source")
     messages = _field(where, data, "messages", dict, {})
     for name, table in messages.items():
         if name not in OVERRIDABLE or not isinstance(table, dict):
@@ -170,7 +182,17 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
         sources=tuple(sources) if sources is not None else None, language=_field(where, data, "language", str, "en"),
         internal=_field(where, data, "internal", bool, False), min_confidence=confidence, messages=messages,
         handoff=_handoff(f"{where}: handoff", _field(where, data, "handoff", dict, {})),
-        tools=_strings(where, data, "tools") or (), tool_options=_field(where, data, "tool_options", dict, {}))
+        tools=_strings(where, data, "tools") or (), tool_options=_field(where, data, "tool_options", dict, {}),
+        contact=_contact(where, data.get("contact", {})))
+
+
+def _contact(where: str, value: Any) -> dict[str, str]:
+    """`contact = "…"` (every language) or a table of one string per language."""
+    if isinstance(value, str):
+        return {"": value.strip()} if value.strip() else {}
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return {k: v.strip() for k, v in value.items() if v.strip()}
+    raise ConfigError(f"{where}: 'contact' must be a string (an email, phone or URL) or one string per language")
 
 
 def _strings(where: str, data: Mapping[str, Any], key: str) -> tuple[str, ...] | None:

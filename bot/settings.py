@@ -2,8 +2,11 @@
 
 `Settings.from_env` is pure: the composition root (adapters/cli.py) is the only place
 that passes it `os.environ`. Every variable is optional: with none set, Switchboard runs
-on its embedded default (SQLite files under ./var, conversation memory in SQLite, the
-bundled sample knowledge and profiles, and the extractive answerer).
+on its embedded default (SQLite files in the data folder, conversation memory in SQLite,
+the bundled sample knowledge and profiles, and the extractive answerer). The data folder
+is `SWITCHBOARD_HOME`, else `$XDG_DATA_HOME/switchboard`, else
+`~/.local/share/switchboard`: never the current directory, so `serve` typed in another
+folder finds the same index. It is made absolute once, here.
 """
 from __future__ import annotations
 
@@ -27,6 +30,17 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
+
+
+def data_folder(env: Mapping[str, str]) -> Path:
+    """Where the SQLite files live, as an absolute path (see the module docstring)."""
+    if env.get("SWITCHBOARD_HOME", "").strip():
+        return Path(env["SWITCHBOARD_HOME"].strip()).expanduser().absolute()
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    if xdg and Path(xdg).is_absolute():  # the XDG spec says relative values are to be ignored
+        return Path(xdg) / "switchboard"
+    home = env.get("HOME", "").strip()
+    return (Path(home) if home else Path.home()) / ".local" / "share" / "switchboard"
 
 
 def _needs(env: Mapping[str, str], when: str, *keys: str) -> None:
@@ -82,14 +96,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
-        home = Path(env.get("SWITCHBOARD_HOME") or "var")
-        profiles = Path(env.get("SWITCHBOARD_PROFILES") or DEFAULT_PROFILES)
+        home = data_folder(env)
+        profiles = Path(env.get("SWITCHBOARD_PROFILES") or DEFAULT_PROFILES).expanduser().absolute()
         if not profiles.is_file():
             raise ConfigError(f"SWITCHBOARD_PROFILES: no profiles file at {profiles}")
         return cls(
             home=home,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'switchboard.db'}",
-            index_path=Path(env.get("SWITCHBOARD_INDEX") or home / "index.sqlite3"),
+            index_path=Path(env.get("SWITCHBOARD_INDEX") or home / "index.sqlite3").expanduser().absolute(),
             redis_url=env.get("REDIS_URL", ""),
             memory_ttl=_int(env, "SWITCHBOARD_MEMORY_TTL", cls.memory_ttl),
             profiles_path=profiles,
@@ -106,12 +120,30 @@ class Settings:
 
     def redacted(self) -> dict[str, str]:
         """Settings fit for a log line: secrets and credentials in URLs masked."""
-        def mask_url(url: str) -> str:
-            if "@" in url and "://" in url:
-                scheme, rest = url.split("://", 1)
-                return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-            return url
-        return {"home": str(self.home), "database": mask_url(self.database_url), "redis": mask_url(self.redis_url),
-                "llm": self.openai_base_url or ("openai" if self.openai_api_key else "extractive (embedded)"),
-                "api_key": "***" if self.openai_api_key else "", "profiles": str(self.profiles_path),
+        return {"home": str(self.home), "database": _mask_url(self.database_url), "redis": _mask_url(self.redis_url),
+                "llm": self.llm, "api_key": "***" if self.openai_api_key else "", "profiles": str(self.profiles_path),
                 "jira": self.jira_url, "shopify": self.shopify_store_url}
+
+    @property
+    def llm(self) -> str:
+        """What writes the answers, for people (no secret)."""
+        if not self.uses_llm:
+            return "extractive (embedded, no LLM)"
+        return f"{self.chat_model} at {_mask_url(self.openai_base_url) or 'api.openai.com'}" + \
+            (" (API key set)" if self.openai_api_key else "")
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(what, value) rows for the start of `serve`: where things are, secrets masked."""
+        memory = f"Redis {_mask_url(self.redis_url)}" if self.redis_url else f"SQLite {self.home / 'memory.sqlite3'}"
+        tools = ", ".join(name for name, on in (("Jira", self.jira_url), ("Shopify", self.shopify_store_url)) if on)
+        return [("data folder", str(self.home)), ("index", str(self.index_path)),
+                ("database", _mask_url(self.database_url)), ("memory", memory), ("LLM", self.llm),
+                ("profiles", str(self.profiles_path)), ("tools", tools or "none")]
+
+
+def _mask_url(url: str) -> str:
+    """`scheme://user:password@host` → `scheme://***@host` (a URL without credentials is kept)."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url

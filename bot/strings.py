@@ -33,6 +33,33 @@ STRINGS: dict[str, dict[str, str]] = {
         "de": "Ich habe ein Teammitglied gebeten, zu übernehmen. Sie erhalten hier so bald wie möglich eine Antwort.",
         "es": "He pedido a un miembro de nuestro equipo que continúe. Le responderá aquí lo antes posible.",
     },
+    # "Talk to a human" where no agents channel takes handoffs (no desk connected to the profile)
+    "handoff_unavailable": {
+        "en": "No one from our team is connected to this chat right now, so I can't put you through to a person here.",
+        "fr": "Aucun membre de notre équipe n'est connecté à ce chat pour le moment : je ne peux donc pas vous mettre "
+              "en relation avec une personne ici.",
+        "zh": "目前没有团队成员接入此对话，我无法在这里为您转接人工客服。",
+        "de": "Gerade ist niemand aus unserem Team mit diesem Chat verbunden, daher kann ich Sie hier nicht an eine "
+              "Person weiterleiten.",
+        "es": "Ahora mismo no hay nadie de nuestro equipo conectado a este chat, así que no puedo pasarle con una "
+              "persona aquí.",
+    },
+    "handoff_contact": {
+        "en": "You can reach our team at {contact}. Meanwhile, I'm happy to keep answering your questions.",
+        "fr": "Vous pouvez joindre notre équipe : {contact}. En attendant, je reste à votre disposition pour répondre "
+              "à vos questions.",
+        "zh": "您可以通过 {contact} 联系我们的团队。在此期间，我可以继续回答您的问题。",
+        "de": "Sie erreichen unser Team unter {contact}. Bis dahin beantworte ich gern weiter Ihre Fragen.",
+        "es": "Puede contactar con nuestro equipo en {contact}. Mientras tanto, con gusto sigo respondiendo a sus "
+              "preguntas.",
+    },
+    "handoff_no_contact": {
+        "en": "I'm happy to keep answering your questions.",
+        "fr": "Je reste à votre disposition pour répondre à vos questions.",
+        "zh": "我可以继续回答您的问题。",
+        "de": "Ich beantworte gern weiter Ihre Fragen.",
+        "es": "Con gusto sigo respondiendo a sus preguntas.",
+    },
     "empty_message": {
         "en": "Your message is empty. What would you like to know?",
         "fr": "Votre message est vide. Que souhaitez-vous savoir ?",

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS sources (
   name TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL DEFAULT '{}',
   status TEXT NOT NULL DEFAULT 'new', error TEXT, documents INTEGER NOT NULL DEFAULT 0,
   chunks INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_sync REAL,
-  cursor REAL, checkpoint TEXT, lease_owner TEXT, lease_until REAL);
+  cursor REAL, checkpoint TEXT, lease_owner TEXT, lease_until REAL, failed TEXT);
 CREATE TABLE IF NOT EXISTS documents (
   source TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, url TEXT NOT NULL,
   updated_at TEXT, language TEXT NOT NULL, visibility TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -55,6 +55,7 @@ CREATE INDEX IF NOT EXISTS quarantine_by_document ON quarantine (source, documen
 FTS_WEIGHTS = (2.0, 1.0)
 
 
+FAILED_KEPT = 50  # a source's failed documents named in its status (the count covers all)
 @dataclass(frozen=True)
 class SourceInfo:
     """A knowledge source and its sync status (`new`, `processing`, `success`, `failed`)."""
@@ -72,6 +73,7 @@ class SourceInfo:
     checkpoint: str | None = None  # a connector's own resume token (e.g. Drive's changes page token)
 
 
+    failed: tuple[tuple[str, str], ...] = ()  # (document id, why) of the first failures of the last pass
 @dataclass(frozen=True)
 class StoredChunk:
     """A chunk as read back for an answer, with its document's citation fields."""
@@ -139,7 +141,7 @@ class Index:
                                  "(the sample knowledge reloads by itself)")
         have = {r[1] for r in self._db.execute("PRAGMA table_info(sources)")}
         for column, kind in (("cursor", "REAL"), ("checkpoint", "TEXT"), ("lease_owner", "TEXT"),
-                             ("lease_until", "REAL")):
+                             ("lease_until", "REAL"), ("failed", "TEXT")):
             if column not in have:  # an index from before incremental sync: add the column
                 self._db.execute(f"ALTER TABLE sources ADD COLUMN {column} {kind}")
 
@@ -203,20 +205,25 @@ class Index:
             self._db.execute("UPDATE sources SET lease_owner = NULL, lease_until = NULL "
                              "WHERE name = ? AND lease_owner = ?", (name, owner))
 
-    def set_status(self, name: str, status: str, error: str | None = None, failures: int = 0) -> None:
+    def set_status(self, name: str, status: str, error: str | None = None, failures: int = 0,
+                   failed: Sequence[tuple[str, str]] = ()) -> None:
+        """`failures` counts the documents that could not be read; `failed` names the first
+        ones (id, why), kept so `switchboard sources` can say which."""
         with self._write() as db:
             counts = db.execute(
                 "SELECT (SELECT COUNT(*) FROM documents WHERE source = ?), "
                 "(SELECT COUNT(*) FROM chunks WHERE source = ?)", (name, name)).fetchone()
             synced = time.time() if status in ("success", "failed") else None
             db.execute("UPDATE sources SET status = ?, error = ?, documents = ?, chunks = ?, failures = ?, "
-                       "last_sync = COALESCE(?, last_sync) WHERE name = ?",
-                       (status, error, counts[0], counts[1], failures, synced, name))
+                       "failed = ?, last_sync = COALESCE(?, last_sync) WHERE name = ?",
+                       (status, error, counts[0], counts[1], failures,
+                        json.dumps([list(f) for f in failed[:FAILED_KEPT]]), synced, name))
 
     def sources(self) -> list[SourceInfo]:
         rows = self._rows("SELECT name, kind, config, status, error, documents, chunks, failures, last_sync, "
-                          "cursor, checkpoint FROM sources ORDER BY name")
-        return [SourceInfo(r[0], r[1], json.loads(r[2]), *r[3:]) for r in rows]
+                          "cursor, checkpoint, failed FROM sources ORDER BY name")
+        return [SourceInfo(r[0], r[1], json.loads(r[2]), *r[3:11], tuple(map(tuple, json.loads(r[11] or "[]"))))
+                for r in rows]
 
     def source(self, name: str) -> SourceInfo | None:
         return next((s for s in self.sources() if s.name == name), None)

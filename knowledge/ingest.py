@@ -140,11 +140,11 @@ class Ingestor:
     def mark_failed(self, source: str, exc: Exception, report: Report) -> None:
         # a connector's error is already worded for a person; anything else gets its type
         message = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
-        self.index.set_status(source, "failed", message[:500], len(report.failures))
+        self.index.set_status(source, "failed", message[:500], len(report.failures), _named(report))
 
     def _succeeded(self, source: str, report: Report) -> None:
         error = f"{len(report.failures)} document(s) could not be read" if report.failures else None
-        self.index.set_status(source, "success", error, len(report.failures))
+        self.index.set_status(source, "success", error, len(report.failures), _named(report))
 
     def _run(self, items: Iterable[Document | Failure], report: Report, progress: Progress | None) -> set[str]:
         seen: set[str] = set()
@@ -202,3 +202,8 @@ class Ingestor:
             terms += [lexical.chunk_terms(document.title, c.heading, c.text, document.language or "en") for c in chunks]
         self.index.put(items, model, terms, [report.flagged.get(d.id, ()) for d, _ in pending])
         pending.clear()
+
+
+def _named(report: Report) -> list[tuple[str, str]]:
+    """The failed documents as (id, why), for the source's status."""
+    return [(f.document_id, f.error) for f in report.failures]

@@ -9,6 +9,7 @@ naming the variable, so the source's status says what to set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from knowledge.connectors.errors import ConfigurationError, CredentialError
@@ -59,6 +60,22 @@ def interval(info: SourceInfo, key: str = "interval", default: int | None = None
     """A source's `interval` or `prune_interval` in seconds, else `default`, else ours."""
     fallback = default or (SYNC_INTERVAL if key == "interval" else PRUNE_INTERVAL)
     return int(info.config.get(key) or fallback)
+
+
+def same_folder(info: SourceInfo, path: str | Path) -> bool:
+    """Does `info` already read the folder (or file) at `path`? A folder source keeps its path
+    in its config: ingesting that path again is an update, another path would replace it."""
+    stored = info.config.get("path")
+    return info.kind == "folder" and bool(stored) and Path(stored) == Path(path).expanduser().resolve()
+
+
+def origin(info: SourceInfo) -> str:
+    """Where a source's documents come from, for people: a folder's path, else kind and address."""
+    config = info.config
+    if info.kind == "folder":
+        return str(config.get("path") or "a folder")
+    where = config.get("url") or config.get("base_url") or ", ".join(config.get("folders", []) or [])
+    return f"{info.kind} {where}".strip()
 
 
 def _secret(info: SourceInfo, credentials: Mapping[str, str], name: str = "") -> str:

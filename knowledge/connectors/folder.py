@@ -40,7 +40,8 @@ class FolderConnector:
             try:
                 yield from read_file(file, root, self.source)
             except (ReadError, OSError) as exc:
-                yield Failure(file.relative_to(root).with_suffix("").as_posix(), f"{file.name}: {exc}")
+                relative = file.relative_to(root)
+                yield Failure(relative.with_suffix("").as_posix(), f"{relative.as_posix()}: {exc}")
 
     def slim(self) -> Iterator[str]:
         for item in self.load():

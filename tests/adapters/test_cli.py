@@ -3,16 +3,36 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from knowledge.index import Index
 
-def run(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=timeout, stdin=subprocess.DEVNULL)
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str | None], timeout: float = 300, cwd: Path | None = None,
+        stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`switchboard ARGS` in a subprocess; an env value of None unsets that variable."""
+    merged = {k: v for k, v in {**os.environ, "PYTHONPATH": str(CHECKOUT), **env}.items() if v is not None}
+    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], capture_output=True, text=True, env=merged,
+                          timeout=timeout, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                          cwd=cwd)
+
+
+def documents(home: dict[str, str], source: str) -> int:
+    index = Index(home["SWITCHBOARD_INDEX"])
+    try:
+        info = index.source(source)
+        return info.documents if info else 0
+    finally:
+        index.close()
 
 
 @pytest.fixture
@@ -30,14 +50,84 @@ def test_ask_json_prints_the_reply(home):
 
 def test_ingest_reports_bad_files_and_sources_lists_status(home, tmp_path):
     folder = tmp_path / "hr"
-    folder.mkdir()
+    (folder / "old").mkdir(parents=True)
     (folder / "leave.md").write_text("# Paid leave\n\nEmployees get 25 days of paid leave per year.")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
-    result = run("ingest", str(folder), "--source", "hr", env=home)
+    (folder / "old" / "scan.pdf").write_bytes(b"%PDF-1.4 more garbage")
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text("[profiles.support]\nsources = ['helpcenter', 'faq', 'catalog']\n")
+    result = run("ingest", str(folder), "--source", "hr", env={**home, "SWITCHBOARD_PROFILES": str(profiles)})
     assert result.returncode == 0, result.stderr
-    assert "1 added" in result.stdout and "broken.pdf" in result.stderr
+    assert "1 added" in result.stdout
+    # the user's lines name each file and why; the PDF library's own complaints go to the log file
+    assert "could not read broken.pdf: corrupt or unreadable PDF" in result.stderr
+    assert "could not read old/scan.pdf: corrupt or unreadable PDF" in result.stderr
+    assert "pypdf" not in result.stderr and "EOF marker" not in result.stderr
+    log = Path(home["SWITCHBOARD_HOME"]) / "switchboard.log"
+    assert "pypdf" in log.read_text() and str(log) in result.stderr
+    assert "warning: no profile reads hr" in result.stderr and str(profiles) in result.stderr
     listing = run("sources", env=home)
-    assert "hr" in listing.stdout and "success" in listing.stdout and "1 document(s)" in listing.stdout
+    assert "hr" in listing.stdout and "success" in listing.stdout and "2 document(s)" in listing.stdout
+    assert "  - broken.pdf: corrupt or unreadable PDF" in listing.stdout
+    assert "  - old/scan.pdf: corrupt or unreadable PDF" in listing.stdout
+
+
+def test_library_logs_reach_stderr_when_log_level_asks(home, tmp_path):
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
+    result = run("ingest", str(tmp_path / "broken.pdf"), env={**home, "LOG_LEVEL": "WARNING"})
+    assert result.returncode == 0 and "pypdf" in result.stderr, result.stderr
+
+
+def test_an_ingested_folder_is_answerable_at_once_and_replacing_a_source_is_explicit(home, tmp_path):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "club.md").write_text("# Lumière Club\n\nMembers of the Lumière Club earn 5 points per euro spent; "
+                                "500 points buy a 20 euro voucher.")
+    added = run("ingest", str(kb), env=home)
+    assert added.returncode == 0, added.stderr
+    assert "kb: 1 added" in added.stdout and "kb is read by profile(s): support, staff" in added.stdout
+    reply = json.loads(run("ask", "How many points per euro do Lumière Club members earn?", "--json",
+                           env=home).stdout)
+    assert reply["answered"] and reply["citations"][0]["source"] == "kb", reply
+    before = documents(home, "helpcenter")
+    refused = run("ingest", str(kb), "--source", "helpcenter", env=home)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    [line] = [x for x in refused.stderr.splitlines() if "error" in x]
+    assert f"'helpcenter' already holds {before} document(s)" in line and "--replace" in line
+    assert documents(home, "helpcenter") == before > 0  # nothing was deleted
+    replaced = run("ingest", str(kb), "--source", "helpcenter", "--replace", env=home)
+    assert replaced.returncode == 0, replaced.stderr
+    assert re.search(rf"Replacing source helpcenter: removing its {before} document\(s\) from \S+helpcenter",
+                     replaced.stdout), replaced.stdout
+    assert documents(home, "helpcenter") == 1
+    again = run("ingest", str(kb), "--source", "helpcenter", env=home)  # the same folder: an update
+    assert again.returncode == 0 and "1 unchanged" in again.stdout and "Replacing" not in again.stdout
+
+
+def test_the_data_folder_is_the_same_from_any_directory(tmp_path):
+    kb, first, second = tmp_path / "kb", tmp_path / "a", tmp_path / "b"
+    for folder in (kb, first, second):
+        folder.mkdir()
+    (kb / "note.md").write_text("# Note\n\nThe showroom closes at noon on Saturdays.")
+    env = {"SWITCHBOARD_HOME": None, "SWITCHBOARD_INDEX": None, "DATABASE_URL": None, "SWITCHBOARD_SAMPLE": "0",
+           "XDG_DATA_HOME": str(tmp_path / "data")}
+    one = run("ingest", str(kb), env=env, cwd=first)
+    two = run("ingest", str(kb), env=env, cwd=second)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    data = tmp_path / "data" / "switchboard"
+    assert f"Data folder: {data}" in one.stderr and f"Data folder: {data}" in two.stderr
+    assert "1 added" in one.stdout and "1 unchanged" in two.stdout and (data / "index.sqlite3").exists()
+    assert not (first / "var").exists() and not (second / "var").exists()
+
+
+def test_talk_to_a_human_without_an_agents_desk_says_so(home):
+    reply = json.loads(run("ask", "I want to talk to a human", "--json", env=home).stdout)
+    assert "No one from our team is connected" in reply["answer"] and "reply here" not in reply["answer"]
+    assert "support@maison-lumiere.example" in reply["answer"]
+    chat = run("chat", "--profile", "staff", env=home, stdin="/human\n/quit\n")
+    assert chat.returncode == 0 and "No one from our team is" in chat.stdout and "Data folder:" in chat.stderr
+    unknown = run("chat", "--profile", "nope", env=home)
+    assert unknown.returncode == 2 and "no profile named 'nope'" in unknown.stderr
 
 
 def test_errors_are_one_clear_line_and_exit_2(home, tmp_path):
@@ -80,6 +170,13 @@ def test_eval_answers_counts_answers_and_declines(tmp_path, home):
     assert scores == {"answered": 0.5, "declined": 0.5, "cited_relevant": 1.0, "n": 2}
 
 
+def test_eval_help_documents_both_file_formats():
+    result = run("eval", "--help", env={})
+    assert result.returncode == 0 and "docs/eval.md" in result.stdout
+    corpus, queries = (json.loads(line) for line in result.stdout.splitlines() if line.strip().startswith('{"'))
+    assert set(corpus) == {"id", "title", "text"} and set(queries) == {"query", "relevant"}
+
+
 def test_a_malformed_eval_file_is_named(tmp_path, home):
     queries = tmp_path / "q.jsonl"
     queries.write_text('{"query": "x"}\nnot json\n')
@@ -87,10 +184,12 @@ def test_a_malformed_eval_file_is_named(tmp_path, home):
     assert result.returncode == 2 and "q.jsonl:2" in result.stderr
 
 
-def test_half_configured_slack_is_named_and_exits_2(home):
-    result = run("serve", "--port", "1", env={**home, "SLACK_SIGNING_SECRET": "s3cret"})
+def test_half_configured_slack_is_named_and_exits_2(home, tmp_path):
+    fresh = tmp_path / "fresh"  # an empty data folder: nothing may be indexed before the check
+    result = run("serve", "--port", "1", env={"SWITCHBOARD_HOME": str(fresh), "SWITCHBOARD_INDEX": None,
+                                              "SLACK_SIGNING_SECRET": "s3cret"})
     assert result.returncode == 2 and "SLACK_BOT_TOKEN is missing" in result.stderr
-    assert "s3cret" not in result.stderr
+    assert "s3cret" not in result.stderr and not (fresh / "index.sqlite3").exists()
     wrong = run("serve", "--port", "1", env={**home, "SLACK_BOT_TOKEN": "xoxp-user", "SLACK_SIGNING_SECRET": "s"})
     assert wrong.returncode == 2 and "must be a bot token" in wrong.stderr and "xoxp-user" not in wrong.stderr
 
@@ -107,11 +206,12 @@ def test_serve_mounts_slack_when_configured(home, fake_slack):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen = []
     try:
-        for line in server.stderr:  # readiness: uvicorn says when it listens
+        for line in server.stderr:  # readiness: the banner comes once the port accepts connections
             seen.append(line)
-            if "Uvicorn running on" in line:
+            if "Switchboard is running" in line:
                 break
         url = f"http://127.0.0.1:{port}"
+        assert f"Switchboard is running: {url}  (web chat, slack)" in seen[-1], "".join(seen)
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200, "".join(seen)
         assert httpx.post(f"{url}/slack/events", content=b"{}", timeout=10).status_code == 401
     finally:
@@ -119,6 +219,26 @@ def test_serve_mounts_slack_when_configured(home, fake_slack):
         stderr = "".join(seen) + server.communicate(timeout=30)[1]
     assert "(web chat, slack)" in stderr and "s3cret-signing" not in stderr and "xoxb-test" not in stderr
     assert "will be unused" not in stderr
+    # a readable summary, not a JSON blob; and a word that handoffs have nowhere to go
+    assert re.search(r"^  data folder: +\S", stderr, re.M) and re.search(r"^  channels: +web chat, slack$", stderr, re.M)
+    assert '{"home"' not in stderr
+    assert len([x for x in stderr.splitlines() if "no profile hands conversations to an agents channel" in x]) == 1
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_before_indexing(tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    fresh = tmp_path / "fresh"
+    try:
+        result = run("serve", "--port", str(port), env={"SWITCHBOARD_HOME": str(fresh), "SWITCHBOARD_INDEX": None})
+    finally:
+        taken.close()
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "running" not in result.stderr
+    [line] = [x for x in result.stderr.splitlines() if "error" in x]
+    assert f"127.0.0.1:{port} is already in use" in line and "--port" in line
+    assert not (fresh / "index.sqlite3").exists()
 
 
 def test_a_notion_source_is_added_synced_listed_and_fails_with_what_to_do(home):

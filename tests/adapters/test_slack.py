@@ -199,7 +199,7 @@ def test_talk_to_a_human_raises_a_handoff_request(ws, fake_slack):
     [answer] = ws.answers()
     ws.click("handoff", answer)
     posted = fake_slack.wait_for("chat.postMessage", 2)[-1].args
-    assert "asked a member of our team" in sections(posted) and posted["thread_ts"] == answer["thread_ts"]
+    assert "No one from our team is connected" in sections(posted) and posted["thread_ts"] == answer["thread_ts"]
     assert kinds(ws, "handoff_requested")
 
 

@@ -292,7 +292,7 @@ async def test_commands_in_the_users_language(web, fake):
     assert texts[0].startswith("Bonjour ! Je suis l'assistant de Maison Lumière")
     assert texts[1].startswith("Posez-moi une question") and texts[5] == texts[1]
     assert "livraison" in texts[2].lower() and texts[3].startswith("C'est fait")
-    assert texts[4].startswith("J'ai demandé à un membre de notre équipe")
+    assert texts[4].startswith("Aucun membre de notre équipe n'est connecté")
     assert not memory.turns and len(handoffs) == 1
 
 
@@ -312,7 +312,7 @@ async def test_buttons_record_feedback_ask_for_a_human_and_always_stop_spinning(
         handoffs = runtime.events.events(kind="handoff_requested")
     assert [answered[u["callback_query"]["id"]] for u in presses] == ["Thanks for your feedback!", None, None]
     assert [f.value for f in feedback] == ["up"] and feedback[0].user == "136563129"
-    assert len(handoffs) == 1 and in_chat(fake, PRIVATE)[1]["text"].startswith("I've asked a member of our team")
+    assert len(handoffs) == 1 and in_chat(fake, PRIVATE)[1]["text"].startswith("No one from our team is connected")
 
 
 async def test_non_text_updates_get_a_polite_answer_only_where_one_is_due(web, fake):

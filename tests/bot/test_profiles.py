@@ -1,5 +1,6 @@
 """Profiles file: the bundled one loads; malformed ones fail naming the problem."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +21,11 @@ def test_bundled_profiles_load():
 @pytest.mark.parametrize("content, message", [
     ("[profiles.a\nname = 1", "not valid TOML"),
     ("title = 'x'", "no [profiles.<name>] table"),
-    ("[profiles.a]\nsources = 'helpcenter'", "'sources' must be list"),
+    ("[profiles.a]\nsources = 'helpcenter'", "'sources' must be a list of source names, or \"*\""),
     ("[profiles.a]\nsources = [1]", "list of source names"),
     ("[profiles.a]\nmin_confidence = 3", "between 0 and 1"),
+    ("[profiles.a]\ncontact = 3", "'contact' must be a string"),
+    ("[profiles.a]\ncontact = {en = 1}", "'contact' must be a string"),
     ("[profiles.a]\n[profiles.a.messages.shout]\nen = 'x'", "messages.shout"),
     ("[profiles.a]\ndefault = true\n[profiles.b]\ndefault = true", "several profiles"),
     ("[profiles.a]\n[channels.C1]", "'<platform>:<channel id>'"),
@@ -70,3 +73,49 @@ def test_redacted_settings_hide_secrets():
                                   "REDIS_URL": "redis://:hunter2@cache:6379/0"})
     text = str(settings.redacted())
     assert "sk-secret" not in text and "pw@" not in text and "hunter2" not in text
+
+
+def test_the_bundled_profiles_read_every_source_but_only_staff_sees_internal_ones():
+    profiles = load_profiles(DEFAULT_PROFILES)
+    support, staff = profiles.get("support"), profiles.get("staff")
+    assert support.sources is None and support.reads("my-own-folder") and not support.internal
+    assert staff.sources is None and staff.reads("my-own-folder") and staff.internal
+
+
+def test_sources_star_means_every_source_and_a_list_restricts(tmp_path):
+    path = tmp_path / "profiles.toml"
+    path.write_text("[profiles.a]\nsources = '*'\n[profiles.b]\nsources = ['hr']\n")
+    profiles = load_profiles(path)
+    assert profiles.get("a").sources is None and profiles.get("a").reads("anything")
+    assert profiles.get("b").reads("hr") and not profiles.get("b").reads("helpcenter")
+
+
+def test_contact_per_language_falls_back_sensibly(tmp_path):
+    bundled = load_profiles(DEFAULT_PROFILES)
+    assert "support@maison-lumiere.example" in bundled.get().contact_in("fr") and " ou " in bundled.get().contact_in("fr")
+    assert " or " in bundled.get().contact_in("de")  # untranslated: the profile's language
+    assert bundled.get("staff").contact_in("en") == ""
+    path = tmp_path / "profiles.toml"
+    path.write_text("[profiles.a]\ncontact = 'https://help.example/contact'\n")
+    assert load_profiles(path).get().contact_in("zh-CN") == "https://help.example/contact"
+
+
+def test_the_data_folder_never_depends_on_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plain = Settings.from_env({"HOME": "/home/ada"})
+    assert plain.home == Path("/home/ada/.local/share/switchboard")
+    assert plain.index_path == plain.home / "index.sqlite3" and str(plain.home) in plain.database_url
+    assert Settings.from_env({"HOME": "/home/ada", "XDG_DATA_HOME": "/data"}).home == Path("/data/switchboard")
+    assert Settings.from_env({"HOME": "/home/ada", "XDG_DATA_HOME": "rel"}).home.is_relative_to("/home/ada")
+    relative = Settings.from_env({"SWITCHBOARD_HOME": "here"})
+    assert relative.home == tmp_path / "here" and relative.index_path.is_absolute()
+
+
+def test_the_settings_summary_names_every_place_and_masks_secrets():
+    settings = Settings.from_env({"HOME": "/h", "OPENAI_API_KEY": "sk-secret", "OPENAI_BASE_URL": "http://u:pw@llm/v1",
+                                  "REDIS_URL": "redis://:hunter2@cache:6379/0"})
+    rows = dict(settings.summary())
+    assert {"data folder", "index", "database", "memory", "LLM", "profiles"} <= set(rows)
+    text = str(rows)
+    assert "sk-secret" not in text and "pw@" not in text and "hunter2" not in text
+    assert rows["memory"] == "Redis redis://***@cache:6379/0" and "API key set" in rows["LLM"]

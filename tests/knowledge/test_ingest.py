@@ -110,6 +110,17 @@ def test_bad_files_are_reported_and_keep_their_previous_version(index, embedder,
     assert info.status == "success" and info.failures == 3 and "3 document(s)" in info.error
 
 
+def test_the_source_names_its_failed_documents_until_they_are_fixed(index, embedder, folder):
+    (folder / "en" / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    ingest(index, embedder, folder)
+    [(document_id, why)] = index.source("kb").failed
+    assert document_id == "en/broken" and why.startswith("en/broken.pdf: ") and "PDF" in why
+    (folder / "en" / "broken.pdf").unlink()
+    ingest(index, embedder, folder)
+    info = index.source("kb")
+    assert info.failed == () and info.failures == 0 and info.error is None
+
+
 def test_a_missing_folder_fails_the_source_with_its_reason(index, embedder, tmp_path):
     with pytest.raises(FileNotFoundError):
         ingest(index, embedder, tmp_path / "nowhere")
