@@ -111,6 +111,7 @@ def _table(runtime: Runtime) -> None:
     Console(highlight=False, width=max(console.width, 160)).print(table)
     for s in runtime.index.sources():
         _failed(s)
+    _quarantined(runtime.index.flagged())
 
 
 def _failed(source: SourceInfo, shown: int = 5) -> None:
@@ -123,6 +124,21 @@ def _failed(source: SourceInfo, shown: int = 5) -> None:
         console.print(f"  - {said}", markup=False, highlight=False, soft_wrap=True)
     if source.failures > min(shown, len(source.failed)):
         console.print(f"  … and {source.failures - min(shown, len(source.failed))} more", markup=False)
+
+
+def _quarantined(flags: list, shown: int = 5) -> None:
+    """Documents in quarantine (knowledge/sanitize.py): per source, how many, the first few and why."""
+    by_source: dict[str, dict[str, list]] = {}
+    for f in flags:
+        by_source.setdefault(f.source, {}).setdefault(f.document_id, []).append(f)
+    for source, documents in by_source.items():
+        console.print(f"{source}: {len(documents)} document(s) flagged for review (an instruction to an AI was "
+                      "removed; the rest stays answerable):", markup=False, highlight=False)
+        for document_id, found in list(documents.items())[:shown]:
+            console.print(f"  - {document_id}: {found[0].kind}, {found[0].rule}: {found[0].snippet[:100]!r}",
+                          markup=False, highlight=False, soft_wrap=True)
+        if len(documents) > shown:
+            console.print(f"  … and {len(documents) - shown} more", markup=False)
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:

@@ -64,7 +64,10 @@ RULES: tuple[Rule, ...] = (
     _rule("persona_change", 0.6, r"\byou are now\b|\bfrom now on\b|\bhenceforth\b|\bà partir de maintenant\b|\bdésormais,? tu\b"
           r"|\btu es maintenant\b|从现在(?:开始|起)|你现在是"),
     _rule("persona_change", 1.0, r"\b(?:you are now|act as|pretend (?:to be|you are)|tu es maintenant) (?:an? )?(?:dan|unrestricted|jailbroken"
-          r"|evil|different (?:ai|assistant))\b|\b(?:developer|god|dan) mode\b|\bjailbreak\b"),
+          r"|evil|different (?:ai|assistant))\b|\b(?:developer|god|dan) mode\b|\bjailbreak\b"
+          r"|\b(?:ai|assistant|bot|model) without (?:any )?(?:restrictions|rules|limits)\b"
+          r"|\b(?:ia|assistant) sans (?:aucune )?(?:restriction|règle|limite)s?\b"
+          r"|(?:没有|不受|无)(?:任何)?(?:限制|约束|规则)的(?:AI|人工智能|机器人|助手|模型)"),
     # -- addressing the model ---------------------------------------------------------------
     _rule("addresses_ai", 1.0, rf"\b(?:note|message|instructions?|reminder|notice|memo|todo|attention)\s+(?:for|to)\s+(?:all\s+)?(?:the\s+)?"
           rf"(?:ai\s+)?{AI}\b(?!\s+(?:staff|team))"),
@@ -87,7 +90,7 @@ RULES: tuple[Rule, ...] = (
           rf"|\b(?:add|include|insert|append|put)\b{GAP}{{0,90}}\b(?:to|in|into|at the end of)\s+your\s+(?:repl(?:y|ies)|responses?|answers?|outputs?)\b"
           r"|\breply to (?:every|each|all) messages?\b|\b(?:answer|respond|reply) (?:only )?in \w+ only\b"
           r"|\b(?:modifie|change|réécris|encode|commence|termine|traduis)\s+(?:ta|chaque|toutes? tes)\s+réponses?\b"
-          r"|(?:修改|改写|编码|翻译)(?:你的)?(?:回答|回复)|(?:每个|每条|所有)(?:回答|回复)(?:都)?(?:以|用|开头|前)"),
+          r"|你的(?:回答|回复)(?:都|只)(?:用|以)|(?:修改|改写|编码|翻译)(?:你的)?(?:回答|回复)|(?:每个|每条|所有)(?:回答|回复)(?:都)?(?:以|用|开头|前)"),
     _rule("dont_answer", 1.0, r"\b(?:do not|don't|never) (?:answer|respond to|reply to|address) (?:the|this|their|any|the user's|the customer's) "
           r"(?:question|user|customer|request)s?\b|\bne réponds pas\b|\bn'y réponds pas\b|不要回答|别回答|不要回复"),
     _rule("before_answering", 0.7, r"\bbefore (?:you )?(?:answer(?:ing)?|respond(?:ing)?|repl(?:y|ying)|solv(?:e|ing))\b"
