@@ -309,6 +309,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from knowledge.embeddings import E5Embedder
     from knowledge.evaluation import RetrievalEval, read_jsonl
 
+    if args.kind == "conversations":
+        return _eval_conversations(args)
+    if not args.queries:
+        raise SwitchboardError(f"eval {args.kind} needs --queries Q.jsonl")
     if args.kind == "retrieval":
         if not args.corpus:
             raise SwitchboardError("eval retrieval needs --corpus C.jsonl")
@@ -334,6 +338,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   f"cited relevant {result['cited_relevant']}  n {result['n']}")
     print(json.dumps(result))
     return 0
+
+
+def _eval_conversations(args: argparse.Namespace) -> int:
+    from bot.evaluation import check_cases, evaluate_conversations
+    from knowledge.evaluation import read_jsonl
+
+    if not args.cases:
+        raise SwitchboardError("eval conversations needs --cases F.jsonl")
+    cases = check_cases(read_jsonl(args.cases, ("id", "class", "turns")), args.cases)
+    result = asyncio.run(evaluate_conversations(_settings(), cases, args.split, profile=args.profile))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    _print_conversations(result)
+    figures = {k: v for k, v in result.items() if k != "failures"}
+    print(json.dumps({**figures, "failures_n": len(result["failures"])}, ensure_ascii=False))
+    return 0
+
+
+def _print_conversations(result: dict, shown: int = 30) -> None:
+    """A table of class, turns, rate; then the first failures, one line each (plain text: no markup)."""
+    print(f"{'class':<16} {'n':>4} {'rate':>7}  by expected kind")
+    for name, row in result["classes"].items():
+        kinds = "  ".join(f"{k} {r:.3f}" for k, r in row["by_kind"].items())
+        print(f"{name:<16} {row['n']:>4} {row['rate']:>7.3f}  {kinds}")
+    print(f"{'overall':<16} {result['turns']:>4} {result['overall'] or 0:>7.3f}  "
+          f"({result['cases']} conversations, split {result['split']}; turn p50 {result['turn_ms_p50']} ms, "
+          f"p95 {result['turn_ms_p95']} ms)")
+    for failure in result["failures"][:shown]:
+        print(f"FAIL {failure['case']} turn {failure['turn']}: {failure['problem']} | answered "
+              f"{failure['answered']} {failure['citation'] or '-'} {failure['language']} | {failure['answer']}")
+    if len(result["failures"]) > shown:
+        print(f"… and {len(result['failures']) - shown} more failures")
 
 
 def cmd_telegram(args: argparse.Namespace) -> int:
@@ -423,12 +460,15 @@ def parser() -> argparse.ArgumentParser:
     cli_sources.add_parsers(sub, _with_settings)
     ev = sub.add_parser("eval", help="measure retrieval or answers on your own data", epilog=EVAL_FORMATS,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    ev.add_argument("kind", choices=["retrieval", "answers"])
+    ev.add_argument("kind", choices=["retrieval", "answers", "conversations"])
     ev.add_argument("--corpus", default="", help="retrieval (needed), answers (optional): documents, JSON lines")
-    ev.add_argument("--queries", required=True, help="retrieval, answers: questions, JSON lines")
+    ev.add_argument("--queries", default="", help="retrieval, answers: questions, JSON lines")
     ev.add_argument("--mode", choices=["lexical", "dense", "hybrid"], default="hybrid",
                     help="retrieval: which search to score (default hybrid, as the bot uses)")
     ev.add_argument("--profile", default="", help="answers: the profile that answers (default: the default one)")
+    ev.add_argument("--cases", default="", help="conversations: the cases file (see tests/data/README.md)")
+    ev.add_argument("--split", choices=["dev", "holdout", "all"], default="all", help="conversations: which cases")
+    ev.add_argument("--json", action="store_true", help="conversations: print only the JSON result")
     ev.set_defaults(func=cmd_eval)
     telegram = sub.add_parser("telegram", help="answer Telegram by long polling (no public URL needed)")
     telegram.add_argument("--polling", action="store_true", help="fetch updates with getUpdates")
