@@ -402,6 +402,7 @@
   // the page before the first one shown.
   function earlierButton(c, before) {
     const btn = el('button', { type: 'button', class: 'btn earlier', text: 'Load earlier messages' });
+    const box = el('div', { class: 'more' }, btn);
     btn.addEventListener('click', async () => {
       btn.disabled = true;
       try {
@@ -410,14 +411,14 @@
         const turns = turnsOf(data);
         const height = log.scrollHeight;
         const top = log.scrollTop;
-        btn.replaceWith(...(data.more && turns.length ? [earlierButton(c, turns[0].seq)] : []), ...turns.map(bubbleOf));
+        box.replaceWith(...(data.more && turns.length ? [earlierButton(c, turns[0].seq)] : []), ...turns.map(bubbleOf));
         log.scrollTop = top + log.scrollHeight - height; // keep what the visitor was reading in place
       } catch (e) {
         btn.disabled = false;
         btn.textContent = `${messageOf(e)} Load earlier messages`;
       }
     });
-    return el('div', { class: 'more' }, btn);
+    return box;
   }
 
   async function restore() {

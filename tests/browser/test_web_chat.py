@@ -1,8 +1,10 @@
 """The web chat in a real browser: Debian's headless Chromium driven through its
 chromedriver (Selenium), against the real app on a loopback port over a copy of the
-sample index. A visitor asks, follows up, asks for a human and reloads: every bubble
-comes back in order with its sources and the button they pressed; a 25,000-character paste
-is named as too long and never sent cut; the page fits a 390 px phone. The desktop
+sample index, its handoffs going to a recording agents' desk. A visitor asks, follows up,
+asks for a human, sees what the agent writes without reloading, and reloads: every bubble
+comes back in order with its sources and the button they pressed; "Load earlier" brings
+back what is past the newest page; a 25,000-character paste is named as too long and
+never sent cut; the page fits a 390 px phone. The desktop
 screenshot is the README's (docs/images/web-chat.png).
 
 Nothing downloads a browser: scripts/install-test-services installs the Debian packages.
@@ -10,14 +12,20 @@ Without them these tests are skipped on a developer's machine and fail in CI.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+import httpx
+
 from adapters.app import create_app
-from tests.adapters.test_web import open_runtime
+from adapters.web import PAGE
+from bot.settings import DEFAULT_PROFILES
+from tests.adapters.test_web import HANDOFF, open_runtime
+from tests.bot.test_handoff import Desk
 from tests.fakes.server import serve
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -55,9 +63,30 @@ def site(tmp_path_factory, sample_index_path, embedder):
         if os.environ.get("CI"):
             pytest.fail("chromium and chromium-driver are missing: scripts/install-test-services installs them")
         pytest.skip("chromium and chromium-driver are not installed (scripts/install-test-services)")
-    runtime = open_runtime(tmp_path_factory.mktemp("home"), sample_index_path, embedder)
+    home = tmp_path_factory.mktemp("home")
+    (home / "profiles.toml").write_text(DEFAULT_PROFILES.read_text() + HANDOFF)
+    runtime = open_runtime(home, sample_index_path, embedder, SWITCHBOARD_PROFILES=str(home / "profiles.toml"))
+    desk = Desk()
+    runtime.engine.handoffs.add_desk("test", desk)
     with serve(create_app(runtime)) as url:
-        yield url
+        yield Site(url, runtime.engine.handoffs, desk)
+
+
+class Site:
+    """The served app, and the agents' side of its handoffs."""
+
+    def __init__(self, url: str, handoffs, desk: Desk):
+        self.url, self.handoffs, self.desk = url, handoffs, desk
+
+    def agent(self, conversation: str, *texts: str) -> None:
+        """Alice claims the conversation's escalation and writes `texts` to the visitor."""
+        [escalation] = [e for e in self.desk.posts if e.conversation == f"web:{conversation}"]
+
+        async def act() -> None:
+            await self.handoffs.claim(escalation, "agent1", "Alice")
+            for text in texts:
+                await self.handoffs.from_agent(escalation, "agent1", text)
+        asyncio.run(act())
 
 
 @pytest.fixture
@@ -115,6 +144,10 @@ def paste(driver, text: str) -> None:
     driver.execute_cdp_cmd("Input.insertText", {"text": text})
 
 
+def conversation_of(driver) -> str:
+    return driver.execute_script("return localStorage.getItem('switchboard.conversation')")
+
+
 def page_errors(driver) -> list[str]:
     """What the console reported, less the expected 404 of a conversation never seen before."""
     return [e["message"] for e in driver.get_log("browser")
@@ -123,7 +156,7 @@ def page_errors(driver) -> list[str]:
 
 def test_a_conversation_comes_back_as_it_was_and_a_long_paste_is_not_cut(site, browser):
     viewport(browser, 960, 1180)  # the whole conversation fits: the README's screenshot shows it all
-    browser.get(site)
+    browser.get(site.url)
     until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
 
     answer = ask(browser, QUESTION)
@@ -137,12 +170,16 @@ def test_a_conversation_comes_back_as_it_was_and_a_long_paste_is_not_cut(site, b
 
     browser.find_element(By.ID, "human").click()
     until(browser, lambda d: idle(d) and len(bubbles(d)) == 5)
+    assert "asked a member of our team" in bubbles(browser)[-1]["text"]
+    # The page fetches what the agent writes while a person has the conversation: no reload.
+    site.agent(conversation_of(browser), "Hello! A **prepaid label** is on its way to you.")
+    until(browser, lambda d: len(bubbles(d)) == 7)
     before = bubbles(browser)
-    # with an agents' desk: "I've asked a member of our team…"; without one: how to reach the team
-    assert before[-1]["role"] == "bot" and "our team" in before[-1]["text"]
+    assert [b["text"] for b in before[-2:]] == ["Alice from our team has joined the conversation.",
+                                                "Alice: Hello! A prepaid label is on its way to you."]
 
     browser.refresh()
-    until(browser, lambda d: len(bubbles(d)) == 5)
+    until(browser, lambda d: len(bubbles(d)) == 7)
     after = bubbles(browser)
     assert after == before
     assert after[1]["chosen"] == ["Helpful"] and browser.find_elements(
@@ -166,7 +203,7 @@ def test_a_conversation_comes_back_as_it_was_and_a_long_paste_is_not_cut(site, b
 
 def test_the_page_fits_a_390_px_phone(site, browser, tmp_path):
     viewport(browser, 390, 844, mobile=True)
-    browser.get(site)
+    browser.get(site.url)
     until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
     ask(browser, QUESTION)
     browser.find_element(By.ID, "human").click()
@@ -184,3 +221,22 @@ def test_the_page_fits_a_390_px_phone(site, browser, tmp_path):
           .map((e) => e.id || e.className || e.tagName);""")
     assert outside == []
     assert page_errors(browser) == []
+
+
+def test_earlier_messages_come_back_a_page_at_a_time(site, browser, tmp_path):
+    conversation, sent = "earlier-pages-0001", PAGE // 2 + 5  # a question and its reply each: past one page
+    with httpx.Client(base_url=site.url, timeout=60) as client:
+        for n in range(sent):
+            assert client.post("/api/chat", json={"conversation": conversation, "text": f"message {n}"}).is_success
+    browser.get(site.url)
+    browser.execute_script(f"localStorage.setItem('switchboard.conversation', '{conversation}')")
+    browser.refresh()
+    until(browser, lambda d: len(bubbles(d)) == PAGE)
+    assert [b["text"] for b in bubbles(browser)[-2:-1]] == [f"message {sent - 1}"]
+    more = browser.find_element(By.CSS_SELECTOR, "#log .more button")
+    browser.execute_script("arguments[0].scrollIntoView()", more)
+    browser.save_screenshot(str(tmp_path / "load-earlier.png"))
+    more.click()
+    until(browser, lambda d: len(bubbles(d)) == 2 * sent)
+    assert [b["text"] for b in bubbles(browser) if b["role"] == "user"] == [f"message {n}" for n in range(sent)]
+    assert not browser.find_elements(By.CSS_SELECTOR, "#log .more")
