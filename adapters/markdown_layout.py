@@ -3,7 +3,9 @@ blocks (Slack mrkdwn, a Teams TextBlock): list items get their marker and indent
 their `> `, table rows become `a | b` lines, headings are emphasized, code blocks are
 rendered by the format, and a blank line separates top-level blocks. Each format says
 how in a `Layout` (its emphasis marks, escaping, links, headings and code); the walk over
-markdown-it's tokens is shared.
+markdown-it's tokens is shared, and so is what a `LinkPolicy` lets open (adapters/links.py):
+a link it refuses is its label and its URL defanged, an image is never shown as one (its alt
+text, or a link to it when allowed), and bare URLs in the text are defanged too.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+
+from adapters.links import NO_LINKS, LinkPolicy, defang
 
 PARSER = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
 BLOCK_ENDS = ("paragraph_close", "heading_close", "fence", "code_block", "table_close", "hr",
@@ -25,15 +29,15 @@ class Layout:
     marks: Mapping[str, str]  # emphasis: markdown-it's "strong", "em", "s" → the format's marker
     text: Callable[[str], str]  # plain text, escaped as the format needs
     code_span: Callable[[str], str]  # inline code
-    link: Callable[[str, str], str]  # (url, label) → a link, or the label alone for a URL not to open
+    link: Callable[[str, str], str]  # (url, label) → a link (the policy already allowed the URL)
     heading: Callable[[str], str]  # e.g. bold
     code: Callable[[str], str]  # a code block's content
     bullet: str = "• "
     indent: str = "    "  # per level of nested list
 
 
-def lay_out(markdown: str, layout: Layout) -> str:
-    """`markdown` as lines in the format `layout` describes."""
+def lay_out(markdown: str, layout: Layout, policy: LinkPolicy = NO_LINKS) -> str:
+    """`markdown` as lines in the format `layout` describes, with only the links `policy` allows."""
     tokens = PARSER.parse(markdown)
     lines: list[str] = []
     frames: list[list[Any]] = []  # ["list", next number or 0], ["item", marker, first?], ["quote"]
@@ -51,9 +55,9 @@ def lay_out(markdown: str, layout: Layout) -> str:
         elif kind in ("bullet_list_close", "ordered_list_close", "list_item_close", "blockquote_close"):
             frames.pop()
         elif kind == "inline" and before in ("th_open", "td_open"):
-            row.append(inline(token.children or [], layout))
+            row.append(inline(token.children or [], layout, policy))
         elif kind == "inline":
-            text = inline(token.children or [], layout)
+            text = inline(token.children or [], layout, policy)
             text = layout.heading(text) if before == "heading_open" else text
             lines.append(_lead(frames, layout) + text.replace("\n", "\n" + _lead(frames, layout)))
         elif kind in ("fence", "code_block"):
@@ -68,16 +72,16 @@ def lay_out(markdown: str, layout: Layout) -> str:
     return "\n".join(lines).strip()
 
 
-def inline(tokens: Sequence[Token], layout: Layout) -> str:
+def inline(tokens: Sequence[Token], layout: Layout, policy: LinkPolicy = NO_LINKS) -> str:
     """A run of inline tokens (text, emphasis, code, links, images) in the format."""
     out: list[str] = []
     links: list[tuple[str, int]] = []
     for token in tokens:
         kind = token.type
         if kind == "text":
-            out.append(layout.text(token.content))
+            out.append(layout.text(policy.inert(token.content)))
         elif kind == "code_inline":
-            out.append(layout.code_span(token.content))
+            out.append(layout.code_span(policy.inert(token.content)))
         elif kind in ("softbreak", "hardbreak"):
             out.append("\n")
         elif kind.endswith(("_open", "_close")) and kind.rsplit("_", 1)[0] in layout.marks:
@@ -88,10 +92,17 @@ def inline(tokens: Sequence[Token], layout: Layout) -> str:
             url, start = links.pop()
             label = "".join(out[start:])
             del out[start:]
-            out.append(layout.link(url, label))
+            out.append(layout.link(url, label) if policy.allows(url) else refused(url, label, layout))
         elif kind == "image":
-            out.append(layout.link(str(token.attrs.get("src", "")), layout.text(token.content or "image")))
+            src, alt = str(token.attrs.get("src", "")), layout.text(policy.inert(token.content or "image"))
+            out.append(layout.link(src, alt) if policy.allows(src) else alt)  # never loaded as an image
     return "".join(out)
+
+
+def refused(url: str, label: str, layout: Layout) -> str:
+    """A link that may not open: its label, then its URL defanged (once, when they're the same)."""
+    shown = layout.text(defang(url))
+    return label if label.strip() == shown else f"{label} ({shown})" if label.strip() else shown
 
 
 def _lead(frames: list[list[Any]], layout: Layout) -> str:

@@ -6,7 +6,8 @@ headings or tables, and `&`, `<`, `>` must be escaped. A section block holds at 
 sections, then several messages, cut between paragraphs, else lines, else words, never
 inside a link or an escape, and with code fences closed and reopened across a cut.
 Buttons carry the reply id and the conversation key in their value, so any worker can
-route a click without state of its own.
+route a click without state of its own. Only links the reply's `LinkPolicy` allows (the
+profile's allowed domains, the cited sources) are clickable; images are never shown.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import re
 from typing import Any, Sequence
 
 
+from adapters.links import NO_LINKS, LinkPolicy
 from adapters.markdown_layout import Layout, lay_out
 
 from bot.profiles import Profile
@@ -33,8 +35,7 @@ def escape(text: str) -> str:
 
 
 def _link(url: str, label: str) -> str:
-    if not url.startswith(("http://", "https://", "mailto:")):
-        return label
+    """A link to `url`, which a `LinkPolicy` has allowed (http or https)."""
     safe = escape(url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C").replace(" ", "%20"))
     return f"<{safe}|{label.replace('|', '¦')}>" if label and label != escape(url) else f"<{safe}>"
 
@@ -44,9 +45,14 @@ SLACK = Layout(marks=_MARKS, text=escape, code_span=lambda code: f"`{escape(code
                bullet="• ", indent="    ")
 
 
-def mrkdwn(markdown: str) -> str:
-    """Markdown (as the engine writes it) to Slack mrkdwn."""
-    return lay_out(markdown, SLACK)
+def mrkdwn(markdown: str, policy: LinkPolicy = NO_LINKS) -> str:
+    """Markdown (as the engine writes it) to Slack mrkdwn, with only the links `policy` allows."""
+    return lay_out(markdown, SLACK, policy)
+
+
+def policy_of(reply: Reply, profile: Profile) -> LinkPolicy:
+    """The links `reply` may carry: its profile's allowed domains and its cited sources."""
+    return LinkPolicy.of(profile.allowed_domains, (c.url for c in reply.citations))
 
 
 def split(text: str, limit: int = TEXT_LIMIT) -> list[str]:
@@ -103,11 +109,13 @@ def action_of(value: str) -> str:
     return str(json.loads(value).get("a", ""))
 
 
-def _sources(citations: Sequence[Citation], profile: Profile, language: str) -> dict[str, Any]:
+def _sources(citations: Sequence[Citation], profile: Profile, language: str, policy: LinkPolicy) -> dict[str, Any]:
     lines = [f"*{profile.text('sources', language)}*"]
     for n, citation in enumerate(citations, 1):
         when = f", {profile.text('updated', language, date=citation.updated_at)}" if citation.updated_at else ""
-        lines.append(f"{n}. {_link(citation.url, escape(citation.title))} · {escape(citation.source)}{when}")
+        title = escape(policy.inert(citation.title))
+        shown = _link(citation.url, title) if policy.allows(citation.url) else title
+        lines.append(f"{n}. {shown} · {escape(citation.source)}{when}")
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(lines)[:TEXT_LIMIT]}]}
 
 
@@ -140,13 +148,14 @@ def _buttons(reply: Reply, profile: Profile, share: bool) -> dict[str, Any]:
 
 def render(reply: Reply, profile: Profile, *, share: bool = False, note: str = "") -> list[list[dict[str, Any]]]:
     """The reply as Slack messages: each a list of at most 50 blocks."""
+    policy = policy_of(reply, profile)
     sections = [{"type": "section", "text": {"type": "mrkdwn", "text": piece}}
-                for piece in split(mrkdwn(reply.answer))]
+                for piece in split(mrkdwn(reply.answer, policy))]
     tail: list[dict[str, Any]] = []
     if note:
         tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     if reply.citations:
-        tail.append(_sources(reply.citations, profile, reply.language))
+        tail.append(_sources(reply.citations, profile, reply.language, policy))
     actions = _buttons(reply, profile, share)
     if actions["elements"]:
         tail.append(actions)

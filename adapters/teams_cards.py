@@ -3,7 +3,8 @@
 An Adaptive Card TextBlock renders a small Markdown subset in Teams: bold, italic, links,
 bullet and numbered lists, paragraphs. So the engine's Markdown is re-emitted from
 markdown-it tokens in that subset: headings become bold lines, tables "a | b" rows, code
-plain lines, links only for http(s) and mailto URLs. A Teams message holds about 28 KB
+plain lines, links only where the reply's `LinkPolicy` allows (adapters/links.py: the
+profile's allowed domains and the cited sources), images never (their alt text). A Teams message holds about 28 KB
 (the whole activity, JSON-encoded), so a long answer becomes several cards, each text under
 TEXT_LIMIT JSON-encoded characters, cut between paragraphs, else lines, else words, never
 inside a link; sources and buttons ride on the last card.
@@ -25,6 +26,7 @@ from typing import Any, Mapping, Sequence
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity
 
+from adapters.links import NO_LINKS, LinkPolicy
 from adapters.markdown_layout import Layout, lay_out
 from bot.profiles import Profile
 from bot.types import Citation, HandoffReason, Reply
@@ -55,6 +57,11 @@ def link(url: str, label: str) -> str:
     return f"[{_label(label) or url}]({_url(url)})"
 
 
+def policy_of(reply: Reply, profile: Profile) -> LinkPolicy:
+    """The links `reply` may carry: its profile's allowed domains and its cited sources."""
+    return LinkPolicy.of(profile.allowed_domains, (c.url for c in reply.citations))
+
+
 def _plain(text: str) -> str:
     return text.replace("](", "] (")  # text that isn't a link must not become one
 
@@ -63,9 +70,9 @@ TEAMS = Layout(marks=_MARKS, text=_plain, code_span=_plain, link=link, heading=l
                code=lambda content: content, bullet="- ", indent="  ")
 
 
-def markdown(text: str) -> str:
+def markdown(text: str, policy: LinkPolicy = NO_LINKS) -> str:
     """The engine's Markdown as a Teams TextBlock renders it (see the module docstring)."""
-    return lay_out(text, TEAMS)
+    return lay_out(text, TEAMS, policy)
 
 
 # -- splitting ---------------------------------------------------------------------------
@@ -134,11 +141,13 @@ def text_card(markdown_text: str) -> dict[str, Any]:
     return card([text_block(piece) for piece in split(markdown_text)] or [text_block("…")])
 
 
-def _sources(citations: Sequence[Citation], profile: Profile, language: str) -> dict[str, Any]:
+def _sources(citations: Sequence[Citation], profile: Profile, language: str, policy: LinkPolicy) -> dict[str, Any]:
     lines = []
     for n, citation in enumerate(citations, 1):
         when = f", {profile.text('updated', language, date=citation.updated_at)}" if citation.updated_at else ""
-        lines.append(f"{n}. {link(citation.url, citation.title)} · {citation.source}{when}")
+        title = _plain(policy.inert(citation.title))
+        shown = link(citation.url, title) if policy.allows(citation.url) else title
+        lines.append(f"{n}. {shown} · {citation.source}{when}")
     listed = "\n".join(lines)
     if size(listed) > SOURCES_LIMIT:
         listed = split(listed, SOURCES_LIMIT)[0]
@@ -167,9 +176,10 @@ def buttons(reply: Reply, profile: Profile) -> list[dict[str, Any]]:
 
 def render(reply: Reply, profile: Profile) -> list[dict[str, Any]]:
     """The reply as Adaptive Cards, each one Teams message; sources and buttons on the last."""
-    cards = [card([text_block(piece)]) for piece in split(markdown(reply.answer))] or [card([text_block("…")])]
+    policy = policy_of(reply, profile)
+    cards = [card([text_block(piece)]) for piece in split(markdown(reply.answer, policy))] or [card([text_block("…")])]
     if reply.citations:
-        cards[-1]["body"].append(_sources(reply.citations, profile, reply.language))
+        cards[-1]["body"].append(_sources(reply.citations, profile, reply.language, policy))
     actions = buttons(reply, profile)
     if actions:
         cards[-1]["actions"] = actions

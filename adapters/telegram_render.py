@@ -6,7 +6,10 @@ caps a message at 4,096 characters of visible text. So the answer is rendered fr
 markdown-it tokens (raw HTML in the source is text, escaped like every other text), and
 long output is split at a paragraph, a line or a space, never inside a tag, an entity, a
 word or a link: tags open at a split are closed at the end of one part and reopened at the
-start of the next. Buttons carry short callback data: `fb:up|down:<reply id>` and
+start of the next. Only links the reply's `LinkPolicy` allows (adapters/links.py: the profile's allowed domains,
+the cited sources) become `<a>`; any other is its label and its URL defanged, bare URLs in
+the text are defanged (Telegram links them itself), and an image is its alt text, or a link
+to it when allowed, never a preview. Buttons carry short callback data: `fb:up|down:<reply id>` and
 `human:<reason>`, and `ok:yes|no:<action id>` for a proposed action.
 """
 from __future__ import annotations
@@ -19,11 +22,12 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from adapters.links import NO_LINKS, LinkPolicy, defang
+
 from bot.profiles import Profile
 from bot.types import Citation, HandoffReason, Reply
 
 LIMIT = 4096  # visible characters (UTF-16 code units) of one message, after entity parsing
-LINK_SCHEMES = ("http://", "https://", "mailto:", "tg://")
 _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
 _INLINE = {"strong": "b", "em": "i", "s": "s"}
 _PIECE = re.compile(r"<[^>]*>|&[#\w]+;|\n[^\S\n]*\n\s*|\n|[^\S\n]+|[^\s<&]+|[<&]")
@@ -33,46 +37,57 @@ def _esc(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _href(url: str) -> str | None:
-    return html.escape(url, quote=True) if url.lower().startswith(LINK_SCHEMES) else None
+def _href(url: str, policy: LinkPolicy) -> str | None:
+    return html.escape(url, quote=True) if policy.allows(url) else None
 
 
-def _inline(tokens: list[Token], in_link: bool = False) -> str:
+def _inline(tokens: list[Token], policy: LinkPolicy, in_link: bool = False) -> str:
     out: list[str] = []
-    links: list[bool] = []  # whether each open link became an <a>
+    links: list[tuple[bool, str, int]] = []  # per open link: became an <a>?, its URL, where its label starts
     for tok in tokens:
         kind = tok.type
         if kind == "text":
-            out.append(_esc(tok.content))
+            out.append(_esc(policy.inert(tok.content)))
         elif kind in ("softbreak", "hardbreak"):
             out.append("\n")
         elif kind == "code_inline":  # Telegram can't nest code in a link: plain text there
-            out.append(_esc(tok.content) if in_link or any(links) else f"<code>{_esc(tok.content)}</code>")
+            code = _esc(policy.inert(tok.content))
+            out.append(code if in_link or any(a for a, _, _ in links) else f"<code>{code}</code>")
         elif kind.endswith("_open") and kind[:-5] in _INLINE:
             out.append(f"<{_INLINE[kind[:-5]]}>")
         elif kind.endswith("_close") and kind[:-6] in _INLINE:
             out.append(f"</{_INLINE[kind[:-6]]}>")
         elif kind == "link_open":
-            href = _href(str(tok.attrGet("href") or ""))
-            links.append(href is not None and not any(links))
-            out.append(f'<a href="{href}">' if links[-1] else "")
-        elif kind == "link_close":
-            out.append("</a>" if links.pop() else "")
+            url = str(tok.attrGet("href") or "")
+            href = _href(url, policy)
+            opened = href is not None and not any(a for a, _, _ in links)
+            links.append((opened, url, len(out)))
+            out.append(f'<a href="{href}">' if opened else "")
+        elif kind == "link_close" and links:
+            opened, url, start = links.pop()
+            out.append("</a>" if opened else _refused(url, "".join(out[start:])))
         elif kind == "image":
-            href, alt = _href(str(tok.attrGet("src") or "")), _inline(tok.children or [], True)
-            out.append(f'<a href="{href}">{alt or href}</a>' if href and not any(links) else alt)
+            href, alt = _href(str(tok.attrGet("src") or ""), policy), _inline(tok.children or [], policy, True)
+            out.append(f'<a href="{href}">{alt or href}</a>' if href and not any(a for a, _, _ in links) else alt)
     return "".join(out)
 
 
-def to_html(markdown: str) -> str:
-    """Markdown as Telegram HTML: only tags Telegram accepts, every text escaped."""
+def _refused(url: str, label: str) -> str:
+    """After the label of a link that may not open: its URL defanged (not twice for an autolink)."""
+    shown = _esc(defang(url))
+    return "" if re.sub(r"<[^>]*>", "", label).strip() == shown else f" ({shown})"
+
+
+def to_html(markdown: str, policy: LinkPolicy = NO_LINKS) -> str:
+    """Markdown as Telegram HTML: only tags Telegram accepts, every text escaped, only the
+    links `policy` allows."""
     out: list[str] = []
     lists: list[list[int]] = []  # per open list: [next number], or [] for bullets
     quotes = 0
     for tok in _markdown.parse(markdown):
         kind = tok.type
         if kind == "inline":
-            out.append(_inline(tok.children or []))
+            out.append(_inline(tok.children or [], policy))
         elif kind == "paragraph_close":
             out.append("\n" if tok.hidden else "\n\n")
         elif kind == "heading_open":
@@ -194,11 +209,18 @@ class Rendered:
     keyboard: InlineKeyboardMarkup | None
 
 
-def sources_html(citations: tuple[Citation, ...], profile: Profile, language: str) -> str:
+def policy_of(reply: Reply, profile: Profile) -> LinkPolicy:
+    """The links `reply` may carry: its profile's allowed domains and its cited sources."""
+    return LinkPolicy.of(profile.allowed_domains, (c.url for c in reply.citations))
+
+
+def sources_html(citations: tuple[Citation, ...], profile: Profile, language: str,
+                 policy: LinkPolicy | None = None) -> str:
+    policy = policy or LinkPolicy.of(profile.allowed_domains, (c.url for c in citations))
     lines = [f"<b>{_esc(profile.text('sources', language))}</b>"]
     for n, citation in enumerate(citations, 1):
-        href = _href(citation.url)
-        title = _esc(citation.title or citation.url)
+        href = _href(citation.url, policy)
+        title = _esc(policy.inert(citation.title or citation.url))
         line = f'{n}. <a href="{href}">{title}</a>' if href else f"{n}. {title}"
         if citation.updated_at:
             line += f" · {_esc(profile.text('updated', language, date=citation.updated_at[:10]))}"
@@ -229,13 +251,14 @@ def keyboard(reply: Reply, profile: Profile) -> InlineKeyboardMarkup | None:
 
 
 def render(reply: Reply, profile: Profile, limit: int = LIMIT) -> Rendered:
-    body = to_html(reply.answer)
+    policy = policy_of(reply, profile)
+    body = to_html(reply.answer, policy)
     if reply.citations:
-        body += "\n\n" + sources_html(reply.citations, profile, reply.language)
+        body += "\n\n" + sources_html(reply.citations, profile, reply.language, policy)
     return Rendered(tuple(split_html(body, limit)), keyboard(reply, profile))
 
 
-def preview(markdown: str, limit: int = LIMIT) -> str:
+def preview(markdown: str, limit: int = LIMIT, policy: LinkPolicy = NO_LINKS) -> str:
     """The first message's worth of an answer still being written (no sources, no buttons)."""
-    parts = split_html(to_html(markdown), limit)
+    parts = split_html(to_html(markdown, policy), limit)
     return parts[0] if parts else ""

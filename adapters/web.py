@@ -2,7 +2,8 @@
 
 `POST /api/chat` streams Server-Sent Events: `delta` events while the answer is written,
 then one `reply` event with the Reply (plus `answer_html`, rendered here from Markdown
-with raw HTML disabled), or one `error` event. The conversation id comes from the
+with raw HTML disabled, links only where the profile's allowed domains or the cited
+sources allow, images as their alt text: adapters/links.py), or one `error` event. The conversation id comes from the
 browser (kept in localStorage), so a reload restores it through
 `GET /api/conversations/{id}`. The memory key is `web:{id}`.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Mapping, Optional
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from sqlalchemy import Column, Text, update
 from sqlmodel import Field, Session, SQLModel, select
 from starlette.requests import Request
@@ -31,6 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from adapters.links import NO_LINKS, LinkPolicy, defang
 from bot import strings
 from bot.engine import Engine
 from bot.types import Message, Reply, User
@@ -46,14 +49,53 @@ CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 's
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable("table")
 
 
-def render_html(markdown: str) -> str:
-    """Markdown to safe HTML (raw HTML in the source is escaped, unsafe links dropped)."""
-    return _markdown.render(markdown)
+def render_html(markdown: str, policy: LinkPolicy = NO_LINKS) -> str:
+    """Markdown to safe HTML: raw HTML in the source is escaped, a link `policy` refuses is its
+    label and its URL defanged, an image never an <img> (its alt text, or a link if allowed)."""
+    tokens = _markdown.parse(markdown)
+    for token in tokens:
+        if token.type == "inline":
+            token.children = _inert(token.children or [], policy)
+    return _markdown.renderer.render(tokens, _markdown.options, {})
 
 
-def reply_json(reply: Reply | dict[str, Any]) -> dict[str, Any]:
+def _inert(children: list[Token], policy: LinkPolicy) -> list[Token]:
+    out: list[Token] = []
+    refused: list[tuple[str | None, int]] = []  # per open link: its URL if it may not open; its label's start
+    for token in children:
+        if token.type == "text":
+            token.content = policy.inert(token.content)
+        if token.type == "link_open":
+            href = str(token.attrGet("href") or "")
+            refused.append((None if policy.allows(href) else href, len(out)))
+            if refused[-1][0] is None:
+                out.append(token)
+        elif token.type == "link_close" and refused:
+            url, start = refused.pop()
+            label = "".join(t.content for t in out[start:]).strip()
+            if url is None:
+                out.append(token)
+            elif label != defang(url):  # an autolink's label is its URL, already defanged
+                out.append(_text(f" ({defang(url)})" if label else defang(url)))
+        elif token.type == "image":
+            src, alt = str(token.attrGet("src") or ""), token.content or "image"
+            out += ([Token("link_open", "a", 1, attrs={"href": src}), _text(alt), Token("link_close", "a", -1)]
+                    if policy.allows(src) else [_text(policy.inert(alt))])
+        else:
+            out.append(token)
+    return out
+
+
+def _text(content: str) -> Token:
+    return Token("text", "", 0, content=content)
+
+
+def reply_json(reply: Reply | dict[str, Any], allowed_domains: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The reply for the page, with `answer_html`: only links to `allowed_domains` (the profile's)
+    and to the reply's cited sources open."""
     data = reply.to_dict() if isinstance(reply, Reply) else dict(reply)
-    data["answer_html"] = render_html(data.get("answer", ""))
+    cited = (str(c.get("url", "")) for c in data.get("citations", ()) if isinstance(c, Mapping))
+    data["answer_html"] = render_html(data.get("answer", ""), LinkPolicy.of(allowed_domains, cited))
     return data
 
 
@@ -138,10 +180,11 @@ class Transcript:
         return await self._run(work)
 
 
-def _line_json(line: WebLine) -> dict[str, Any]:
+def _line_json(line: WebLine, allowed_domains: tuple[str, ...] = ()) -> dict[str, Any]:
     if line.role == "user":
         return {"seq": line.id, "role": "user", "text": line.text}
-    return {"seq": line.id, "role": "assistant", "reply": reply_json(json.loads(line.reply)), "chosen": line.chosen}
+    return {"seq": line.id, "role": "assistant", "reply": reply_json(json.loads(line.reply), allowed_domains),
+            "chosen": line.chosen}
 
 
 def _cursor(request: Request, name: str) -> int | None:
@@ -173,6 +216,10 @@ class WebChat:
         self.transcript = transcript or Transcript(engine.events.engine)
         if engine.handoffs is not None:
             engine.handoffs.add_courier("web", self)
+
+    def _json(self, reply: Reply | dict[str, Any], profile: str = "") -> dict[str, Any]:
+        """`reply_json` with the links the profile allows (the page uses the default profile)."""
+        return reply_json(reply, self.engine.profiles.get(profile).allowed_domains)
 
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
         """`bot.handoff.Courier`: what a person from the team says joins the transcript, where
@@ -235,7 +282,7 @@ class WebChat:
         while (delta := await deltas.get()) is not None:
             yield _sse("delta", {"text": delta})
         try:
-            yield _sse("reply", reply_json(turn.result()))
+            yield _sse("reply", self._json(turn.result(), message.profile))
         except Exception:  # Engine.handle answers failures itself; this is the last guard
             log.exception("web chat turn crashed in %s", message.conversation)
             yield _sse("error", {"message": ERROR_MESSAGE})
@@ -252,7 +299,8 @@ class WebChat:
             return JSONResponse({"error": str(exc)}, status_code=400)
         key = f"web:{conversation}"
         lines, more = await self.transcript.page(key, before=before, after=after)
-        turns = [_line_json(line) for line in lines]
+        allowed = self.engine.profiles.get().allowed_domains
+        turns = [_line_json(line, allowed) for line in lines]
         if not turns and before is None and after is None:
             turns = await self._remembered(key)
             if not turns:
@@ -263,7 +311,7 @@ class WebChat:
         """A conversation from before transcripts were kept: what the memory still holds."""
         memory = await self.engine.history(key)
         return [{"seq": 0, "role": "user", "text": t.text} if t.role == "user" else
-                {"seq": 0, "role": "assistant", "reply": reply_json(t.reply or {"answer": t.text}), "chosen": ""}
+                {"seq": 0, "role": "assistant", "reply": self._json(t.reply or {"answer": t.text}), "chosen": ""}
                 for t in memory.turns]
 
     async def feedback(self, request: Request) -> Response:
@@ -297,7 +345,7 @@ class WebChat:
                                 status_code=409)
         await self._chosen(message, data, value.rpartition(":")[2])
         await self._show(message.conversation, reply=reply)
-        return JSONResponse(reply_json(reply))
+        return JSONResponse(self._json(reply, message.profile))
 
     async def confirm(self, request: Request) -> Response:
         """Yes or No to an action the bot proposed (a tool with side effects)."""
@@ -312,7 +360,7 @@ class WebChat:
         reply = await self.engine.confirm(message, action, accepted)
         await self._chosen(message, data, "yes" if accepted else "no")
         await self._show(message.conversation, reply=reply)
-        return JSONResponse(reply_json(reply))
+        return JSONResponse(self._json(reply, message.profile))
 
     async def handoff(self, request: Request) -> Response:
         try:
@@ -322,4 +370,4 @@ class WebChat:
         message = _message(data)
         reply = await self.engine.request_handoff(message)
         await self._show(message.conversation, reply=reply)
-        return JSONResponse(reply_json(reply))
+        return JSONResponse(self._json(reply, message.profile))

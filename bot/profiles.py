@@ -107,6 +107,7 @@ class Profile:
     tools: tuple[str, ...] = ()  # the tools (bot/tools/) this profile's answers may call
     tool_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. any_order = true for staff
     contact: Mapping[str, str] = field(default_factory=dict)  # how to reach people, per language ("" = any)
+    allowed_domains: tuple[str, ...] = ()  # links to these (and subdomains) and to cited sources may open
 
     def reads(self, source: str) -> bool:
         """May this profile's answers come from `source`?"""
@@ -183,7 +184,8 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
         internal=_field(where, data, "internal", bool, False), min_confidence=confidence, messages=messages,
         handoff=_handoff(f"{where}: handoff", _field(where, data, "handoff", dict, {})),
         tools=_strings(where, data, "tools") or (), tool_options=_field(where, data, "tool_options", dict, {}),
-        contact=_contact(where, data.get("contact", {})))
+        contact=_contact(where, data.get("contact", {})),
+        allowed_domains=_strings(where, data, "allowed_domains") or ())
 
 
 def _contact(where: str, value: Any) -> dict[str, str]:

@@ -1,16 +1,19 @@
 """Slack rendering: Markdown to mrkdwn, splitting under Slack's limits, replies as Block Kit."""
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
+from adapters.links import LinkPolicy
 from adapters.slack_render import BLOCK_LIMIT, TEXT_LIMIT, mrkdwn, parse_value, render, split
 from bot.profiles import load_profiles
 from bot.settings import DEFAULT_PROFILES
 from bot.types import Action, Citation, Handoff, HandoffReason, Reply
 
 PROFILE = load_profiles(DEFAULT_PROFILES).get("support")
+ALLOW = LinkPolicy.of(["x.example"])
 
 
 @pytest.mark.parametrize("markdown, expected", [
@@ -29,7 +32,7 @@ PROFILE = load_profiles(DEFAULT_PROFILES).get("support")
     ("~~old~~", "~old~"),
 ])
 def test_markdown_becomes_mrkdwn(markdown, expected):
-    assert mrkdwn(markdown) == expected
+    assert mrkdwn(markdown, ALLOW) == expected
 
 
 def balanced(piece: str) -> bool:
@@ -93,3 +96,30 @@ def test_a_huge_reply_becomes_several_messages_of_at_most_50_blocks():
 def test_foreign_button_values_are_refused(value):
     with pytest.raises(ValueError):
         parse_value(value)
+
+
+# an answer steered by a poisoned page: a link, an image, an autolink and a bare URL to
+# evil.example, beside a link to the cited source and one to the profile's own domain
+EVIL = ("Pay [click](https://evil.example/x) ![p](https://evil.example/p.png) <https://evil.example> "
+        "or https://evil.example/bare, see [the policy](https://help.example/returns) "
+        "and [our shop](https://www.shop.example/sale) [1].")
+SOURCE = Citation("Returns", "https://help.example/returns", "…", "helpcenter", "en/returns")
+
+
+def test_only_allowed_and_cited_links_open_and_no_image_is_shown():
+    profile = dataclasses.replace(PROFILE, allowed_domains=("shop.example",))
+    [blocks] = render(reply(EVIL, citations=(SOURCE,)), profile)
+    text = "\n".join(b["text"]["text"] for b in blocks if b["type"] == "section")
+    links = re.findall(r"<(https?://[^|>]+)", text)
+    assert links == ["https://help.example/returns", "https://www.shop.example/sale"]
+    assert "evil.example" not in text and "click (https[:]//evil[.]example/x)" in text
+    assert "https[:]//evil[.]example/bare" in text and " p " in text  # the image: its alt text only
+    assert not any(b["type"] == "image" for b in blocks)
+    assert "<https://help.example/returns|Returns>" in str(blocks[-2])  # the sources block
+
+
+def test_without_allowed_domains_only_the_cited_source_opens():
+    [blocks] = render(reply(EVIL, citations=(SOURCE,)), PROFILE)
+    text = blocks[0]["text"]["text"]
+    assert re.findall(r"<(https?://[^|>]+)", text) == ["https://help.example/returns"]
+    assert "our shop (https[:]//www[.]shop[.]example/sale)" in text

@@ -4,7 +4,9 @@ order and Retry-After."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import re
 import time
 from types import SimpleNamespace
 
@@ -12,6 +14,7 @@ import pytest
 from botbuilder.schema import Activity
 from msrest.exceptions import HttpOperationError
 
+from adapters.links import LinkPolicy
 from adapters.teams_cards import TEXT_LIMIT, clicked, markdown, mentions_bot, render, size, split, words
 from adapters.teams_send import Throttle, place, retry_after
 from bot.profiles import load_profiles
@@ -19,6 +22,7 @@ from bot.settings import DEFAULT_PROFILES
 from bot.types import Action, Citation, Handoff, HandoffReason, Reply
 
 PROFILE = load_profiles(DEFAULT_PROFILES).get("support")
+ALLOW = LinkPolicy.of(["x.example"])
 
 
 @pytest.mark.parametrize("source, expected", [
@@ -35,7 +39,7 @@ PROFILE = load_profiles(DEFAULT_PROFILES).get("support")
     ("You have 30 days [1].", "You have 30 days [1]."),  # citation markers stay
 ])
 def test_markdown_becomes_what_a_textblock_renders(source, expected):
-    assert markdown(source) == expected
+    assert markdown(source, ALLOW) == expected
 
 
 def test_split_keeps_words_and_links_whole_and_counts_json_escapes():
@@ -159,3 +163,29 @@ async def test_the_throttle_retries_429s_only_and_gives_up_after_its_retries():
     with pytest.raises(HttpOperationError):
         await throttle.call("a:chat", broken)
     assert attempts.count(2) == 1
+
+
+# an answer steered by a poisoned page: a link, an image, an autolink and a bare URL to
+# evil.example, beside a link to the cited source and one to the profile's own domain
+EVIL = ("Pay [click](https://evil.example/x) ![p](https://evil.example/p.png) <https://evil.example> "
+        "or https://evil.example/bare, see [the policy](https://help.example/returns) "
+        "and [our shop](https://www.shop.example/sale) [1].")
+SOURCE = Citation("Returns", "https://help.example/returns", "…", "helpcenter", "en/returns")
+
+
+def test_only_allowed_and_cited_links_open_and_no_image_is_shown():
+    profile = dataclasses.replace(PROFILE, allowed_domains=("shop.example",))
+    [card] = render(reply(EVIL, citations=(SOURCE,)), profile)
+    encoded = json.dumps(card)
+    text = card["body"][0]["text"]
+    assert re.findall(r"\]\((\S+?)\)", text) == ["https://help.example/returns", "https://www.shop.example/sale"]
+    assert "evil.example" not in encoded and "click (https[:]//evil[.]example/x)" in text
+    assert "https[:]//evil[.]example/bare" in text and " p " in text  # the image: its alt text only
+    assert '"Image"' not in encoded and "p.png" not in text.replace("p[.]png", "")
+
+
+def test_without_allowed_domains_only_the_cited_source_opens():
+    [card] = render(reply(EVIL, citations=(SOURCE,)), PROFILE)
+    text = card["body"][0]["text"]
+    assert re.findall(r"\]\((\S+?)\)", text) == ["https://help.example/returns"]
+    assert "our shop (https[:]//www[.]shop[.]example/sale)" in text

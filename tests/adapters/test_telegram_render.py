@@ -2,10 +2,12 @@
 rejects what Telegram rejects (unknown tags, bad nesting, a lone `<` or `&`)."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
+from adapters.links import LinkPolicy
 from adapters.telegram_render import LIMIT, keyboard, preview, render, split_html, to_html
 from bot.profiles import load_profiles
 from bot.settings import DEFAULT_PROFILES
@@ -13,6 +15,7 @@ from bot.types import Action, Citation, Handoff, HandoffReason, Reply
 from tests.fakes.telegram_api import TelegramError, parse_html
 
 PROFILE = load_profiles(DEFAULT_PROFILES).get()
+ALLOW = LinkPolicy.of(["x.test", "example.test"])
 
 
 def visible(part: str) -> str:
@@ -31,7 +34,7 @@ def units(text: str) -> int:
     ('[q](https://x.test/?a=1&b="2") [bad](javascript:alert(1))', "q [bad](javascript:alert(1))"),
 ])
 def test_what_telegram_would_reject_is_escaped(markdown, shown):
-    html = to_html(markdown)
+    html = to_html(markdown, ALLOW)
     text, _ = parse_html(html)  # raises like Telegram on anything it would reject
     assert text.split() == shown.split()
 
@@ -39,7 +42,7 @@ def test_what_telegram_would_reject_is_escaped(markdown, shown):
 def test_markdown_becomes_telegram_entities():
     html = to_html("# Returns\n\nYou have **30 days**, *really*, ~~no~~ `code`.\n\n- one\n- two\n  1. sub\n\n"
                    "> quoted\n\n```python\nx = 1\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
-                   "[site](https://example.test/p?a=1&b=2)")
+                   "[site](https://example.test/p?a=1&b=2)", ALLOW)
     text, entities = parse_html(html)
     assert [e["type"] for e in entities] == ["bold", "bold", "italic", "strikethrough", "code", "blockquote",
                                              "pre", "text_link"]
@@ -48,7 +51,7 @@ def test_markdown_becomes_telegram_entities():
 
 
 def test_code_inside_a_link_is_not_nested():
-    assert to_html("[`run`](https://x.test)") == '<a href="https://x.test">run</a>'
+    assert to_html("[`run`](https://x.test)", ALLOW) == '<a href="https://x.test">run</a>'
 
 
 def test_split_keeps_words_links_and_tags_whole():
@@ -133,3 +136,33 @@ def test_a_proposed_action_gets_yes_and_no_only():
     [row] = keyboard(asked, PROFILE).inline_keyboard
     assert [(b.text, b.callback_data) for b in row] == [("Oui", f"ok:yes:{action}"), ("Non", f"ok:no:{action}")]
     assert all(len(b.callback_data.encode()) <= 64 for b in row)
+
+
+# an answer steered by a poisoned page: a link, an image, an autolink and a bare URL to
+# evil.example, beside a link to the cited source and one to the profile's own domain
+EVIL = ("Pay [click](https://evil.example/x) ![p](https://evil.example/p.png) <https://evil.example> "
+        "or https://evil.example/bare, see [the policy](https://help.example/returns) "
+        "and [our shop](https://www.shop.example/sale) [1].")
+SOURCE = Citation("Returns", "https://help.example/returns", "…", "helpcenter", "en/returns")
+
+
+def links_in(rendered) -> list[str]:
+    return [e["url"] for part in rendered.parts for e in parse_html(part)[1] if e["type"] == "text_link"]
+
+
+def test_only_allowed_and_cited_links_open_and_no_image_is_shown():
+    profile = dataclasses.replace(PROFILE, allowed_domains=("shop.example",))
+    rendered = render(reply(answer=EVIL, citations=(SOURCE,)), profile)
+    [part] = rendered.parts
+    text = visible(part)
+    assert links_in(rendered) == ["https://help.example/returns", "https://www.shop.example/sale",
+                                  "https://help.example/returns"]  # the answer's two, then the sources'
+    assert "evil.example" not in part and "click (https[:]//evil[.]example/x)" in text
+    assert "https[:]//evil[.]example/bare" in text and " p " in text  # the image: its alt text only
+    assert "<img" not in part and "p.png" not in part
+
+
+def test_without_allowed_domains_only_the_cited_source_opens():
+    rendered = render(reply(answer=EVIL, citations=(SOURCE,)), PROFILE)
+    assert links_in(rendered) == ["https://help.example/returns"] * 2
+    assert "our shop (https[:]//www[.]shop[.]example/sale)" in visible(rendered.parts[0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import shutil
 import uuid
 
@@ -13,10 +14,11 @@ import httpx
 import pytest
 
 from adapters.app import create_app
-from adapters.web import PAGE
+from adapters.web import PAGE, Transcript
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.settings import DEFAULT_PROFILES
+from bot.types import Citation, Reply
 from tests.bot.test_handoff import Desk
 from tests.fakes.server import serve
 
@@ -233,3 +235,32 @@ def test_healthz_names_an_unreachable_redis(tmp_path, sample_index_path, embedde
         _, reply = sse(httpx.post(f"{url}/api/chat", json={"conversation": uuid.uuid4().hex, "text": "Returns?"},
                                   timeout=30).text)[-1]
         assert not reply["answered"] and reply["actions"][0]["kind"] == "handoff"
+
+
+# an answer steered by a poisoned page: a link, an image, an autolink and a bare URL to
+# evil.example, beside a link to the cited source and one to the profile's own domain
+EVIL = ("Pay [click](https://evil.example/x) ![p](https://evil.example/p.png) <https://evil.example> "
+        "or https://evil.example/bare, see [the policy](https://help.example/returns) "
+        "and [our shop](https://www.shop.example/sale) [1].")
+SOURCE = Citation("Returns", "https://help.example/returns", "…", "helpcenter", "en/returns")
+
+
+def test_only_allowed_and_cited_links_open_and_no_image_is_shown():
+    from adapters.web import reply_json
+    answer = Reply(id="r_0123456789abcdef", conversation="web:x", answer=EVIL, language="en", citations=(SOURCE,))
+    html = reply_json(answer, ("shop.example",))["answer_html"]
+    assert re.findall(r'href="([^"]+)"', html) == ["https://help.example/returns", "https://www.shop.example/sale"]
+    assert "<img" not in html and "evil.example" not in html and "p.png" not in html
+    assert "click (https[:]//evil[.]example/x)" in html and "https[:]//evil[.]example/bare" in html
+
+
+async def test_a_reloaded_answer_opens_only_its_cited_source(web):
+    client, runtime = web
+    conversation = uuid.uuid4().hex
+    answer = Reply(id="r_0123456789abcdef", conversation=f"web:{conversation}", answer=EVIL, language="en",
+                   citations=(SOURCE,))
+    await Transcript(runtime.events.engine).add(f"web:{conversation}", reply=answer)
+    [turn] = client.get(f"/api/conversations/{conversation}").json()["turns"]
+    html = turn["reply"]["answer_html"]  # rendered by the server, with the default profile: no allowed domain
+    assert re.findall(r'href="([^"]+)"', html) == ["https://help.example/returns"]
+    assert "<img" not in html and "our shop (https[:]//www[.]shop[.]example/sale)" in html
