@@ -87,5 +87,5 @@ def test_a_ticket_waits_for_yes_and_is_created_once(web, services):
     assert len(jira.created()) == 1
     bad = client.post("/api/confirm", json={"conversation": conversation, "action": "x", "accepted": "yes"})
     assert bad.status_code == 400 and "accepted" in bad.json()["error"]
-    history = client.get(f"/api/conversations/{conversation}").json()
-    assert "SUP-1" in json.dumps(history["turns"][-1])
+    history = client.get(f"/api/conversations/{conversation}").json()  # every bubble, the second click's too
+    assert "SUP-1" in json.dumps(history["turns"][-2]) and "already handled" in json.dumps(history["turns"][-1])
