@@ -8,10 +8,18 @@ Every request body is recorded for assertions.
 A step may ask for tool calls (`calls`): the answer then carries `message.tool_calls` with
 `finish_reason: "tool_calls"`, or, streamed, `delta.tool_calls` pieces keyed by `index`
 whose `function.arguments` arrive split across chunks, as OpenAI sends them.
+
+POST /v1/moderations answers from its own script, `moderations` (one `Moderated` per
+request; none left: nothing flagged), in the shape of OpenAI's moderation object: `id`,
+`model`, one result per input with `flagged`, every category by its wire name
+(`self-harm/intent`, `harassment/threatening`…) in `categories` and `category_scores`.
+A step can be an HTTP error, or be held until the test releases it (a slow endpoint).
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,13 +57,50 @@ class Step:
                  "function": {"name": c.name, "arguments": c.raw_arguments()}} for n, c in enumerate(self.calls)]
 
 
+MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+                         "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
+                         "sexual/minors", "violence", "violence/graphic")
+
+
+@dataclass
+class Moderated:
+    """One scripted moderation answer: the categories flagged (wire names), or an HTTP
+    `status` error; with `hold`, the answer waits until the test sets that event."""
+
+    categories: tuple[str, ...] = ()
+    status: int = 200
+    hold: threading.Event | None = None
+
+    def result(self) -> dict[str, Any]:
+        return {"flagged": bool(self.categories),
+                "categories": {c: c in self.categories for c in MODERATION_CATEGORIES},
+                "category_scores": {c: 0.93 if c in self.categories else 0.0004 for c in MODERATION_CATEGORIES},
+                "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES}}
+
+
 @dataclass
 class ScriptedOpenAI:
     steps: list[Step] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    moderations: list[Moderated] = field(default_factory=list)
+    moderation_requests: list[dict[str, Any]] = field(default_factory=list)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"])])
+        return Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"]),
+                                 Route("/v1/moderations", self.moderate, methods=["POST"])])
+
+    async def moderate(self, request: Request) -> Response:
+        body = await request.json()
+        self.moderation_requests.append(body)
+        step = self.moderations.pop(0) if self.moderations else Moderated()
+        if step.hold is not None:
+            await asyncio.to_thread(step.hold.wait, 30)
+        if step.status != 200:
+            return JSONResponse({"error": {"message": "scripted failure", "type": "server_error", "code": None}},
+                                status_code=step.status)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return JSONResponse({"id": "modr-test", "model": body.get("model", "omni-moderation-latest"),
+                             "results": [step.result() for _ in inputs]})
 
     async def completions(self, request: Request) -> Response:
         body = await request.json()
