@@ -1,8 +1,8 @@
 """Which links in an answer may be clicked, for every channel's renderer.
 
 An answer is written by a model from documents anyone may have edited, so a link in it can
-point anywhere. Only two kinds open: links to the profile's `allowed_domains` (the host, or
-a subdomain of it) and links to the sources the reply cites. Every other link is shown as
+point anywhere. Only these open: links to the profile's `allowed_domains` (the host, or a
+subdomain of it), to the sources the reply cites, and to the profile's contact page. Every other link is shown as
 plain text, its label then its URL defanged (`https[:]//evil[.]example/x`, which no chat
 client turns back into a link), and a bare URL in the text is defanged the same way, since
 Slack, Telegram and Teams link bare URLs themselves. Images are never loaded: a renderer
@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import urlsplit
+
+from bot.profiles import Profile
 
 _HOST = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 # Bare names that chat clients link: common top-level domains only, so "Node.js" or
@@ -109,3 +111,10 @@ class LinkPolicy:
 
 
 NO_LINKS = LinkPolicy()  # where nothing says which links may open: none
+
+
+def policy_for(profile: Profile, cited_urls: Iterable[str] = ()) -> LinkPolicy:
+    """The links a reply of `profile` may carry: its allowed domains, the reply's cited
+    sources, and the profile's own contact page (a `contact` that is a URL)."""
+    contact = [v for v in profile.contact.values() if v.lower().startswith(("http://", "https://"))]
+    return LinkPolicy.of(profile.allowed_domains, [*cited_urls, *contact])

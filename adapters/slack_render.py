@@ -16,7 +16,7 @@ import re
 from typing import Any, Sequence
 
 
-from adapters.links import NO_LINKS, LinkPolicy
+from adapters.links import NO_LINKS, LinkPolicy, policy_for
 from adapters.markdown_layout import Layout, lay_out
 
 from bot.profiles import Profile
@@ -51,8 +51,8 @@ def mrkdwn(markdown: str, policy: LinkPolicy = NO_LINKS) -> str:
 
 
 def policy_of(reply: Reply, profile: Profile) -> LinkPolicy:
-    """The links `reply` may carry: its profile's allowed domains and its cited sources."""
-    return LinkPolicy.of(profile.allowed_domains, (c.url for c in reply.citations))
+    """The links `reply` may carry (adapters/links.py `policy_for`)."""
+    return policy_for(profile, (c.url for c in reply.citations))
 
 
 def split(text: str, limit: int = TEXT_LIMIT) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity
 
-from adapters.links import NO_LINKS, LinkPolicy
+from adapters.links import NO_LINKS, LinkPolicy, policy_for
 from adapters.markdown_layout import Layout, lay_out
 from bot.profiles import Profile
 from bot.types import Citation, HandoffReason, Reply
@@ -58,8 +58,8 @@ def link(url: str, label: str) -> str:
 
 
 def policy_of(reply: Reply, profile: Profile) -> LinkPolicy:
-    """The links `reply` may carry: its profile's allowed domains and its cited sources."""
-    return LinkPolicy.of(profile.allowed_domains, (c.url for c in reply.citations))
+    """The links `reply` may carry (adapters/links.py `policy_for`)."""
+    return policy_for(profile, (c.url for c in reply.citations))
 
 
 def _plain(text: str) -> str:
@@ -177,7 +177,8 @@ def buttons(reply: Reply, profile: Profile) -> list[dict[str, Any]]:
 def render(reply: Reply, profile: Profile) -> list[dict[str, Any]]:
     """The reply as Adaptive Cards, each one Teams message; sources and buttons on the last."""
     policy = policy_of(reply, profile)
-    cards = [card([text_block(piece)]) for piece in split(markdown(reply.answer, policy))] or [card([text_block("…")])]
+    pieces = split(markdown(reply.answer, policy))
+    cards = [card([text_block(piece)]) for piece in pieces] or [card([text_block("…")])]
     if reply.citations:
         cards[-1]["body"].append(_sources(reply.citations, profile, reply.language, policy))
     actions = buttons(reply, profile)

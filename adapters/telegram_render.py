@@ -6,11 +6,12 @@ caps a message at 4,096 characters of visible text. So the answer is rendered fr
 markdown-it tokens (raw HTML in the source is text, escaped like every other text), and
 long output is split at a paragraph, a line or a space, never inside a tag, an entity, a
 word or a link: tags open at a split are closed at the end of one part and reopened at the
-start of the next. Only links the reply's `LinkPolicy` allows (adapters/links.py: the profile's allowed domains,
-the cited sources) become `<a>`; any other is its label and its URL defanged, bare URLs in
-the text are defanged (Telegram links them itself), and an image is its alt text, or a link
-to it when allowed, never a preview. Buttons carry short callback data: `fb:up|down:<reply id>` and
-`human:<reason>`, and `ok:yes|no:<action id>` for a proposed action.
+start of the next. Only links the reply's `LinkPolicy` allows (adapters/links.py: the
+profile's allowed domains, the cited sources) become `<a>`; any other is its label and its
+URL defanged, bare URLs in the text are defanged (Telegram links them itself), and an image
+is its alt text, or a link to it when allowed, never a preview. Buttons carry short callback
+data: `fb:up|down:<reply id>` and `human:<reason>`, and `ok:yes|no:<action id>` for a
+proposed action.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from adapters.links import NO_LINKS, LinkPolicy, defang
+from adapters.links import NO_LINKS, LinkPolicy, defang, policy_for
 
 from bot.profiles import Profile
 from bot.types import Citation, HandoffReason, Reply
@@ -210,13 +211,13 @@ class Rendered:
 
 
 def policy_of(reply: Reply, profile: Profile) -> LinkPolicy:
-    """The links `reply` may carry: its profile's allowed domains and its cited sources."""
-    return LinkPolicy.of(profile.allowed_domains, (c.url for c in reply.citations))
+    """The links `reply` may carry (adapters/links.py `policy_for`)."""
+    return policy_for(profile, (c.url for c in reply.citations))
 
 
 def sources_html(citations: tuple[Citation, ...], profile: Profile, language: str,
                  policy: LinkPolicy | None = None) -> str:
-    policy = policy or LinkPolicy.of(profile.allowed_domains, (c.url for c in citations))
+    policy = policy or policy_for(profile, (c.url for c in citations))
     lines = [f"<b>{_esc(profile.text('sources', language))}</b>"]
     for n, citation in enumerate(citations, 1):
         href = _href(citation.url, policy)

@@ -33,9 +33,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from adapters.links import NO_LINKS, LinkPolicy, defang
+from adapters.links import NO_LINKS, LinkPolicy, defang, policy_for
 from bot import strings
 from bot.engine import Engine
+from bot.profiles import Profile
 from bot.types import Message, Reply, User
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,13 @@ def _text(content: str) -> Token:
     return Token("text", "", 0, content=content)
 
 
-def reply_json(reply: Reply | dict[str, Any], allowed_domains: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The reply for the page, with `answer_html`: only links to `allowed_domains` (the profile's)
-    and to the reply's cited sources open."""
+def reply_json(reply: Reply | dict[str, Any], profile: Profile | None = None) -> dict[str, Any]:
+    """The reply for the page, with `answer_html`: only links to the reply's cited sources and,
+    with its `profile`, to the profile's allowed domains and contact page open."""
     data = reply.to_dict() if isinstance(reply, Reply) else dict(reply)
-    cited = (str(c.get("url", "")) for c in data.get("citations", ()) if isinstance(c, Mapping))
-    data["answer_html"] = render_html(data.get("answer", ""), LinkPolicy.of(allowed_domains, cited))
+    cited = [str(c.get("url", "")) for c in data.get("citations", ()) if isinstance(c, Mapping)]
+    policy = policy_for(profile, cited) if profile else LinkPolicy.of((), cited)
+    data["answer_html"] = render_html(data.get("answer", ""), policy)
     return data
 
 
@@ -180,10 +182,10 @@ class Transcript:
         return await self._run(work)
 
 
-def _line_json(line: WebLine, allowed_domains: tuple[str, ...] = ()) -> dict[str, Any]:
+def _line_json(line: WebLine, profile: Profile | None = None) -> dict[str, Any]:
     if line.role == "user":
         return {"seq": line.id, "role": "user", "text": line.text}
-    return {"seq": line.id, "role": "assistant", "reply": reply_json(json.loads(line.reply), allowed_domains),
+    return {"seq": line.id, "role": "assistant", "reply": reply_json(json.loads(line.reply), profile),
             "chosen": line.chosen}
 
 
@@ -219,7 +221,7 @@ class WebChat:
 
     def _json(self, reply: Reply | dict[str, Any], profile: str = "") -> dict[str, Any]:
         """`reply_json` with the links the profile allows (the page uses the default profile)."""
-        return reply_json(reply, self.engine.profiles.get(profile).allowed_domains)
+        return reply_json(reply, self.engine.profiles.get(profile))
 
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
         """`bot.handoff.Courier`: what a person from the team says joins the transcript, where
@@ -299,8 +301,8 @@ class WebChat:
             return JSONResponse({"error": str(exc)}, status_code=400)
         key = f"web:{conversation}"
         lines, more = await self.transcript.page(key, before=before, after=after)
-        allowed = self.engine.profiles.get().allowed_domains
-        turns = [_line_json(line, allowed) for line in lines]
+        profile = self.engine.profiles.get()
+        turns = [_line_json(line, profile) for line in lines]
         if not turns and before is None and after is None:
             turns = await self._remembered(key)
             if not turns:

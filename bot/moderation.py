@@ -79,7 +79,8 @@ _STRESS = (r"(?:(?:a|an|such|so|the|complete|completely|absolute|absolutely|tota
 _RULES: dict[str, tuple[str, ...]] = {
     "self_harm": (
         # English: first person, or an imperative to oneself
-        r"\b(?:kill|killing|hurt|hurting|harm|harming|cut|cutting|hang|hanging|starve|starving) (?:my ?self|himself|herself)\b",
+        r"\b(?:kill|killing|hurt|hurting|harm|harming|cut|cutting|hang|hanging|starve|starving) "
+        r"(?:my ?self|himself|herself)\b",
         r"\bkms\b",
         r"\b(?:end|ending|take|taking) my (?:own )?life\b",
         r"\b(?:i|i'd|i just|i really|i) (?:want|wanna|wish|would like|need) (?:to )?(?:die|be dead|not wake up)\b",
@@ -113,7 +114,8 @@ _RULES: dict[str, tuple[str, ...]] = {
         r"\b(?:you|u) (?:will|gonna|are going to|'ll) die\b",
         r"\b(?:burn|burn down|blow up|bomb|shoot up|set fire to|torch) " + _PLACE,
         r"\bshoot (?:you|u|him|her|them|everyone|your \w+|the \w+)\b(?! (?:a|an|the|some|over|back|up|my|our)\b)",
-        r"\bbreak your (?:legs?|arms?|neck|face|jaw)\b", r"\bbeat (?:you|u|him|her|them|\w+) (?:up|to death|senseless)\b",
+        r"\bbreak your (?:legs?|arms?|neck|face|jaw)\b",
+        r"\bbeat (?:you|u|him|her|them|\w+) (?:up|to death|senseless)\b",
         # French
         r"\b(?:je vais|j'vais|je veux|on va) (?:te|vous|le|la|les) (?:tuer|buter|crever|frapper|egorger|defoncer|"
         r"massacrer|poignarder)\b",

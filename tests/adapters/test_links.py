@@ -1,9 +1,11 @@
 """Which links may open: the profile's allowed domains and the cited sources, nothing else."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from adapters.links import LinkPolicy, defang
+from adapters.links import LinkPolicy, defang, policy_for
 from bot.profiles import load_profiles
 
 POLICY = LinkPolicy.of(["help.example", "https://shop.example/", "bücher.example"],
@@ -55,3 +57,15 @@ def test_profiles_read_allowed_domains(tmp_path):
     profiles = load_profiles(path)
     assert profiles.get("support").allowed_domains == ("shop.example",)
     assert profiles.get("hr").allowed_domains == ()
+
+
+def test_a_reply_may_link_its_profile_s_domains_its_sources_and_its_contact_page(tmp_path):
+    path = tmp_path / "profiles.toml"
+    path.write_text('[profiles.support]\nname = "S"\nallowed_domains = ["shop.example"]\n'
+                    'contact = { en = "https://help.example/contact", fr = "support@shop.example" }\n',
+                    encoding="utf-8")
+    policy = policy_for(load_profiles(path).get(), ["https://docs.example/returns"])
+    assert policy.allows("https://www.shop.example/") and policy.allows("https://docs.example/returns")
+    assert policy.allows("https://help.example/contact") and not policy.allows("https://help.example/other")
+    bare = dataclasses.replace(load_profiles(path).get(), allowed_domains=(), contact={})
+    assert not policy_for(bare).allows("https://www.shop.example/")

@@ -15,6 +15,7 @@ import pytest
 
 from adapters.app import create_app
 from adapters.web import PAGE, Transcript
+from bot.profiles import load_profiles
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.settings import DEFAULT_PROFILES
@@ -248,7 +249,8 @@ SOURCE = Citation("Returns", "https://help.example/returns", "…", "helpcenter"
 def test_only_allowed_and_cited_links_open_and_no_image_is_shown():
     from adapters.web import reply_json
     answer = Reply(id="r_0123456789abcdef", conversation="web:x", answer=EVIL, language="en", citations=(SOURCE,))
-    html = reply_json(answer, ("shop.example",))["answer_html"]
+    profile = dataclasses.replace(load_profiles(DEFAULT_PROFILES).get(), allowed_domains=("shop.example",))
+    html = reply_json(answer, profile)["answer_html"]
     assert re.findall(r'href="([^"]+)"', html) == ["https://help.example/returns", "https://www.shop.example/sale"]
     assert "<img" not in html and "evil.example" not in html and "p.png" not in html
     assert "click (https[:]//evil[.]example/x)" in html and "https[:]//evil[.]example/bare" in html
