@@ -18,6 +18,7 @@ from typing import Protocol, Sequence
 from bot import grounding
 from bot.model import ChatModel, OnText
 from bot.profiles import Profile
+from bot.strings import STRINGS
 from bot.types import Conversation
 from knowledge import lexical
 from knowledge.retrieval import Hit
@@ -25,6 +26,7 @@ from knowledge.retrieval import Hit
 NO_ANSWER = "NO_ANSWER"
 WHOLE_SECTION = 700
 EXCERPT = 520
+SHORT = 400  # a best passage shorter than this may be followed by its document's next part
 UNIT = re.compile(r"(?<=[.!?。！？])\s+(?=[A-ZÀ-Ý0-9\"«(])|(?<=[。！？])")
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "zh": "Chinese (Simplified)", "de": "German",
                   "es": "Spanish", "it": "Italian", "nl": "Dutch", "pt": "Portuguese", "ja": "Japanese"}
@@ -111,9 +113,30 @@ class ExtractiveAnswerer:
                 and hits[runner_up].stored.language == hits[0].stored.language:
             chosen.append(runner_up)
         text = "\n\n".join(self._quote(question, hits[i], n, language) for n, i in enumerate(chosen, 1))
+        follow = self._continuation(hits)
+        if follow is not None:  # the best passage is a short lead-in: its document's next best part too
+            text = text.replace(excerpt(question, hits[0].stored.chunk.text, hits[0].stored.language or language),
+                                excerpt(question, f"{hits[0].stored.chunk.text}\n\n{follow.stored.chunk.text}",
+                                        hits[0].stored.language or language, SHORT + EXCERPT), 1)
+        quoted = hits[0].stored.language
+        if quoted and language and quoted != language and f"language_{quoted}" in STRINGS:
+            # the page exists only in another language: say so, in the user's language, above the quote
+            name = profile.text(f"language_{quoted}", language)
+            text = f"_{profile.text('quoted_from', language, language=name)}_\n\n{text}"
         if on_text:
             await on_text(text)
         return Draft(text, tuple(chosen))
+
+    def _continuation(self, hits: Sequence[Hit]) -> Hit | None:
+        """Another part of the best passage's document, ranked nearly as high, when the best
+        passage is short (an introduction that names the topic, the table comes next)."""
+        first = hits[0]
+        if len(first.stored.chunk.text) >= SHORT or len(hits) < 2:
+            return None
+        second = hits[1]
+        same = second.stored.chunk.document_id == first.stored.chunk.document_id \
+            and second.stored.chunk.source == first.stored.chunk.source
+        return second if same and second.score >= self.second * first.score else None
 
     @staticmethod
     def _quote(question: str, hit: Hit, number: int, language: str) -> str:

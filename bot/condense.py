@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import re
 
-from bot.types import Conversation
+from typing import Sequence
 
+from bot import smalltalk
+from bot.types import Conversation
+from knowledge import lexical
+from knowledge.retrieval import Hit
+
+MIN_OWN_RELEVANCE = 0.5  # the message alone, against the joined question's passages
+
+REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux|le|la|les|它|这个|那个|这|那)\b|[它这那]",
+                       re.IGNORECASE)
 FOLLOW_UP = re.compile(
     r"""^\s*(and|what\ about|how\ about|same\ for|also|or|but|et|mais|ou|aussi|pareil|même\ chose|
     et\ pour|et\ si|et\ en|und|y|también|还有|那|那么|如果)\b
@@ -23,7 +32,8 @@ FOLLOW_UP = re.compile(
 
 def joined(text: str, conversation: Conversation) -> str | None:
     """`text` after the previous standalone question, or None at the start of a conversation."""
-    previous = next((t.query or t.text for t in reversed(conversation.turns) if t.role == "user"), "")
+    previous = next((t.query or t.text for t in reversed(conversation.turns)
+                     if t.role == "user" and smalltalk.kind(t.text) is None), "")
     if not previous and conversation.summary:
         previous = conversation.summary.rsplit("\n", 1)[-1]
     return f"{previous} {text}" if previous else None
@@ -32,6 +42,38 @@ def joined(text: str, conversation: Conversation) -> str | None:
 def is_follow_up(text: str) -> bool:
     """True when the message reads as a continuation of the previous question."""
     return bool(FOLLOW_UP.search(text))
+
+
+def may_depend(text: str) -> bool:
+    """Could this message lean on the conversation? (a cue, or short enough to be elliptic)"""
+    return is_follow_up(text) or is_short(text)
+
+
+def relates(text: str, own: Sequence[Hit], language: str) -> bool:
+    """Do the passages the joined question found relate to what this message itself says?
+
+    `own` are those passages judged against the message alone (Retriever.judge). A
+    follow-up names something the passages hold ("Belgium?": the delivery page lists
+    Belgium), or is close in meaning to them, or points back with a pronoun using only
+    words the knowledge knows ("how much does it cost?" after a product); an unrelated
+    message that merely shares the conversation ("who won the match?", "is it raining?")
+    does none of these. A message with no content words of its own ("and?") relates.
+    """
+    if not lexical.terms(text, language):
+        return True
+    if max((h.coverage for h in own), default=0.0) > 0 \
+            or max((h.relevance for h in own), default=0.0) >= MIN_OWN_RELEVANCE:
+        return True
+    return bool(REFERENCE.search(text)) and all(h.known >= 1.0 for h in own)
+
+
+def better_alone(own: Sequence[Hit], alone: Sequence[Hit]) -> bool:
+    """Does the message alone find a passage that holds more of its words than the joined
+    question's best? ("what about returns?" after a delivery question: the returns page.)"""
+    if not own or not alone:
+        return bool(alone)
+    return alone[0].stored.chunk.document_id != own[0].stored.chunk.document_id \
+        and alone[0].coverage > max(h.coverage for h in own[:1])
 
 
 def is_short(text: str) -> bool:

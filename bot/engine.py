@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from bot import condense
+from bot import condense, noise, smalltalk
 from bot.acting import Outcome as Acted
 from bot.acting import Pending, ToolLoop, consent_question, draft_of, exchange
 from bot.answering import Answerer, Draft, decline_text
@@ -117,13 +117,18 @@ class Engine:
 
     async def _turn(self, message: Message, text: str, conversation: Conversation, profile: Profile,
                     language: str, on_text: OnText | None) -> _Outcome:
+        chat = smalltalk.kind(text)
+        if chat is not None:
+            return _Outcome(self._smalltalk(message, profile, language, chat), text, "smalltalk")
         if wants_human(text):
             return await self._escalate(message, conversation, profile, language, HandoffReason.CUSTOMER_REQUEST,
                                         text)
         if self._routed(profile) and profile.handoff.for_humans(text):
             return await self._escalate(message, conversation, profile, language, HandoffReason.POLICY_TOPIC, text)
-        query, hits = await self._retrieve(text, conversation, profile, language, message.private)
-        score = confidence(hits)
+        if noise.is_filler(text):
+            return await self._no_answer(message, conversation, profile, language, 0.0,
+                                         HandoffReason.MISSING_KNOWLEDGE, text)
+        query, hits, score = await self._retrieve(text, conversation, profile, language, message.private)
         known = score >= profile.min_confidence
         hits = prefer_language(hits[: self.passages], language) if known else []
         if self._tools(profile):
@@ -268,23 +273,41 @@ class Engine:
         return _Outcome(await self.handoffs.waiting(escalation, profile, language), message.text, "relayed")
 
     async def _retrieve(self, text: str, conversation: Conversation, profile: Profile, language: str,
-                        private: bool) -> tuple[str, list[Hit]]:
+                        private: bool) -> tuple[str, list[Hit], float]:
+        """The passages for this message, the query that found them and how sure that is.
+
+        A message that may lean on the conversation (a follow-up cue, or short enough to be
+        elliptic: "and for Belgium?") is also searched joined to the previous question. The
+        joined search is only taken when it is better *and* the passages it found still
+        relate to what the user just wrote (bot/condense.py): "what's the weather
+        tomorrow?" after a returns question finds the returns page again, but nothing in
+        that page is about the weather, so the message is judged alone.
+        """
         public_only = not (private and profile.internal)
+        loop = asyncio.get_running_loop()
+
+        async def run(function, *args, **kwargs):
+            return await loop.run_in_executor(self._searches, functools.partial(function, *args, **kwargs))
 
         async def search(query: str) -> list[Hit]:
-            return await asyncio.get_running_loop().run_in_executor(self._searches, functools.partial(
-                self.retriever.search, query, sources=profile.sources, public_only=public_only,
-                k=max(self.passages, 8), language=language))
+            return await run(self.retriever.search, query, sources=profile.sources, public_only=public_only,
+                             k=max(self.passages, 8), language=language)
 
-        joined = condense.joined(text, conversation)
-        if joined and condense.is_follow_up(text):
-            return joined, await search(joined)
         hits = await search(text)
-        if joined and condense.is_short(text) and confidence(hits) < profile.min_confidence:
-            retry = await search(joined)
-            if confidence(retry) > confidence(hits):
-                return joined, retry
-        return text, hits
+        score = confidence(hits, language)
+        joined = condense.joined(text, conversation)
+        if not joined or not condense.may_depend(text):
+            return text, hits, score
+        joined_hits = await search(joined)
+        joined_score = confidence(joined_hits, language)
+        if joined_score <= score and not condense.is_follow_up(text):
+            return text, hits, score
+        own = await run(self.retriever.judge, text, joined_hits[:3], language)
+        if not condense.relates(text, own, language):
+            return text, hits, score
+        if score >= profile.min_confidence and condense.better_alone(own, hits):
+            return text, hits, score
+        return joined, joined_hits, joined_score
 
     def _language(self, text: str, message: Message, conversation: Conversation, profile: Profile) -> str:
         detected, certainty = detect(text)
@@ -328,6 +351,14 @@ class Engine:
     def _notice(self, message: Message, profile: Profile, key: str, language: str, **values: object) -> Reply:
         return Reply(id=new_reply_id(), conversation=message.conversation, answered=False, language=language,
                      answer=profile.text(key, language, **values))
+
+    def _smalltalk(self, message: Message, profile: Profile, language: str, kind: str) -> Reply:
+        """A hello, a thank-you or "anyone there?": a short reply of the profile's, no page quoted,
+        not a decline (nothing to hand over)."""
+        key = {"greeting": "greeting", "presence": "smalltalk_presence", "thanks": "smalltalk_thanks",
+               "goodbye": "smalltalk_goodbye"}.get(kind, "smalltalk_ack")
+        return Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text(key, language),
+                     language=language, answered=True)
 
     async def _reject(self, message: Message, profile: Profile, text: str) -> Reply:
         language = self._language(text[:2000], message, Conversation(message.conversation), profile)

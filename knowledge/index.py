@@ -48,14 +48,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(head, body, tokenize='u
 CREATE TABLE IF NOT EXISTS quarantine (
   source TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, rule TEXT NOT NULL, snippet TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS quarantine_by_document ON quarantine (source, document_id);
+-- Every indexed term with the number of chunks holding it (spelling correction, known words).
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, row);
 """
 # bm25() weights of (head, body). FTS5 adds up the weighted term counts of a row's fields, so a
 # term in the title counts twice: a title says what the whole document is about (in an FAQ it
 # is the question itself), while the body's words are also about details.
 FTS_WEIGHTS = (2.0, 1.0)
-
-
 FAILED_KEPT = 50  # a source's failed documents named in its status (the count covers all)
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     """A knowledge source and its sync status (`new`, `processing`, `success`, `failed`)."""
@@ -71,9 +73,9 @@ class SourceInfo:
     last_sync: float | None
     cursor: float | None = None  # when the last complete sync began: the next poll asks for changes since
     checkpoint: str | None = None  # a connector's own resume token (e.g. Drive's changes page token)
-
-
     failed: tuple[tuple[str, str], ...] = ()  # (document id, why) of the first failures of the last pass
+
+
 @dataclass(frozen=True)
 class StoredChunk:
     """A chunk as read back for an answer, with its document's citation fields."""
@@ -107,6 +109,7 @@ class DenseView:
     sources: np.ndarray
     public: np.ndarray
     matrix: np.ndarray
+    languages: np.ndarray  # each row's document language (knowledge/crosslingual.py centres by it)
 
 
 def title_hash(title: str, model: str) -> str:
@@ -131,6 +134,7 @@ class Index:
             raise IndexOpenError(f"cannot open the knowledge index {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         self._dense: DenseView | None = None
+        self._vocabulary: tuple[int, dict[str, int]] | None = None
         self._check_schema()
 
     def _check_schema(self) -> None:
@@ -355,17 +359,25 @@ class Index:
             rowids = np.empty(count, dtype=np.int64)
             sources = np.empty(count, dtype=object)
             public = np.empty(count, dtype=bool)
+            languages = np.empty(count, dtype=object)
             matrix = np.empty((count, dim[0] if dim else 0), dtype=np.float32)
             cursor = self._db.execute(
-                "SELECT c.rowid, c.source, c.visibility, c.embedding, d.title_embedding FROM chunks c "
+                "SELECT c.rowid, c.source, c.visibility, c.embedding, d.title_embedding, d.language FROM chunks c "
                 "JOIN documents d ON d.source = c.source AND d.id = c.document_id ORDER BY c.rowid")
-            for i, (rowid, source, visibility, chunk, title) in enumerate(cursor):
-                rowids[i], sources[i], public[i] = rowid, source, visibility == "public"
+            for i, (rowid, source, visibility, chunk, title, language) in enumerate(cursor):
+                rowids[i], sources[i], public[i], languages[i] = rowid, source, visibility == "public", language
                 matrix[i] = np.frombuffer(chunk, dtype=np.float32)
                 if title:  # a document without a title scores on its chunk alone
                     matrix[i] += np.frombuffer(title, dtype=np.float32)
                     matrix[i] *= 0.5
-        return DenseView(generation, rowids, sources, public, matrix)
+        return DenseView(generation, rowids, sources, public, matrix, languages)
+
+    def vocabulary(self) -> dict[str, int]:
+        """Every indexed term and the number of chunks holding it, cached per generation."""
+        generation = self.generation()
+        if self._vocabulary is None or self._vocabulary[0] != generation:
+            self._vocabulary = (generation, dict(self._rows("SELECT term, doc FROM chunks_vocab")))
+        return self._vocabulary[1]
 
     def chunks(self, rowids: Sequence[int]) -> dict[int, StoredChunk]:
         if not rowids:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from typing import Mapping
 
 import Stemmer
+
+from knowledge import spelling
 
 STEMMERS = {"en": "english", "fr": "french", "de": "german", "es": "spanish", "it": "italian",
             "pt": "portuguese", "nl": "dutch"}
@@ -55,6 +58,9 @@ comment pourquoi quoi bonjour merci svp
 }
 
 
+MAX_CORRECTED = 40  # words: a question is short; a long paste is not worth correcting word by word
+
+
 @functools.cache
 def _stemmer(language: str) -> Stemmer.Stemmer:
     return Stemmer.Stemmer(STEMMERS.get(language, "english"))
@@ -74,26 +80,41 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def _latin_terms(text: str, language: str) -> list[str]:
+def _latin_terms(text: str, language: str, known: Mapping[str, int] | None = None) -> list[str]:
     stop = STOPWORDS.get(language, STOPWORDS["en"])
     words = [w for w in WORD.findall(ELISION.sub("", text.lower())) if w not in stop]
-    return [fold(stem) for stem in _stemmer(language).stemWords(words) if stem]
+    stemmer = _stemmer(language)
+    out = [fold(stem) for stem in stemmer.stemWords(words)]
+    if known and len(words) <= MAX_CORRECTED:  # an unknown word: the known term one typo away
+        out = [spelling.correct(word, term, known, lambda ws: [fold(t) for t in stemmer.stemWords(ws)])
+               for word, term in zip(words, out)]
+    return [t for t in out if t]
+
+
+# Chinese function words and question wrapping ("请问", "怎么", "吗"): jieba keeps them as
+# words, and in a short question they are most of its terms.
+CJK_STOPWORDS = frozenset("""
+的 了 吗 呢 吧 啊 呀 哦 嗯 是 在 我 你 您 他 她 它 我们 你们 他们 要 想 可以 能 能否 能不能 会 可 怎么 怎样 如何
+什么 哪 哪里 哪儿 哪些 哪个 请 请问 到 和 与 或 或者 有 没有 也 都 就 还 把 被 给 对 从 这 那 这个 那个 这些
+那些 一 个 些 吗 么 得 地 着 过 为 为什么 是否 一下 以 及 其 该 之 于 上 下 里 中 时 后 前
+""".split())
 
 
 def _cjk_terms(run: str) -> list[str]:
-    return [w for w in _jieba().cut_for_search(run) if w.strip() and WORD.fullmatch(w)]
+    return [w for w in _jieba().cut_for_search(run) if w.strip() and WORD.fullmatch(w) and w not in CJK_STOPWORDS]
 
 
-def terms(text: str, language: str = "en") -> list[str]:
-    """Index terms of `text`, in order (repeats kept: BM25 counts them)."""
+def terms(text: str, language: str = "en", known: Mapping[str, int] | None = None) -> list[str]:
+    """Index terms of `text`, in order (repeats kept: BM25 counts them). With `known` (an
+    index's vocabulary, for questions), misspelled words are corrected to known terms."""
     text = unicodedata.normalize("NFKC", text)
     out: list[str] = []
     position = 0
     for match in CJK.finditer(text):
-        out += _latin_terms(text[position:match.start()], language)
+        out += _latin_terms(text[position:match.start()], language, known)
         out += _cjk_terms(match.group())
         position = match.end()
-    out += _latin_terms(text[position:], language)
+    out += _latin_terms(text[position:], language, known)
     return out
 
 

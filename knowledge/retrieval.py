@@ -15,14 +15,16 @@ dense similarity and how much of the question's vocabulary the passage covers.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from knowledge import lexical
+from knowledge import lexical, spelling
 from knowledge.embeddings import Embedder
-from knowledge.index import Index, StoredChunk
+from knowledge.crosslingual import LanguageSpace, space_for
+from knowledge.index import DenseView, Index, StoredChunk
 from knowledge.language import detect
 
 # The share of BM25 in each mode's score: dense is the stronger signal, BM25 adds exact
@@ -40,6 +42,9 @@ class Hit:
     dense: float  # mean of the query's cosines with the passage and its document's title (0: no vector yet)
     lexical: float  # BM25 score (0 when the passage has none of the query's terms)
     coverage: float  # share of the query's distinct terms found in the passage
+    relevance: float = 0.0  # `dense` rescaled for the (question, passage) language pair, in [0, 1]
+    centred: float = 0.0  # the language-neutral cosine that ranked it (knowledge/crosslingual.py)
+    known: float = 1.0  # share of the question's terms the index knows at all (same for every hit)
 
 
 class Retriever:
@@ -49,6 +54,12 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.depth = depth
+        self._norms: tuple[int, np.ndarray] | None = None
+        self._vectors: dict[str, np.ndarray] = {}
+
+    @property
+    def space(self) -> LanguageSpace:
+        return space_for(self.embedder)
 
     def search(self, query: str, *, sources: Sequence[str] | None = None, public_only: bool = False,
                k: int = 8, mode: str = "hybrid", language: str = "") -> list[Hit]:
@@ -56,25 +67,60 @@ class Retriever:
         if mode not in WEIGHTS:
             raise ValueError(f"unknown retrieval mode {mode!r}: choose one of {', '.join(WEIGHTS)}")
         language = language or detect(query)[0] or "en"
-        query_terms = lexical.terms(query, language)
+        vocabulary = self.index.vocabulary()
+        query_terms = lexical.terms(query, language, vocabulary)
         lex = self.index.lexical(query_terms, sources, public_only, self.depth) if mode != "dense" else []
-        vector = self.embedder.query(query)
-        dense = self._dense(vector, sources, public_only) if mode != "lexical" else []
-        # Every candidate's real cosine: the engine judges a passage found by BM25 alone by it too.
-        cosines = {**self._cosines(vector, [r for r, _ in lex]), **dict(dense)}
-        fused = _fuse(lex, dense, cosines, WEIGHTS[mode])
+        vector = self._vector(query)
+        # Every candidate's cosines: the engine judges a passage found by BM25 alone by them too.
+        raw, centred, dense = self._scores(vector, language, sources, public_only, [r for r, _ in lex])
+        if mode == "lexical":
+            dense = []
+        fused = _fuse(lex, dense, centred, WEIGHTS[mode])
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         stored = self.index.chunks(best)
         bm25 = dict(lex)
         wanted = set(query_terms)
-        return [Hit(stored[r], fused[r], cosines.get(r, 0.0), bm25.get(r, 0.0), _coverage(wanted, stored[r]))
+        known = spelling.known_share(query_terms, vocabulary)
+        return [Hit(stored[r], fused[r], raw.get(r, 0.0), bm25.get(r, 0.0), _coverage(wanted, stored[r]),
+                    self.space.relevance(raw[r], language, stored[r].language) if r in raw else 0.0,
+                    centred.get(r, 0.0), known)
                 for r in best if r in stored]
 
-    def _dense(self, vector: np.ndarray, sources: Sequence[str] | None,
-               public_only: bool) -> list[tuple[int, float]]:
+    def judge(self, query: str, hits: Sequence[Hit], language: str = "") -> list[Hit]:
+        """The same passages with their evidence measured against another question: a
+        follow-up joined to the previous question is judged on what the user just asked."""
+        language = language or detect(query)[0] or "en"
+        vocabulary = self.index.vocabulary()
+        terms = lexical.terms(query, language, vocabulary)
+        vector = self._vector(query)
+        view = self.index.dense_view()
+        judged = []
+        for hit in hits:
+            at = int(np.searchsorted(view.rowids, hit.stored.rowid))
+            raw = float(view.matrix[at] @ vector) if at < len(view.rowids) and view.rowids[at] == hit.stored.rowid \
+                else 0.0
+            judged.append(dataclasses.replace(
+                hit, dense=raw, relevance=self.space.relevance(raw, language, hit.stored.language) if raw else 0.0,
+                coverage=_coverage(set(terms), hit.stored), known=spelling.known_share(terms, vocabulary)))
+        return judged
+
+    def _vector(self, query: str) -> np.ndarray:
+        """The question's embedding; the last few are kept (a turn embeds one question twice)."""
+        cached = self._vectors.get(query)
+        if cached is None:
+            cached = self.embedder.query(query)
+            self._vectors[query] = cached
+            while len(self._vectors) > 32:
+                self._vectors.pop(next(iter(self._vectors)))
+        return cached
+
+    def _scores(self, vector: np.ndarray, language: str, sources: Sequence[str] | None, public_only: bool,
+                wanted: list[int]) -> tuple[dict[int, float], dict[int, float], list[tuple[int, float]]]:
+        """Raw and language-centred cosines of the dense top `depth` and of the `wanted`
+        rowids (BM25's candidates), and the dense ranking (centred, best first)."""
         view = self.index.dense_view()
         if not len(view.rowids):
-            return []
+            return {}, {}, []
         mask = np.ones(len(view.rowids), dtype=bool)
         if sources is not None:
             mask &= np.isin(view.sources, list(sources))
@@ -82,21 +128,27 @@ class Retriever:
             mask &= view.public
         positions = np.flatnonzero(mask)
         if not len(positions):
-            return []
-        matrix = view.matrix if len(positions) == len(mask) else view.matrix[positions]
-        scores = matrix @ vector
-        top = np.argsort(-scores)[: self.depth]
-        return [(int(view.rowids[positions[i]]), float(scores[i])) for i in top]
+            return {}, {}, []
+        whole = len(positions) == len(mask)
+        matrix = view.matrix if whole else view.matrix[positions]
+        languages = view.languages if whole else view.languages[positions]
+        norms = self._row_norms(view)
+        raw = matrix @ vector
+        centred = self.space.centred(matrix, languages, norms if whole else norms[positions], raw, vector, language)
+        top = np.argsort(-centred)[: self.depth]
+        allowed = view.rowids[positions]  # sorted, like the view
+        # BM25's candidates among the allowed rows (a chunk written after the view was built has none yet)
+        at = np.minimum(np.searchsorted(allowed, wanted), len(allowed) - 1) if wanted else np.zeros(0, np.int64)
+        at = at[allowed[at] == np.asarray(wanted, dtype=np.int64)] if wanted else at
+        picks = np.unique(np.concatenate([top, at]).astype(np.int64))
+        rowids = allowed[picks].tolist()
+        dense = [(int(allowed[i]), float(centred[i])) for i in top]
+        return dict(zip(rowids, raw[picks].tolist())), dict(zip(rowids, centred[picks].tolist())), dense
 
-    def _cosines(self, vector: np.ndarray, rowids: list[int]) -> dict[int, float]:
-        """Cosines of already-embedded chunks (rowids are sorted in the dense view)."""
-        view = self.index.dense_view()
-        if not rowids or not len(view.rowids):
-            return {}
-        positions = np.minimum(np.searchsorted(view.rowids, rowids), len(view.rowids) - 1)
-        found = view.rowids[positions] == rowids  # a chunk written after the view was built has none yet
-        scores = view.matrix[positions[found]] @ vector
-        return {int(r): float(s) for r, s in zip(view.rowids[positions[found]], scores)}
+    def _row_norms(self, view: DenseView) -> np.ndarray:
+        if self._norms is None or self._norms[0] != view.generation:
+            self._norms = (view.generation, self.space.row_norms(view.matrix, view.languages))
+        return self._norms[1]
 
 
 def _fuse(lex: list[tuple[int, float]], dense: list[tuple[int, float]], cosines: dict[int, float],

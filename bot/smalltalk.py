@@ -1,0 +1,53 @@
+"""Recognizes small talk: a hello, a thank-you, "is anyone there?", an ok, a goodbye.
+
+These are not questions to the knowledge: quoting a page in reply to "thanks!" is wrong,
+and so is declining it with the offer of a human. A message is small talk only when it is
+*nothing but* small talk (after punctuation and emoji are set aside): "Hello, I bought a
+lamp a year ago…" is a question that opens politely and goes to retrieval as usual.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Each kind's phrases, in the languages we serve; matched whole, case- and accent-blind.
+PHRASES = {
+    "greeting": r"""hi|hello|hey|hiya|howdy|yo|good\ (morning|afternoon|evening|day)|greetings|hi\ there|hello\ there
+        |bonjour|bonsoir|salut|coucou|allo|allô|hola|buenos\ dias|buenas|hallo|guten\ (tag|morgen|abend)|ciao|buongiorno
+        |hoi|ola|olá|bom\ dia
+        |你好|您好|嗨|哈喽|早上好|晚上好|下午好|大家好""",
+    "presence": r"""(is\ )?(any\ ?one|any\ ?body|some\ ?one)\ (there|here|around|home)|are\ you\ (there|here|a\ bot|real|human)
+        |hello\ ?\?+|you\ there|still\ there
+        |(il\ )?y\ a\ quelqu'?un|(il\ )?y'?a\ quelqu'?un|vous\ (etes|êtes)\ (la|là)|tu\ es\ (la|là)|quelqu'?un\ \?
+        |hay\ alguien|ist\ da\ jemand
+        |在吗|在不在|有人吗|有人在吗|你在吗""",
+    "thanks": r"""(thanks?|thank\ you|thx|ty|cheers|much\ appreciated|many\ thanks)(\ (so|very)\ much|\ a\ lot|\ again)?
+        |merci(\ beaucoup|\ bien|\ infiniment|\ encore)?|je\ vous\ remercie|gracias|danke(\ schon|\ schön)?|grazie
+        |谢谢(你|您)?|多谢|感谢|谢啦""",
+    "goodbye": r"""bye|goodbye|bye\ bye|see\ you|see\ ya|have\ a\ (nice|good|great)\ day|au\ revoir|a\ bientot|à\ bientôt
+        |bonne\ (journee|journée|soiree|soirée)|adios|adiós|tschuss|tschüss|再见|拜拜""",
+    "ack": r"""ok|okay|k|kk|alright|all\ right|got\ it|great|perfect|cool|nice|sounds\ good|understood|i\ see
+        |d'?accord|dac|parfait|super|entendu|genial|génial|vale|perfecto|好的|好|明白了|知道了|行|嗯""",
+}
+ORDER = ("presence", "thanks", "goodbye", "greeting", "ack")  # "hello??" asks whether anyone is there
+FILLER = r"(\s*(,|!|\.|\?|…|and|et|y|und|so|very|much|beaucoup|again|bot|assistant|team|guys|everyone|all|there|"\
+         r"you|vous|toi|啊|呀|哦|吧|呢|啦|了|哈|:\)|:-\)|;\))\s*)*"
+ANY = "|".join(f"(?:{PHRASES[k]})" for k in ORDER)
+WHOLE = re.compile(rf"^(?:\s*(?:{ANY}){FILLER})+$", re.IGNORECASE | re.VERBOSE)
+FOUND = {k: re.compile(rf"(?:^|[\s,.!?])(?:{PHRASES[k]})(?=$|[\s,.!?])", re.IGNORECASE | re.VERBOSE) for k in ORDER}
+MAX_CHARS = 60
+
+
+def _clean(text: str) -> str:
+    """Lowercased, emoji and symbols dropped, spaces collapsed."""
+    kept = "".join(c for c in unicodedata.normalize("NFKC", text.lower())
+                   if not unicodedata.category(c).startswith(("S", "C")))
+    return " ".join(kept.replace("’", "'").split())
+
+
+def kind(text: str) -> str | None:
+    """The kind of small talk `text` is ("presence", "thanks", "goodbye", "greeting", "ack"), or None."""
+    cleaned = _clean(text)
+    if not cleaned or len(cleaned) > MAX_CHARS or not WHOLE.match(cleaned):
+        return None
+    return next((k for k in ORDER if FOUND[k].search(cleaned)), "ack")
