@@ -16,6 +16,7 @@ event database, with what they pressed on each. It survives restarts and is read
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import json
 import logging
@@ -228,9 +229,12 @@ class WebChat:
         the page fetches it (it polls while a human owns the conversation)."""
         await self.transcript.add(conversation, reply=reply)
 
-    async def _show(self, conversation: str, *, text: str = "", reply: Reply | None = None) -> None:
+    async def _show(self, conversation: str, *, text: str = "", reply: Reply | None = None,
+                    profile: str = "") -> None:
         """Add a bubble to the transcript; the visitor already has it, so a failure is only logged."""
-        try:
+        try:  # kept with personal data masked, like every other store (bot/pii.py)
+            text = self.engine.masked(text, profile) if text else text
+            reply = dataclasses.replace(reply, answer=self.engine.masked(reply.answer, profile)) if reply else reply
             await self.transcript.add(conversation, text=text, reply=reply)
         except Exception:
             log.exception("could not keep the web transcript of %s", conversation)
@@ -265,10 +269,10 @@ class WebChat:
     async def _turn(self, message: Message, on_text) -> Reply:
         # The question is kept first, so what an agent writes meanwhile comes after it.
         if message.text.strip():
-            await self._show(message.conversation, text=message.text.strip())
+            await self._show(message.conversation, text=message.text.strip(), profile=message.profile)
         reply = await self.engine.handle(message, on_text=on_text)
         if reply.answer:  # an empty reply: relayed to the person who has the conversation
-            await self._show(message.conversation, reply=reply)
+            await self._show(message.conversation, reply=reply, profile=message.profile)
         return reply
 
     async def _stream(self, message: Message) -> AsyncIterator[bytes]:
@@ -346,7 +350,7 @@ class WebChat:
             return JSONResponse({"error": "This rating can't be taken (already rated, or not yours)."},
                                 status_code=409)
         await self._chosen(message, data, value.rpartition(":")[2])
-        await self._show(message.conversation, reply=reply)
+        await self._show(message.conversation, reply=reply, profile=message.profile)
         return JSONResponse(self._json(reply, message.profile))
 
     async def confirm(self, request: Request) -> Response:
@@ -361,7 +365,7 @@ class WebChat:
         message = _message(data)
         reply = await self.engine.confirm(message, action, accepted)
         await self._chosen(message, data, "yes" if accepted else "no")
-        await self._show(message.conversation, reply=reply)
+        await self._show(message.conversation, reply=reply, profile=message.profile)
         return JSONResponse(self._json(reply, message.profile))
 
     async def handoff(self, request: Request) -> Response:
@@ -371,5 +375,5 @@ class WebChat:
             return JSONResponse({"error": str(exc)}, status_code=400)
         message = _message(data)
         reply = await self.engine.request_handoff(message)
-        await self._show(message.conversation, reply=reply)
+        await self._show(message.conversation, reply=reply, profile=message.profile)
         return JSONResponse(self._json(reply, message.profile))

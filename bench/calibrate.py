@@ -37,7 +37,7 @@ from knowledge.embeddings import E5Embedder  # noqa: E402
 from knowledge.language import detect  # noqa: E402
 from knowledge.retrieval import Retriever  # noqa: E402
 
-FEATURES = ("relevance", "coverage", "centred", "cjk")
+FEATURES = ("relevance", "coverage", "centred", "cjk", "cross")
 POSITIVE_WEIGHT = 3.0
 
 

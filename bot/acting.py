@@ -209,6 +209,7 @@ class ToolLoop:
         return pending
 
     async def _execute(self, tool: Tool, arguments: dict[str, Any], context: ToolContext, run: _Run) -> Any:
+        arguments = context.reveal(arguments)  # the user's own data, which the model saw as placeholders
         if inspect.iscoroutinefunction(tool.function):
             work = tool.function(context, **arguments)
         else:  # a blocking client (requests): keep the event loop free
@@ -225,6 +226,7 @@ class ToolLoop:
             log.exception("tool %s failed", tool.name)
             raise _Failure("tool_failed", tool.name, type(exc).__name__) from exc
         run.used.append(tool.name)
+        result = context.conceal(result)  # what the model reads of it: personal data as placeholders
         text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
         run.evidence.append(text[:RESULT_CHARS])
         run.events.append(("tool_called", {"tool": tool.name}))

@@ -191,36 +191,75 @@ class GenerativeAnswerer:
                      conversation: Conversation, on_text: OnText | None = None) -> Draft | None:
         if not hits:
             return None
-        gate = _NoAnswerGate(on_text) if on_text else None
-        text = (await self.model.complete(self.messages(question, hits, language, profile, conversation),
-                                          on_text=gate.feed if gate else None)).strip()
-        if not text or text.startswith(NO_ANSWER):
+        gate = SentenceGate(hits, language, on_text)
+        await self.model.complete(self.messages(question, hits, language, profile, conversation), on_text=gate.feed)
+        text = (await gate.finish()).strip()
+        if not text:
             return None
-        numbers = grounding.cited(text, len(hits)) or [1]
-        evidence = [hits[n - 1].stored.chunk.text for n in numbers]
-        if not grounding.is_supported(text, evidence, language):
-            return None
-        return Draft(text, tuple(n - 1 for n in numbers))
+        return Draft(text, tuple(n - 1 for n in (grounding.cited(text, len(hits)) or [1])))
 
 
-class _NoAnswerGate:
-    """Holds streamed text back until it can't be the NO_ANSWER sentinel."""
+class SentenceGate:
+    """Lets a streamed answer through one sentence at a time, each only once the answer so
+    far passes the support check (bot/grounding.py) against the passages it cites. The first
+    sentence that fails closes the gate: the answer is what passed, so nothing the user saw
+    is withdrawn later. NO_ANSWER, or a first sentence without support, leaves it empty (a
+    decline)."""
 
-    def __init__(self, on_text: OnText):
+    def __init__(self, hits: Sequence[Hit], language: str, on_text: OnText | None = None):
+        self.hits = hits
+        self.language = language
         self.on_text = on_text
         self.buffer = ""
-        self.open = False
+        self.accepted = ""
+        self.closed = False
 
     async def feed(self, delta: str) -> None:
-        if self.open:
-            await self.on_text(delta)
+        if self.closed:
             return
         self.buffer += delta
-        stripped = self.buffer.lstrip()
-        if len(stripped) >= len(NO_ANSWER) or not NO_ANSWER.startswith(stripped[: len(NO_ANSWER)]):
-            if not stripped.startswith(NO_ANSWER):
-                self.open = True
-                await self.on_text(self.buffer)
+        start = 0
+        for boundary in grounding.SENTENCE.finditer(self.buffer):
+            if boundary.end() == len(self.buffer) and not boundary.group().strip("\n ") and delta:
+                break  # trailing space: the next delta may continue this sentence ("3.5")
+            sentence, start = self.buffer[start:boundary.end()], boundary.end()
+            if not await self._offer(sentence):
+                return
+        self.buffer = self.buffer[start:]
+
+    async def finish(self) -> str:
+        if not self.closed and self.buffer.strip():
+            await self._offer(self.buffer)
+        if self.accepted and not self._supported(self.accepted.strip()):  # only short sentences: judged whole
+            self.accepted = ""
+        return self.accepted
+
+    async def _offer(self, sentence: str) -> bool:
+        if not sentence.strip():
+            self.accepted += sentence if self.accepted else ""
+            return True
+        candidate = self.accepted + sentence
+        if candidate.lstrip().startswith(NO_ANSWER) or not self._sentence(sentence, candidate):
+            self.closed = True
+            return False
+        delta = candidate[len(self.accepted):] if self.accepted else candidate.lstrip()
+        self.accepted = candidate if self.accepted else candidate.lstrip()
+        if self.on_text:
+            await self.on_text(delta)
+        return True
+
+    def _evidence(self, text: str) -> list[str]:
+        numbers = grounding.cited(text, len(self.hits)) or [1]
+        return [self.hits[n - 1].stored.chunk.text for n in numbers]
+
+    def _sentence(self, sentence: str, candidate: str) -> bool:
+        """The new sentence, against the passages it cites (else those cited so far)."""
+        cited = grounding.cited(sentence, len(self.hits))
+        evidence = self._evidence(sentence if cited else candidate)
+        return grounding.sentence_supported(sentence.strip(), evidence, self.language)
+
+    def _supported(self, text: str) -> bool:
+        return grounding.is_supported(text, self._evidence(text), self.language)
 
 
 def decline_text(profile: Profile, language: str) -> str:

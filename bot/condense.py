@@ -13,13 +13,14 @@ import re
 from typing import Sequence
 
 from bot import smalltalk
+from bot.evidence import confidence
 from bot.types import Conversation
 from knowledge import lexical
 from knowledge.retrieval import Hit
 
-MIN_OWN_RELEVANCE = 0.5  # the message alone, against the joined question's passages
+MIN_OWN_CONFIDENCE = 0.3  # the message alone, against the joined question's passages
 
-REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux|le|la|les|它|这个|那个|这|那)\b|[它这那]",
+REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux|它|这个|那个|这|那)\b|[它这那]",
                        re.IGNORECASE)
 FOLLOW_UP = re.compile(
     r"""^\s*(and|what\ about|how\ about|same\ for|also|or|but|et|mais|ou|aussi|pareil|même\ chose|
@@ -32,8 +33,11 @@ FOLLOW_UP = re.compile(
 
 def joined(text: str, conversation: Conversation) -> str | None:
     """`text` after the previous standalone question, or None at the start of a conversation."""
-    previous = next((t.query or t.text for t in reversed(conversation.turns)
-                     if t.role == "user" and smalltalk.kind(t.text) is None), "")
+    asked = [t for t in conversation.turns if t.role == "user" and smalltalk.kind(t.text) is None]
+    # the last question the bot searched for; in a thread it joined, the last one asked
+    previous = next((t.query for t in reversed(asked) if t.query), "") \
+        or next((t.text for t in reversed(asked) if t.text.rstrip().endswith(("?", "？"))), "") \
+        or (asked[-1].text if asked else "")
     if not previous and conversation.summary:
         previous = conversation.summary.rsplit("\n", 1)[-1]
     return f"{previous} {text}" if previous else None
@@ -53,16 +57,15 @@ def relates(text: str, own: Sequence[Hit], language: str) -> bool:
     """Do the passages the joined question found relate to what this message itself says?
 
     `own` are those passages judged against the message alone (Retriever.judge). A
-    follow-up names something the passages hold ("Belgium?": the delivery page lists
-    Belgium), or is close in meaning to them, or points back with a pronoun using only
-    words the knowledge knows ("how much does it cost?" after a product); an unrelated
-    message that merely shares the conversation ("who won the match?", "is it raining?")
-    does none of these. A message with no content words of its own ("and?") relates.
+    follow-up makes them a confident answer to itself ("Belgium?": the delivery page lists
+    Belgium), or points back with a pronoun using only words the knowledge knows ("how much
+    does it cost?" after a product); an unrelated message that merely shares the
+    conversation ("who won the match?", "is it raining?") does neither. A message with no
+    content words of its own ("and?") relates.
     """
     if not lexical.terms(text, language):
         return True
-    if max((h.coverage for h in own), default=0.0) > 0 \
-            or max((h.relevance for h in own), default=0.0) >= MIN_OWN_RELEVANCE:
+    if confidence(own, language) >= MIN_OWN_CONFIDENCE:
         return True
     return bool(REFERENCE.search(text)) and all(h.known >= 1.0 for h in own)
 

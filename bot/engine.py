@@ -32,7 +32,9 @@ from bot.evidence import confidence, prefer_language, snippet
 from bot.handoff import TURN_ENDS, Handoffs
 from bot.intents import wants_human
 from bot.memory import Memory, remember
+from bot.moderation import Moderator, Verdict, safe_message_key
 from bot.model import OnText
+from bot.pii import Masker, seal, unseal
 from bot.profiles import Profile, Profiles
 from bot.store import Escalation, EventLog
 from bot.tools import ToolContext, Toolbox
@@ -62,8 +64,12 @@ class Engine:
 
     def __init__(self, *, memory: Memory, retriever: Retriever, answerer: Answerer, profiles: Profiles,
                  events: EventLog, handoffs: Handoffs | None = None, passages: int = 5, searches: int = 1,
-                 toolbox: Toolbox | None = None, acting: ToolLoop | None = None):
+                 toolbox: Toolbox | None = None, acting: ToolLoop | None = None, moderator: Moderator | None = None,
+                 pii_key: bytes | None = None):
         self.memory = memory
+        self.moderator = moderator
+        self.pii_key = pii_key  # seals each conversation's placeholder values in its memory; none: kept a turn
+        self._maskers: dict[str, Masker] = {}  # the turn in progress's, per conversation (under its lock)
         self.toolbox = toolbox
         self.acting = acting
         self.handoffs = handoffs
@@ -88,19 +94,26 @@ class Engine:
             async with self.memory.lock(message.conversation):
                 conversation = _with_context(await self.memory.load(message.conversation), message)
                 language = self._language(text, message, conversation, profile)
+                masker = self._maskers[message.conversation] = self._masker(profile, conversation)
+                text = masker.mask(text, language)  # from here on, personal data is placeholders
+                message = dataclasses.replace(message, text=text)
                 await self._reopen(message)
                 escalation = await self.handoffs.open_for(message.conversation) if self.handoffs else None
                 if escalation is not None:
                     outcome = await self._relay(message, escalation, profile, language)
                 else:
-                    outcome = await self._turn(message, text, conversation, profile, language, on_text)
+                    outcome = await self._turn(message, text, conversation, profile, language,
+                                               _unmasking(on_text, masker))
+                outcome = dataclasses.replace(outcome, reply=dataclasses.replace(
+                    outcome.reply, answer=masker.mask(outcome.reply.answer, language, origin="tool")))
                 turns = [Turn("user", text, at=time.time(), query=outcome.query)]
                 if outcome.reply.answer:
                     turns.append(Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time()))
-                meta = {"meta": outcome.meta} if outcome.meta is not None else {}
+                meta = self._sealed(outcome.meta if outcome.meta is not None else conversation.meta, masker)
                 await self.memory.save(remember(conversation, *turns, language=language, profile=profile.key,
-                                                **meta))
+                                                meta=meta))
         except ConversationBusy:
+            self._maskers.pop(message.conversation, None)
             language = self._language(text, message, Conversation(message.conversation), profile)
             reply = self._notice(message, profile, "busy", language)
             await self.events.record("busy", message.conversation, channel=message.channel, reply_id=reply.id)
@@ -108,18 +121,23 @@ class Engine:
         except Exception as exc:
             log.exception("turn failed in %s", message.conversation)
             return await self._failed(message, profile, exc)
+        finally:
+            self._maskers.pop(message.conversation, None)
         await self.events.record(
             outcome.event, message.conversation, channel=message.channel, reply_id=outcome.reply.id,
             question=text, query=outcome.query, language=outcome.reply.language,
             confidence=outcome.reply.confidence, profile=profile.key,
             documents=[c.document_id for c in outcome.reply.citations])
-        return outcome.reply
+        return dataclasses.replace(outcome.reply, answer=masker.unmask(outcome.reply.answer))  # theirs to see
 
     async def _turn(self, message: Message, text: str, conversation: Conversation, profile: Profile,
                     language: str, on_text: OnText | None) -> _Outcome:
         chat = smalltalk.kind(text)
         if chat is not None:
             return _Outcome(self._smalltalk(message, profile, language, chat), text, "smalltalk")
+        verdict = await self.moderator.check(text, language) if self.moderator else None
+        if verdict is not None and verdict.flagged:
+            return await self._moderated(message, profile, language, text, verdict, "input")
         if wants_human(text):
             return await self._escalate(message, conversation, profile, language, HandoffReason.CUSTOMER_REQUEST,
                                         text)
@@ -133,14 +151,18 @@ class Engine:
         hits = prefer_language(hits[: self.passages], language) if known else []
         if self._tools(profile):
             notes = dict(conversation.meta.get("notes", {}))
+            # no streaming: text written in a step that then calls a tool would show before its question
             acted = await self.acting.run(exchange(query, hits, language, profile, conversation, notes),
                                           self.toolbox.allowed(profile.tools),
-                                          self._tool_context(message, profile, conversation, notes), on_text)
+                                          self._tool_context(message, profile, conversation, notes), None)
             return await self._acted(message, conversation, profile, language, query, hits, score, acted, notes)
         if known:
             draft = await self.answerer.answer(query, hits, language=language, profile=profile,
                                                conversation=conversation, on_text=on_text)
             if draft is not None:
+                verdict = await self.moderator.check(draft.text, language) if self.moderator else None
+                if verdict is not None and verdict.flagged and self.answerer.name != "extractive":
+                    return await self._moderated(message, profile, language, query, verdict, "output")
                 return _Outcome(self._answer(message.conversation, draft, hits, language, score), query, "answered")
         reason = HandoffReason.LOW_CONFIDENCE if known else HandoffReason.MISSING_KNOWLEDGE
         return await self._no_answer(message, conversation, profile, language, score, reason, query)
@@ -157,12 +179,16 @@ class Engine:
 
     def _tool_context(self, message: Message, profile: Profile, conversation: Conversation,
                       notes: dict[str, Any]) -> ToolContext:
+        masker = self._maskers.get(message.conversation) or self._masker(profile, conversation)
+        language = conversation.language or profile.language
         transcript = tuple((t.role, t.text) for t in conversation.turns[-8:])
         if message.text.strip():
             transcript += (("user", message.text.strip()),)
         return ToolContext(conversation=message.conversation, channel=message.channel, user=message.user,
                            profile=profile.key, private=message.private, link=message.link,
-                           options=profile.tool_options, notes=notes, tally=self.memory.tally, transcript=transcript)
+                           options=profile.tool_options, notes=notes, tally=self.memory.tally, transcript=transcript,
+                           reveal=lambda value: masker.unmask(value, origin="user"),
+                           conceal=lambda value: _masked(value, masker, language))
 
     async def _acted(self, message: Message, conversation: Conversation, profile: Profile, language: str,
                      query: str, hits: Sequence[Hit], score: float, acted: Acted, notes: dict[str, Any]) -> _Outcome:
@@ -177,8 +203,13 @@ class Engine:
                                      tool=acted.tool, failure=acted.failure, detail=acted.detail)
             outcome = await self._tool_failure(message, conversation, profile, language, query)
             return dataclasses.replace(outcome, meta=meta)
+        if acted.notice:  # a limit was reached (recorded by the loop as tool_limited): said plainly, a person offered
+            reply = Reply(id=new_reply_id(), conversation=message.conversation, language=language, answered=False,
+                          answer=profile.text(acted.notice, language),
+                          actions=(self._human_action(profile, language, HandoffReason.POLICY_TOPIC),))
+            return _Outcome(reply, query, "declined", meta)
         draft = draft_of(acted, hits, language)
-        if draft is None and acted.used:  # the action ran but the model had nothing to add
+        if draft is None and acted.done:  # the action ran but the model had nothing to add
             draft = Draft(profile.text("tool_done", language), ())
         if draft is None:
             reason = HandoffReason.LOW_CONFIDENCE if hits else HandoffReason.MISSING_KNOWLEDGE
@@ -213,16 +244,21 @@ class Engine:
         try:
             async with self.memory.lock(message.conversation):
                 conversation = await self.memory.load(message.conversation)
+                masker = self._maskers[message.conversation] = self._masker(profile, conversation)
                 outcome = await self._decide(message, conversation, profile, language, pending_id, accepted)
+                outcome = dataclasses.replace(outcome, reply=dataclasses.replace(
+                    outcome.reply, answer=masker.mask(outcome.reply.answer, language, origin="tool")))
                 if outcome.meta is not None:
                     turn = Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time())
-                    await self.memory.save(remember(conversation, turn, meta=outcome.meta))
+                    await self.memory.save(remember(conversation, turn, meta=self._sealed(outcome.meta, masker)))
         except Exception as exc:
             log.exception("confirmed action failed in %s", message.conversation)
             return await self._failed(message, profile, exc)
+        finally:
+            self._maskers.pop(message.conversation, None)
         await self.events.record(outcome.event, message.conversation, channel=message.channel,
                                  reply_id=outcome.reply.id, user=message.user.id, action=pending_id)
-        return outcome.reply
+        return dataclasses.replace(outcome.reply, answer=masker.unmask(outcome.reply.answer))
 
     async def _decide(self, message: Message, conversation: Conversation, profile: Profile, language: str,
                       pending_id: str, accepted: bool) -> _Outcome:
@@ -303,7 +339,7 @@ class Engine:
         if joined_score <= score and not condense.is_follow_up(text):
             return text, hits, score
         own = await run(self.retriever.judge, text, joined_hits[:3], language)
-        if not condense.relates(text, own, language):
+        if not condense.relates(text, own, language) or joined_score < min(score, profile.min_confidence):
             return text, hits, score
         if score >= profile.min_confidence and condense.better_alone(own, hits):
             return text, hits, score
@@ -351,6 +387,35 @@ class Engine:
     def _notice(self, message: Message, profile: Profile, key: str, language: str, **values: object) -> Reply:
         return Reply(id=new_reply_id(), conversation=message.conversation, answered=False, language=language,
                      answer=profile.text(key, language, **values))
+
+    def _masker(self, profile: Profile, conversation: Conversation) -> Masker:
+        """The conversation's masker: its placeholders so far (sealed in its memory), the profile's policy."""
+        sealed = conversation.meta.get("pii")
+        vault = None
+        if sealed and self.pii_key:
+            try:
+                vault = unseal(sealed, self.pii_key)
+            except Exception:  # another key, or damaged: start afresh rather than fail the turn
+                log.warning("could not unseal the placeholders of %s", conversation.key)
+        return Masker(profile.pii, vault)
+
+    def _sealed(self, meta: Mapping[str, Any], masker: Masker) -> dict[str, Any]:
+        """The conversation's meta with its placeholder values sealed in (never in clear)."""
+        meta = {k: v for k, v in meta.items() if k != "pii"}
+        if self.pii_key and masker.vault.to_dict().get("entries"):
+            meta["pii"] = seal(masker.vault, self.pii_key)
+        return meta
+
+    async def _moderated(self, message: Message, profile: Profile, language: str, query: str,
+                         verdict: Verdict, stage: str) -> _Outcome:
+        """A message (or a generated answer) moderation flagged: the profile's safe message, a person offered."""
+        key = safe_message_key(verdict.category, output=stage == "output")
+        reply = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text(key, language),
+                      language=language, answered=False,
+                      actions=(self._human_action(profile, language, HandoffReason.POLICY_TOPIC),))
+        await self.events.record("moderated", message.conversation, channel=message.channel, profile=profile.key,
+                                 category=verdict.category or "", by=verdict.by, stage=stage)
+        return _Outcome(reply, query, "declined")
 
     def _smalltalk(self, message: Message, profile: Profile, language: str, kind: str) -> Reply:
         """A hello, a thank-you or "anyone there?": a short reply of the profile's, no page quoted,
@@ -431,6 +496,11 @@ class Engine:
     def close(self) -> None:
         self._searches.shutdown(wait=False, cancel_futures=True)
 
+    def masked(self, text: str, profile: str = "") -> str:
+        """`text` with its personal data masked under the profile's policy, for stores kept
+        outside the engine (an adapter's transcript): fresh placeholders, not the conversation's."""
+        return Masker(self.profiles.get(profile).pii).mask(text)
+
     async def history(self, conversation: str) -> Conversation:
         return await self.memory.load(conversation)
 
@@ -461,3 +531,25 @@ def _with_context(conversation: Conversation, message: Message) -> Conversation:
     now = time.time()
     return remember(conversation, *(Turn("user", text[:CONTEXT_CHARS], at=now)
                                     for text in message.context[-CONTEXT_MESSAGES:] if text.strip()))
+
+
+def _unmasking(on_text: OnText | None, masker: Masker) -> OnText | None:
+    """Streamed text as the user sees it: their own data, not its placeholders (the answerer
+    streams whole checked sentences, so a placeholder is never cut in two)."""
+    if on_text is None:
+        return None
+
+    async def shown(delta: str) -> None:
+        await on_text(masker.unmask(delta))
+    return shown
+
+
+def _masked(value: Any, masker: Masker, language: str) -> Any:
+    """A tool's result with the personal data in its strings masked, for the model to read."""
+    if isinstance(value, str):
+        return masker.mask(value, language, origin="tool")
+    if isinstance(value, Mapping):
+        return {k: _masked(v, masker, language) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, masker, language) for v in value]
+    return value

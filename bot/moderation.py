@@ -246,3 +246,11 @@ def moderator(settings: ModerationSettings) -> Moderator:
     if settings.base_url:
         return OpenAIModerator(settings.base_url, settings.api_key, settings.model, settings.timeout)
     return LocalModerator()
+
+
+def safe_message_key(category: str | None, output: bool = False) -> str:
+    """The string key for a flagged turn: the self-harm message whenever self-harm is the
+    category (even in a generated answer), the withheld-answer one for other flagged output."""
+    if category == "self_harm":
+        return "safe_message_self_harm"
+    return "safe_answer_withheld" if output else "safe_message"

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import strings
 from bot.errors import ConfigError
+from bot.pii import PiiPolicy, parse_policy
 
 OVERRIDABLE = ("fallback", "offer_human", "greeting", "handoff_unclaimed", "closing")
 EVENTS = ("escalation_unclaimed", "ai_failed")  # what automations can be triggered by
@@ -108,6 +109,7 @@ class Profile:
     tool_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. any_order = true for staff
     contact: Mapping[str, str] = field(default_factory=dict)  # how to reach people, per language ("" = any)
     allowed_domains: tuple[str, ...] = ()  # links to these (and subdomains) and to cited sources may open
+    pii: PiiPolicy = PiiPolicy()  # what personal data is masked before it is stored or leaves (bot/pii.py)
 
     def reads(self, source: str) -> bool:
         """May this profile's answers come from `source`?"""
@@ -185,7 +187,8 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
         handoff=_handoff(f"{where}: handoff", _field(where, data, "handoff", dict, {})),
         tools=_strings(where, data, "tools") or (), tool_options=_field(where, data, "tool_options", dict, {}),
         contact=_contact(where, data.get("contact", {})),
-        allowed_domains=_strings(where, data, "allowed_domains") or ())
+        allowed_domains=_strings(where, data, "allowed_domains") or (),
+        pii=parse_policy(_field(where, data, "pii", dict, None), f"{where}: pii"))
 
 
 def _contact(where: str, value: Any) -> dict[str, str]:

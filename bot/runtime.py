@@ -8,6 +8,7 @@ into an empty index. Adapters get a `Runtime` and use `runtime.engine`.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,8 @@ from bot.memory import Memory
 from bot.memory_redis import RedisMemory
 from bot.memory_sqlite import SqliteMemory
 from bot.model import OpenAIChatModel
+from bot.moderation import moderator
+from bot.pii import new_key
 from bot.profiles import Profiles, load_profiles
 from bot.settings import Settings
 from bot.store import EventLog, connect
@@ -73,7 +76,8 @@ class Runtime:
             answerer, acting = GenerativeAnswerer(model), ToolLoop(model, settings.tool_steps)
         handoffs = Handoffs(events.engine, events, profiles, memory)
         engine = Engine(memory=memory, retriever=Retriever(index, embedder), answerer=answerer,
-                        profiles=profiles, events=events, handoffs=handoffs, toolbox=toolbox, acting=acting)
+                        profiles=profiles, events=events, handoffs=handoffs, toolbox=toolbox, acting=acting,
+                        moderator=moderator(settings.moderation), pii_key=pii_key(settings))
         for problem in catalog.problems(profiles, toolbox, settings.uses_llm):
             log.warning("%s", problem)
         return cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs, toolbox)
@@ -93,9 +97,9 @@ class Runtime:
                 for name, path in SAMPLE_SOURCES]
 
     def warm(self) -> None:
-        """Load the language and embedding models now rather than during the first question."""
+        """Load the models, the language space and the index's views now rather than during the first question."""
         detect("warm up")
-        self.embedder.query("warm up")
+        self.engine.retriever.search("warm up", k=1)
 
     async def check(self) -> list[str]:
         """Problems an operator should know about now (an unreachable Redis, an empty index)."""
@@ -113,9 +117,28 @@ class Runtime:
 
     async def close(self) -> None:
         self.engine.close()
+        if hasattr(self.engine.moderator, "close"):
+            await self.engine.moderator.close()
         await self.memory.close()
         model = getattr(self.answerer, "model", None)
         if model is not None:
             await model.close()
         self.events.close()
         self.index.close()
+
+
+def pii_key(settings: Settings) -> bytes:
+    """SWITCHBOARD_PII_KEY, or a key kept in the data folder (made once, readable by its owner
+    only). Several hosts sharing Redis must share SWITCHBOARD_PII_KEY."""
+    if settings.pii_key:
+        return settings.pii_key.encode()
+    path = Path(settings.home) / "pii.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_bytes().strip()
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(new_key())
+    return path.read_bytes().strip()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from bot.errors import ConfigError
+from bot.moderation import ModerationSettings
 
 # Connector credentials are read from these variables (a source's `token_env` names one)
 CREDENTIAL_PREFIXES = ("CONFLUENCE_", "NOTION_", "GOOGLE_", "GDRIVE_", "SWITCHBOARD_SECRET_")
@@ -62,6 +63,13 @@ def _tools(env: Mapping[str, str]) -> dict[str, object]:
             "tool_steps": _int(env, "SWITCHBOARD_TOOL_STEPS", 4)}
 
 
+def _moderation(env: Mapping[str, str]) -> ModerationSettings:
+    try:
+        return ModerationSettings.from_env(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the engine and the web process are configured with."""
@@ -88,6 +96,8 @@ class Settings:
     shopify_token: str = field(default="", repr=False)
     tool_steps: int = 4
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # knowledge sources' secrets
+    pii_key: str = field(default="", repr=False)  # seals personal data in memory; "" = a key file in home
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
 
     @property
     def uses_llm(self) -> bool:
@@ -116,6 +126,8 @@ class Settings:
             load_sample=env.get("SWITCHBOARD_SAMPLE", "1") not in ("0", "false", "no"),
             **_tools(env),
             credentials={k: v for k, v in env.items() if k.startswith(CREDENTIAL_PREFIXES)},
+            pii_key=env.get("SWITCHBOARD_PII_KEY", "").strip(),
+            moderation=_moderation(env),
         )
 
     def redacted(self) -> dict[str, str]:

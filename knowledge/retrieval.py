@@ -80,7 +80,7 @@ class Retriever:
         stored = self.index.chunks(best)
         bm25 = dict(lex)
         wanted = set(query_terms)
-        known = spelling.known_share(query_terms, vocabulary)
+        known = spelling.known_share(lexical.terms(query, language), vocabulary)  # as written, uncorrected
         return [Hit(stored[r], fused[r], raw.get(r, 0.0), bm25.get(r, 0.0), _coverage(wanted, stored[r]),
                     self.space.relevance(raw[r], language, stored[r].language) if r in raw else 0.0,
                     centred.get(r, 0.0), known)
@@ -92,6 +92,7 @@ class Retriever:
         language = language or detect(query)[0] or "en"
         vocabulary = self.index.vocabulary()
         terms = lexical.terms(query, language, vocabulary)
+        known = spelling.known_share(lexical.terms(query, language), vocabulary)
         vector = self._vector(query)
         view = self.index.dense_view()
         judged = []
@@ -101,7 +102,7 @@ class Retriever:
                 else 0.0
             judged.append(dataclasses.replace(
                 hit, dense=raw, relevance=self.space.relevance(raw, language, hit.stored.language) if raw else 0.0,
-                coverage=_coverage(set(terms), hit.stored), known=spelling.known_share(terms, vocabulary)))
+                coverage=_coverage(set(terms), hit.stored), known=known))
         return judged
 
     def _vector(self, query: str) -> np.ndarray:

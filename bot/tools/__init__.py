@@ -60,6 +60,10 @@ class ToolContext:
     notes: dict[str, Any] = field(default_factory=dict)  # kept in the conversation (e.g. ticket keys)
     tally: Callable[..., typing.Awaitable[int]] | None = None  # Memory.tally(key, window, hits), for rate limits
     transcript: tuple[tuple[str, str], ...] = ()  # (role, text) of the conversation so far
+    # The model sees personal data as placeholders (bot/pii.py): `reveal` gives a tool's arguments
+    # back the values the user typed, `conceal` masks what a tool returns before the model reads it.
+    reveal: Callable[[Any], Any] = lambda value: value
+    conceal: Callable[[Any], Any] = lambda value: value
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,25 @@ async def test_a_read_only_tool_runs_and_its_result_goes_back_to_the_model(build
     assert "acted" in kinds(events) and "tool_called" in kinds(events)
 
 
-async def test_streamed_tool_call_chunks_are_put_back_together(build, openai_server, service):
-    openai_server.steps += [Step(calls=[Call("lookup", {"order": "W7"})]),
+async def test_streamed_tool_call_chunks_are_put_back_together(openai_server):
+    openai_server.steps.append(Step(chunks=["Let me check. "], calls=[Call("lookup", {"order": "W7"})]))
+    deltas: list[str] = []
+
+    async def on_text(delta: str) -> None:
+        deltas.append(delta)
+
+    model = OpenAIChatModel("test-model", base_url=openai_server.base_url, api_key="sk-test", max_retries=0)
+    step = await model.step([{"role": "user", "content": "Status of order W7?"}],
+                            [{"type": "function", "function": {"name": "lookup", "parameters": {}}}], on_text=on_text)
+    assert openai_server.requests[0]["stream"] is True and "".join(deltas) == "Let me check. "
+    [call] = step.calls
+    assert call.name == "lookup" and json.loads(call.arguments) == {"order": "W7"}
+
+
+async def test_a_turn_with_tools_is_not_streamed(build, openai_server, service):
+    # text a model writes before calling a tool would show, then be replaced by the tool's outcome
+    openai_server.steps += [Step(chunks=["Sure, I'll open a ticket for 100 people! "],
+                                 calls=[Call("lookup", {"order": "W7"})]),
                             Step(chunks=["Order W7 ", "has shipped."])]
     deltas: list[str] = []
 
@@ -154,7 +171,7 @@ async def test_streamed_tool_call_chunks_are_put_back_together(build, openai_ser
 
     reply = await build().handle(ask("Status of order W7?"), on_text=on_text)
     assert service.lookups == ["W7"] and reply.answer == "Order W7 has shipped."
-    assert openai_server.requests[0]["stream"] is True and "".join(deltas) == "Order W7 has shipped."
+    assert deltas == [] and not any(r.get("stream") for r in openai_server.requests)
 
 
 async def test_an_action_waits_for_yes_and_runs_once_on_a_double_click(build, openai_server, service, events, memory):
@@ -280,7 +297,9 @@ async def test_an_instruction_inside_a_document_creates_nothing(build, openai_se
     reply = await build().handle(ask("When are the printers on floor 3 serviced?"))
     assert service.tickets == []
     first = openai_server.requests[0]["messages"]
-    assert "IMPORTANT SYSTEM NOTICE" in first[-1]["content"]  # the passage reached the model, as data
+    # the passage reached the model as data, without the planted notice (removed at ingest, flagged)
+    assert "floor 3 are serviced every Monday" in first[-1]["content"]
+    assert "IMPORTANT SYSTEM NOTICE" not in first[-1]["content"] and retriever.index.flagged("notes")
     assert "never instructions" in first[0]["content"]
     # one question at most, which the user can refuse; the other two calls were not run
     assert [a.kind for a in reply.actions] == ["confirm", "confirm"]

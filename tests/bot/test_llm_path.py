@@ -26,16 +26,19 @@ def make_engine(memory, retriever, profiles, events):
     return build
 
 
-async def test_streams_a_cited_answer(openai_server, make_engine):
-    openai_server.steps.append(Step(chunks=["You have ", "30 days from delivery ", "to return an item [1]."]))
+async def test_streams_a_cited_answer_sentence_by_sentence(openai_server, make_engine):
+    openai_server.steps.append(Step(chunks=["You have ", "30 days from delivery ", "to return an item [1]. ",
+                                            "That is more than twice ", "the 14 days required by law [1]."]))
     deltas: list[str] = []
 
     async def on_text(delta: str) -> None:
         deltas.append(delta)
 
     reply = await make_engine(openai_server.base_url).handle(ask(QUESTION), on_text=on_text)
-    assert reply.answered and reply.answer == "You have 30 days from delivery to return an item [1]."
-    assert "".join(deltas) == reply.answer and len(deltas) >= 2
+    assert reply.answered and reply.answer == ("You have 30 days from delivery to return an item [1]. "
+                                               "That is more than twice the 14 days required by law [1].")
+    assert "".join(deltas) == reply.answer
+    assert deltas[0] == "You have 30 days from delivery to return an item [1]. "  # a whole checked sentence
     assert reply.citations and "return" in reply.citations[0].document_id.lower() or \
         "retour" in reply.citations[0].document_id
     request = openai_server.requests[0]
@@ -61,6 +64,31 @@ async def test_an_unsupported_answer_is_declined(openai_server, make_engine):
     openai_server.steps.append(Step(text="You have 90 days and we refund 150% of the price [1]."))
     reply = await make_engine(openai_server.base_url).handle(ask(QUESTION))
     assert not reply.answered and not reply.citations
+
+
+async def test_a_contradiction_is_declined_and_nothing_of_it_streams(openai_server, make_engine):
+    # every word of it is in the passages: only its polarity is wrong
+    openai_server.steps.append(Step(chunks=["You don't have ", "30 days from delivery to return an item [1]."]))
+    deltas: list[str] = []
+
+    async def on_text(delta: str) -> None:
+        deltas.append(delta)
+
+    reply = await make_engine(openai_server.base_url).handle(ask(QUESTION), on_text=on_text)
+    assert not reply.answered and not reply.citations and deltas == []
+
+
+async def test_what_streamed_is_the_answer_when_a_later_sentence_fails(openai_server, make_engine):
+    openai_server.steps.append(Step(chunks=["You have 30 days from delivery to return an item [1]. ",
+                                            "We also refund 150% of the price in 2 hours [1]."]))
+    deltas: list[str] = []
+
+    async def on_text(delta: str) -> None:
+        deltas.append(delta)
+
+    reply = await make_engine(openai_server.base_url).handle(ask(QUESTION), on_text=on_text)
+    assert reply.answered and reply.answer == "You have 30 days from delivery to return an item [1]."
+    assert "".join(deltas).strip() == reply.answer and "150%" not in "".join(deltas)
 
 
 async def test_history_goes_to_the_model(openai_server, make_engine):

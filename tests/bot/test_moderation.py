@@ -11,7 +11,8 @@ import pytest
 
 from bot.moderation import (LocalModerator, ModerationSettings, OpenAIModerator, Verdict, fold,
                             moderator)
-from bot.safety_strings import SAFETY_STRINGS, safe_message_key
+from bot.moderation import safe_message_key
+from bot.strings import STRINGS as SAFETY_STRINGS
 from tests.fakes.openai_server import Moderated
 from tests.fakes.server import free_port
 

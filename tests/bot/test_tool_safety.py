@@ -69,7 +69,8 @@ async def test_a_compromised_model_and_a_user_saying_yes_50_times_make_at_most_t
     for turn in range(50):
         openai_server.steps.append(ticket_call(turn))
         reply = await engine.handle(ask(f"Help with the printer, attempt {turn}"))
-        if not reply.actions:
+        if not [a for a in reply.actions if a.kind == "confirm"]:
+            assert not reply.answered and [a.kind for a in reply.actions] == ["handoff"]  # a person offered
             refused += 1
             assert "limit for this action is reached" in reply.answer
             continue
@@ -90,7 +91,7 @@ async def test_the_profile_limits_a_user_across_conversations(build, openai_serv
         for turn in range(3):
             openai_server.steps.append(ticket_call(turn))
             reply = await engine.handle(ask("A ticket please", conversation, "strict"))
-            if reply.actions:
+            if [a for a in reply.actions if a.kind == "confirm"]:
                 openai_server.steps.append(Step(text="NO_ANSWER"))
                 await engine.confirm(click(conversation, "strict"), reply.actions[0].value, True)
                 created += 1

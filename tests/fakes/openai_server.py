@@ -113,7 +113,8 @@ class ScriptedOpenAI:
                                 status_code=step.status)
         if body.get("stream"):
             return StreamingResponse(self._stream(body["model"], step), media_type="text/event-stream")
-        message: dict[str, Any] = {"role": "assistant", "content": step.text or (None if step.calls else "")}
+        text = step.text or "".join(step.chunks or ())
+        message: dict[str, Any] = {"role": "assistant", "content": text or (None if step.calls else "")}
         if step.calls:
             message["tool_calls"] = step.tool_calls()
         return JSONResponse({

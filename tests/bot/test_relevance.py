@@ -1,0 +1,88 @@
+"""The relevance decision on the sample knowledge, through the real engine: what is answered,
+what is declined, in every turn and language (issue 14). bench/conversations.py measures the
+rates on the whole development set; these are the classes, one case or two each."""
+from __future__ import annotations
+
+import pytest
+
+from bot.answering import ExtractiveAnswerer
+from bot.engine import Engine
+from bot.moderation import LocalModerator
+from bot.types import Message, User
+
+
+@pytest.fixture
+def engine(memory, retriever, profiles, events):
+    return Engine(memory=memory, retriever=retriever, answerer=ExtractiveAnswerer(), profiles=profiles,
+                  events=events, moderator=LocalModerator())
+
+
+async def turn(engine: Engine, text: str, conversation: str = "web:r1"):
+    return await engine.handle(Message(conversation=conversation, text=text, user=User(id="u"), channel="web",
+                                       private=False))
+
+
+def declined(reply) -> bool:
+    return not reply.answered and any(a.kind == "handoff" for a in reply.actions)
+
+
+def cites(reply, fragment: str) -> bool:
+    return any(fragment in f"{c.source}/{c.document_id}" for c in reply.citations)
+
+
+@pytest.mark.parametrize("text", ["hello", "Thanks!", "is anyone there?", "Merci beaucoup !", "你好", "在吗？"])
+async def test_small_talk_gets_a_short_reply_without_a_page(engine, text):
+    await turn(engine, "How long do I have to return an item?")
+    reply = await turn(engine, text)
+    assert reply.answered and not reply.citations and not reply.actions and len(reply.answer) < 200
+
+
+@pytest.mark.parametrize("text", ["what's the weather tomorrow?", "who won the match?", "et la recette des crêpes ?",
+                                  "昨晚的足球比赛谁赢了？", "is it raining?"])
+async def test_an_off_topic_turn_after_an_answer_is_declined(engine, text):
+    first = await turn(engine, "How long do I have to return an item?")
+    assert first.answered and cites(first, "returns")
+    assert declined(await turn(engine, text))
+
+
+@pytest.mark.parametrize("first, follow, where, fact", [
+    ("What are your delivery times?", "and for Belgium?", "delivery", "Belgium"),
+    ("Quels sont vos délais de livraison ?", "et pour la Suisse ?", "livraison", "Suisse"),
+    ("How long does delivery to Germany take?", "what about returns?", "returns", "30 days"),
+])
+async def test_a_follow_up_is_answered_from_the_conversation(engine, first, follow, where, fact):
+    await turn(engine, first)
+    reply = await turn(engine, follow)
+    assert reply.answered and fact in reply.answer and (cites(reply, where) or cites(reply, "delivery_times"))
+
+
+@pytest.mark.parametrize("question, page", [("灯的保修期是几年？", "warranty"), ("有学生折扣吗？", "discounts"),
+                                            ("怎么删除账户？", "account")])
+async def test_a_question_answered_only_in_another_language_cites_that_page_and_says_so(engine, question, page):
+    reply = await turn(engine, question)
+    assert reply.answered and reply.language == "zh" and cites(reply, page)
+    assert "帮助中心" in reply.answer.split("\n")[0]  # "this answer comes from our … help center", in Chinese
+
+
+async def test_a_misspelled_question_is_answered_like_the_right_one(engine):
+    reply = await turn(engine, "how lnog do i have to retrun an item")
+    assert reply.answered and cites(reply, "returns")
+
+
+@pytest.mark.parametrize("text", ["blah " * 3000, "asdkjh qwe lkjsdf", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"])
+async def test_noise_is_declined(engine, text):
+    assert declined(await turn(engine, text))
+
+
+@pytest.mark.parametrize("text", ["Do you offer lamp repair workshops?", "What is your CEO's name?",
+                                  "Do you have a loyalty points program?"])
+async def test_what_the_knowledge_does_not_cover_is_declined(engine, text):
+    assert declined(await turn(engine, text))
+
+
+async def test_a_message_moderation_flags_gets_the_safe_message_and_a_person(engine, events):
+    reply = await turn(engine, "I want to kill myself tonight")
+    assert not reply.answered and not reply.citations and [a.kind for a in reply.actions] == ["handoff"]
+    assert "emergency" in reply.answer
+    [event] = events.events("web:r1", "moderated")
+    assert '"self_harm"' in event.detail and '"input"' in event.detail
