@@ -234,7 +234,9 @@ class WebChat:
         """Add a bubble to the transcript; the visitor already has it, so a failure is only logged."""
         try:  # kept with personal data masked, like every other store (bot/pii.py)
             text = self.engine.masked(text, profile) if text else text
-            reply = dataclasses.replace(reply, answer=self.engine.masked(reply.answer, profile)) if reply else reply
+            if reply is not None:
+                answer = await self.engine.concealed(conversation, reply.answer, profile)
+                reply = dataclasses.replace(reply, answer=answer)
             await self.transcript.add(conversation, text=text, reply=reply)
         except Exception:
             log.exception("could not keep the web transcript of %s", conversation)

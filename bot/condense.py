@@ -20,8 +20,7 @@ from knowledge.retrieval import Hit
 
 MIN_OWN_CONFIDENCE = 0.3  # the message alone, against the joined question's passages
 
-REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux|它|这个|那个|这|那)\b|[它这那]",
-                       re.IGNORECASE)
+REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux)\b|[它这那]", re.IGNORECASE)
 FOLLOW_UP = re.compile(
     r"""^\s*(and|what\ about|how\ about|same\ for|also|or|but|et|mais|ou|aussi|pareil|même\ chose|
     et\ pour|et\ si|et\ en|und|y|también|还有|那|那么|如果)\b

@@ -105,7 +105,7 @@ class Engine:
                     outcome = await self._turn(message, text, conversation, profile, language,
                                                _unmasking(on_text, masker))
                 outcome = dataclasses.replace(outcome, reply=dataclasses.replace(
-                    outcome.reply, answer=masker.mask(outcome.reply.answer, language, origin="tool")))
+                    outcome.reply, answer=masker.conceal(outcome.reply.answer)))
                 turns = [Turn("user", text, at=time.time(), query=outcome.query)]
                 if outcome.reply.answer:
                     turns.append(Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time()))
@@ -247,7 +247,7 @@ class Engine:
                 masker = self._maskers[message.conversation] = self._masker(profile, conversation)
                 outcome = await self._decide(message, conversation, profile, language, pending_id, accepted)
                 outcome = dataclasses.replace(outcome, reply=dataclasses.replace(
-                    outcome.reply, answer=masker.mask(outcome.reply.answer, language, origin="tool")))
+                    outcome.reply, answer=masker.conceal(outcome.reply.answer)))
                 if outcome.meta is not None:
                     turn = Turn("assistant", outcome.reply.answer, outcome.reply.to_dict(), time.time())
                     await self.memory.save(remember(conversation, turn, meta=self._sealed(outcome.meta, masker)))
@@ -497,9 +497,15 @@ class Engine:
         self._searches.shutdown(wait=False, cancel_futures=True)
 
     def masked(self, text: str, profile: str = "") -> str:
-        """`text` with its personal data masked under the profile's policy, for stores kept
-        outside the engine (an adapter's transcript): fresh placeholders, not the conversation's."""
+        """What a user wrote, with its personal data masked under the profile's policy, for
+        stores kept outside the engine (an adapter's transcript): fresh placeholders."""
         return Masker(self.profiles.get(profile).pii).mask(text)
+
+    async def concealed(self, conversation: str, text: str, profile: str = "") -> str:
+        """A reply as an adapter's transcript keeps it: the values of the conversation's own
+        placeholders masked (the user's data a reply echoes), nothing else touched."""
+        remembered = await self.memory.load(conversation)
+        return self._masker(self.profiles.get(profile or remembered.profile), remembered).conceal(text)
 
     async def history(self, conversation: str) -> Conversation:
         return await self.memory.load(conversation)

@@ -145,6 +145,14 @@ class Masker:
             at = span.end
         return "".join(parts) + text[at:]
 
+    def conceal(self, text: str) -> str:
+        """`text` with the values this vault knows replaced by their placeholders, and no new
+        detection: a reply that echoes the user's data is stored masked, while the store's own
+        phone number in it stays as written."""
+        for placeholder, (_, value, _) in sorted(self.vault.entries.items(), key=lambda e: -len(e[1][1])):
+            text = text.replace(value, placeholder)
+        return text
+
     def unmask(self, value: Any, origin: str | None = None) -> Any:
         """Placeholders in a string, or in the strings of a list/tuple/dict (tool arguments),
         back to their values. `origin="user"` restores only what the user supplied."""

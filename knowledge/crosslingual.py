@@ -7,9 +7,14 @@ French pages exist) gets an unrelated Chinese page. Two measured corrections, fr
 small set of parallel sentences (the same support questions in each language, shipped here;
 nothing is downloaded):
 
-- **Ranking** subtracts each language's mean vector (queries with the query prefix,
-  passages with the passage prefix) before the cosine: what is left is the topic, so the
-  other-language page that answers comes first.
+- **Ranking** subtracts from each cosine what an unrelated passage of that language
+  scores with a question of this language (`unrelated[(q, d)]`): a constant per language
+  pair, so rankings within one language are unchanged (stackfaq and cnil_fr measure the
+  same as raw cosines) and the other-language page that answers beats an unrelated page
+  in the question's language.
+- **Centred cosines** subtract each language's mean vector (queries with the query prefix,
+  passages with the passage prefix) before the cosine: what is left is the topic. They are
+  one of the confidence's signals (bot/evidence.py).
 - **Confidence** rescales a raw cosine by the language pair: `unrelated[(q, d)]` is the
   mean cosine of a question with passages that don't answer it, `related[(q, d)]` with its
   own translation. A Chinese-to-Chinese 0.86 is then as weak as an English-to-English 0.79.
@@ -121,6 +126,16 @@ class LanguageSpace:
             mean = self.passage_means[self._lang(str(doc_language))]
             scores[rows] += float(mean @ query_mean) - float(mean @ vector)
         return scores / (norms * max(float(np.linalg.norm(centred_query)), 1e-6))
+
+    def adjusted(self, raw: np.ndarray, languages: np.ndarray, language: str) -> np.ndarray:
+        """Raw cosines minus what an unrelated passage of each row's language scores with a
+        question in `language`: one constant per language pair, so a ranking within one
+        language is the raw ranking, and across languages no passage wins by its language."""
+        scores = raw.copy()
+        for doc_language in np.unique(languages):
+            rows = languages == doc_language
+            scores[rows] -= self.unrelated[self._lang(language), self._lang(str(doc_language))]
+        return scores
 
     def relevance(self, cosine: float, query_language: str, doc_language: str) -> float:
         """A raw cosine as a share of the way from "unrelated" to "its own translation" for

@@ -154,6 +154,7 @@ def test_unclaim_and_return_to_bot(t):
 def test_an_older_clients_submitted_claim_works_and_a_refusal_is_a_reply_in_the_chain(t):
     post, thread = escalate(t)
     assert t.click(cards(post)[0], "Claim", conversation=thread, user=ALICE, submit=True).status_code == 200
+    t.channel.deliveries.wait(2)  # submits are answered in the background: Alice's first, then Bob's
     assert t.click(cards(post)[0], "Claim", conversation=thread, user=BOB, submit=True).status_code == 200
     outcomes = t.channel.deliveries.wait(3)
     assert outcomes["answered"] == 1 and outcomes["refused"] == 1
