@@ -17,6 +17,15 @@ def ask(text: str, conversation: str = "tg:1") -> Message:
     return Message(conversation=conversation, text=text, user=User(id="u"), channel="telegram")
 
 
+def streamed():
+    """What the engine streams: the list it fills, and the callback that fills it."""
+    deltas: list[str] = []
+
+    async def on_text(delta: str) -> None:
+        deltas.append(delta)
+    return deltas, on_text
+
+
 @pytest.fixture
 def make_engine(memory, retriever, profiles, events):
     def build(base_url: str, timeout: float = 10) -> Engine:
@@ -29,11 +38,7 @@ def make_engine(memory, retriever, profiles, events):
 async def test_streams_a_cited_answer_sentence_by_sentence(openai_server, make_engine):
     openai_server.steps.append(Step(chunks=["You have ", "30 days from delivery ", "to return an item [1]. ",
                                             "That is more than twice ", "the 14 days required by law [1]."]))
-    deltas: list[str] = []
-
-    async def on_text(delta: str) -> None:
-        deltas.append(delta)
-
+    deltas, on_text = streamed()
     reply = await make_engine(openai_server.base_url).handle(ask(QUESTION), on_text=on_text)
     assert reply.answered and reply.answer == ("You have 30 days from delivery to return an item [1]. "
                                                "That is more than twice the 14 days required by law [1].")
@@ -50,11 +55,7 @@ async def test_streams_a_cited_answer_sentence_by_sentence(openai_server, make_e
 
 async def test_the_model_declining_is_a_decline_and_nothing_streams(openai_server, make_engine):
     openai_server.steps.append(Step(chunks=["NO_", "ANSWER"]))
-    deltas: list[str] = []
-
-    async def on_text(delta: str) -> None:
-        deltas.append(delta)
-
+    deltas, on_text = streamed()
     reply = await make_engine(openai_server.base_url).handle(ask(QUESTION), on_text=on_text)
     assert not reply.answered and reply.actions[0].value == "low_confidence"
     assert deltas == []
@@ -69,11 +70,7 @@ async def test_an_unsupported_answer_is_declined(openai_server, make_engine):
 async def test_a_contradiction_is_declined_and_nothing_of_it_streams(openai_server, make_engine):
     # every word of it is in the passages: only its polarity is wrong
     openai_server.steps.append(Step(chunks=["You don't have ", "30 days from delivery to return an item [1]."]))
-    deltas: list[str] = []
-
-    async def on_text(delta: str) -> None:
-        deltas.append(delta)
-
+    deltas, on_text = streamed()
     reply = await make_engine(openai_server.base_url).handle(ask(QUESTION), on_text=on_text)
     assert not reply.answered and not reply.citations and deltas == []
 
@@ -81,11 +78,7 @@ async def test_a_contradiction_is_declined_and_nothing_of_it_streams(openai_serv
 async def test_what_streamed_is_the_answer_when_a_later_sentence_fails(openai_server, make_engine):
     openai_server.steps.append(Step(chunks=["You have 30 days from delivery to return an item [1]. ",
                                             "We also refund 150% of the price in 2 hours [1]."]))
-    deltas: list[str] = []
-
-    async def on_text(delta: str) -> None:
-        deltas.append(delta)
-
+    deltas, on_text = streamed()
     reply = await make_engine(openai_server.base_url).handle(ask(QUESTION), on_text=on_text)
     assert reply.answered and reply.answer == "You have 30 days from delivery to return an item [1]."
     assert "".join(deltas).strip() == reply.answer and "150%" not in "".join(deltas)
