@@ -1,0 +1,229 @@
+"""One delivery pipeline for every channel: door → durable queue → answer workers → sender.
+
+    inbound  (the channel: verify → `accept` → acknowledge)
+    workers  (`Pipeline.run`: take a job → the channel's `process` → done)
+    outbound (the channel's sender: bounded timeouts; a `Transient` failure retries the
+              job with backoff, keeping what was already decided in the job's outbox)
+
+A channel plugs in a `Handler`: `process(work)` turns the stored platform delivery into
+an answer and sends it, returning its outcome (answered, declined, ignored, relayed...);
+`failed(work, error)` tells the user when it finally can't (an apology with a way to a
+human), and is itself best effort. The pipeline counts outcomes, records `delivery_failed`
+events, retries transient failures (5xx, timeouts, 429, a store down) and, after
+`max_attempts`, moves the job to the dead letters, after telling the user.
+
+A reply decided by the engine is saved in the job's outbox (`work.save`) before it is
+sent, so a retry after a send failure sends the same reply instead of answering again.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Protocol
+
+from bot.errors import SwitchboardError
+from bot.queue import Job, Queue, QueueUnavailable, consumer_name
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # ~2 minutes of retries, then a dead letter
+
+
+class Transient(SwitchboardError):
+    """A failure worth retrying: the platform answered 5xx or 429, timed out, or a store is down."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Work:
+    """A job being processed, with what the handler may do to it."""
+
+    job: Job
+    queue: Queue
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.job.payload
+
+    @property
+    def outbox(self) -> dict[str, Any]:
+        return self.job.outbox
+
+    async def save(self, **outbox: Any) -> None:
+        """Keep `outbox` with the job: a retry of this job sees it in `work.outbox`."""
+        merged = {**self.job.outbox, **outbox}
+        await self.queue.save(self.job, merged)
+        self.job = Job(**{**self.job.__dict__, "outbox": merged})
+
+
+class Handler(Protocol):
+    name: str
+
+    async def process(self, work: Work) -> str: ...
+
+    async def failed(self, work: Work, error: BaseException) -> None: ...
+
+
+class Counter(Protocol):
+    def count(self, outcome: str) -> None: ...
+
+
+Record = Callable[..., Awaitable[None]]
+
+
+class Pipeline:
+    """The queue and the answer workers of one process."""
+
+    def __init__(self, queue: Queue, *, workers: int = 4, max_attempts: int = len(BACKOFF) + 1,
+                 record: Record | None = None, metrics: Any = None, backoff: tuple[float, ...] = BACKOFF):
+        self.queue = queue
+        self.workers = workers
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.record = record
+        self.metrics = metrics
+        self.consumer = consumer_name()
+        self._handlers: dict[str, Handler] = {}
+        self._counters: dict[str, Counter] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = asyncio.Event()
+
+    def add(self, handler: Handler, counter: Counter | None = None) -> None:
+        self._handlers[handler.name] = handler
+        if counter is not None:
+            self._counters[handler.name] = counter
+
+    # -- inbound -------------------------------------------------------------------------
+    async def accept(self, job_id: str, channel: str, lane: str, payload: dict[str, Any]) -> bool:
+        """Store a verified delivery before acknowledging it: True when new, False for a
+        duplicate (already queued, running or done). QueueUnavailable when it can't be
+        stored: the channel then answers 5xx so that the platform delivers it again."""
+        started = time.perf_counter()
+        added = await self.queue.put(job_id, channel, lane, payload)
+        if not added:
+            self._count(channel, "duplicate")
+        if self.metrics is not None and hasattr(self.metrics, "observe_ack"):
+            self.metrics.observe_ack(channel, time.perf_counter() - started)
+        return added
+
+    # -- workers -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the answer workers as tasks of the running loop."""
+        self._stopping.clear()
+        self._tasks = [asyncio.create_task(self._worker(n), name=f"answers-{n}") for n in range(self.workers)]
+
+    async def stop(self) -> None:
+        """Stop taking jobs; jobs being processed are cancelled and stay leased, so they are
+        taken again (by this host's next process at once, or by another after the lease)."""
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def run_until(self, done: Callable[[], bool]) -> None:
+        """Process jobs until `done()` (for `switchboard answers --once` and benchmarks)."""
+        while not done():
+            await self.step(wait=0.2)
+
+    async def _worker(self, number: int) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except QueueUnavailable as exc:
+                log.warning("answer worker %d: %s", number, exc)
+                await asyncio.sleep(1.0)  # the store is down: wait for it without spinning
+            except Exception:
+                log.exception("answer worker %d failed", number)
+
+    async def step(self, wait: float = 1.0) -> bool:
+        """Take one job and process it; False when none was ready within `wait`."""
+        job = await self.queue.take(self.consumer, wait)
+        if job is None:
+            return False
+        await self._process(job)
+        return True
+
+    async def _process(self, job: Job) -> None:
+        handler = self._handlers.get(job.channel)
+        if handler is None:  # a channel not configured in this process: leave it to one that has it
+            await self.queue.retry(job, 5.0)
+            return
+        work = Work(job, self.queue)
+        started = time.perf_counter()
+        heartbeat = asyncio.create_task(self._heartbeat(work))
+        try:
+            outcome = await handler.process(work)
+        except asyncio.CancelledError:
+            raise
+        except Transient as exc:
+            await self._transient(handler, work, exc)
+            return
+        except Exception as exc:
+            log.exception("%s delivery %s failed", job.channel, job.id)
+            await self._give_up(handler, work, exc, dead=False)
+            return
+        finally:
+            heartbeat.cancel()
+        await self.queue.done(work.job, outcome)
+        self._count(job.channel, outcome)
+        if self.metrics is not None and hasattr(self.metrics, "observe_answer"):
+            self.metrics.observe_answer(job.channel, time.perf_counter() - started)
+
+    async def _heartbeat(self, work: Work) -> None:
+        lease = getattr(self.queue, "lease", 30.0)
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self.queue.extend(work.job)
+            except QueueUnavailable as exc:
+                log.warning("could not extend the lease of %s: %s", work.job.id, exc)
+
+    async def _transient(self, handler: Handler, work: Work, exc: Transient) -> None:
+        attempt = work.job.attempts
+        if attempt + 1 >= self.max_attempts:
+            log.warning("%s delivery %s: giving up after %d attempts: %s", work.job.channel, work.job.id,
+                        attempt + 1, exc)
+            await self._give_up(handler, work, exc, dead=True)
+            return
+        delay = exc.retry_after if exc.retry_after is not None else self.backoff[min(attempt, len(self.backoff) - 1)]
+        log.info("%s delivery %s: attempt %d failed (%s), retrying in %.0f s", work.job.channel, work.job.id,
+                 attempt + 1, exc, delay)
+        if self.metrics is not None and hasattr(self.metrics, "retried"):
+            self.metrics.retried(work.job.channel)
+        await self.queue.retry(work.job, delay)
+
+    async def _give_up(self, handler: Handler, work: Work, exc: BaseException, *, dead: bool) -> None:
+        """The end of a delivery that could not be answered: an event, the user told, done."""
+        if self.record is not None:
+            await self.record("delivery_failed", work.payload.get("conversation", work.job.lane),
+                              channel=work.job.channel, error=_describe(exc), delivery=work.job.id,
+                              attempts=work.job.attempts + 1)
+        try:
+            await handler.failed(work, exc)
+        except Exception:
+            log.exception("could not tell the user about the failed delivery %s", work.job.id)
+        if dead:
+            await self.queue.dead(work.job, _describe(exc))
+            if self.metrics is not None and hasattr(self.metrics, "dead_letter"):
+                self.metrics.dead_letter(work.job.channel)
+        else:
+            await self.queue.done(work.job, "failed")
+        self._count(work.job.channel, "failed")
+
+    def _count(self, channel: str, outcome: str) -> None:
+        counter = self._counters.get(channel)
+        if counter is not None:
+            counter.count(outcome)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__

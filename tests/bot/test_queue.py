@@ -1,0 +1,140 @@
+"""The delivery queue's contract, on both backends: the SQLite file and Redis Streams (a real
+redis-server). Two queue objects on one store stand for two processes."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from bot.queue import QueueUnavailable, RedisQueue, SqliteQueue
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def make_queue(request, tmp_path, redis_url):
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+
+    def make(lease: float = 30.0):
+        if request.param == "sqlite":
+            queue = SqliteQueue(tmp_path / "queue.sqlite3", lease=lease)
+        else:
+            queue = RedisQueue(redis_url, lease=lease, prefix=prefix)
+        return queue
+
+    return make
+
+
+async def _close(*queues):
+    for queue in queues:
+        await queue.close()
+
+
+async def test_an_id_is_queued_once_even_after_it_is_done(make_queue):
+    queue = make_queue()
+    assert await queue.put("d1", "slack", "c1", {"text": "hello"})
+    assert not await queue.put("d1", "slack", "c1", {"text": "hello"})
+    job = await queue.take("w1", wait=0.1)
+    assert job is not None and job.id == "d1" and job.payload == {"text": "hello"} and job.attempts == 0
+    await queue.done(job, "answered")
+    assert not await queue.put("d1", "slack", "c1", {"text": "hello"})
+    assert await queue.take("w1", wait=0.05) is None
+    await _close(queue)
+
+
+async def test_a_lane_runs_one_job_at_a_time_in_order_while_other_lanes_go_on(make_queue):
+    one, two = make_queue(), make_queue()
+    for job_id, lane in (("a1", "A"), ("a2", "A"), ("b1", "B"), ("a3", "A")):
+        assert await one.put(job_id, "telegram", lane, {"id": job_id})
+    first = await one.take("w1", wait=0.1)
+    assert first.id == "a1"
+    other = await two.take("w2", wait=0.1)
+    assert other.id == "b1"  # a2 waits for a1
+    assert await two.take("w2", wait=0.05) is None
+    await two.done(other, "answered")
+    await one.done(first, "answered")
+    taken = []
+    for _ in range(2):
+        job = await two.take("w2", wait=0.2)
+        taken.append(job.id)
+        await two.done(job, "answered")
+    assert taken == ["a2", "a3"]
+    await _close(one, two)
+
+
+async def test_a_job_whose_lease_ran_out_is_taken_again_with_its_outbox(make_queue):
+    dead = make_queue(lease=0.0)  # its lease is over as soon as it is given
+    assert await dead.put("d1", "slack", "c1", {"n": 1})
+    job = await dead.take("crashed", wait=0.1)
+    await dead.save(job, {"reply": {"answer": "kept"}})
+    survivor = make_queue(lease=0.0)
+    again = await survivor.take("w2", wait=0.2)
+    assert again is not None and again.id == "d1"
+    assert again.attempts == 1 and again.outbox == {"reply": {"answer": "kept"}}
+    await survivor.done(again, "answered")
+    stats = await survivor.stats()
+    assert stats.depth == 0
+    await _close(dead, survivor)
+
+
+async def test_a_live_lease_is_respected(make_queue):
+    one, two = make_queue(lease=60.0), make_queue(lease=60.0)
+    await one.put("d1", "slack", "c1", {})
+    assert (await one.take("w1", wait=0.1)).id == "d1"
+    assert await two.take("w2", wait=0.05) is None
+    await _close(one, two)
+
+
+async def test_a_retried_job_keeps_its_place_in_its_lane(make_queue):
+    queue = make_queue()
+    await queue.put("x1", "teams", "L", {})
+    await queue.put("x2", "teams", "L", {})
+    job = await queue.take("w1", wait=0.1)
+    await queue.save(job, {"sent": 1})
+    await queue.retry(job, 30.0)  # not before 30 s: x2 must not overtake it
+    assert await queue.take("w1", wait=0.05) is None
+    await queue.put("y1", "teams", "M", {})
+    assert (await queue.take("w1", wait=0.1)).id == "y1"
+    await _close(queue)
+
+
+async def test_retry_now_gives_the_job_back_counted(make_queue):
+    queue = make_queue()
+    await queue.put("x1", "teams", "L", {"a": 1})
+    job = await queue.take("w1", wait=0.1)
+    await queue.save(job, {"reply": "r"})
+    await queue.retry(job, 0.0)
+    again = await queue.take("w1", wait=0.1)
+    assert again.id == "x1" and again.attempts == 1 and again.outbox == {"reply": "r"}
+    await _close(queue)
+
+
+async def test_dead_letters_are_counted_and_free_the_lane(make_queue):
+    queue = make_queue()
+    await queue.put("x1", "slack", "L", {})
+    await queue.put("x2", "slack", "L", {})
+    job = await queue.take("w1", wait=0.1)
+    assert (await queue.stats()).depth == 2
+    await queue.dead(job, "gave up")
+    stats = await queue.stats()
+    assert stats.dead == 1 and stats.depth == 1 and stats.oldest >= 0
+    assert (await queue.take("w1", wait=0.1)).id == "x2"
+    assert not await queue.put("x1", "slack", "L", {})  # a dead letter isn't queued again by a retry
+    await _close(queue)
+
+
+async def test_sqlite_notices_a_consumer_whose_process_is_gone_at_once(tmp_path):
+    import socket
+
+    queue = SqliteQueue(tmp_path / "q.sqlite3", lease=3600)
+    await queue.put("d1", "web", "c", {})
+    gone = f"{socket.gethostname()}:{2 ** 22 + 12345}:abc"  # a pid above pid_max: no such process
+    assert (await queue.take(gone, wait=0.1)).id == "d1"
+    again = await queue.take(f"{socket.gethostname()}:1:xyz", wait=0.1)
+    assert again is not None and again.id == "d1" and again.attempts == 1
+    await queue.close()
+
+
+async def test_redis_down_is_a_clear_error():
+    queue = RedisQueue("redis://127.0.0.1:1/0")
+    with pytest.raises(QueueUnavailable, match="Redis"):
+        await queue.put("d1", "slack", "c", {})
+    await queue.close()
