@@ -52,8 +52,10 @@ class Channel(Protocol):
     async def stop(self) -> None: ...
 
 
-def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
-    """The web process's ASGI app over an opened runtime (closed at shutdown)."""
+def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: bool = True) -> Starlette:
+    """The web process's ASGI app over an opened runtime (closed at shutdown). With `answers`,
+    the process also runs answer workers on the delivery queue (bot/delivery.py); without,
+    a separate `switchboard answers` process must."""
 
     async def healthz(request: Request) -> JSONResponse:
         problems = await runtime.check()
@@ -86,10 +88,13 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = ()) -> Starlette:
                 await channel.start()
                 started.append(channel)
                 log.info("channel %s started", channel.name)
+            if answers:
+                runtime.pipeline.start()
             yield
         finally:
             for timer in timers:
                 timer.cancel()
+            await runtime.pipeline.stop()  # before the channels: a job cut here stays queued
             for channel in reversed(started):
                 try:
                     await channel.stop()

@@ -17,27 +17,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
+import time
+from urllib.parse import parse_qs
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import aiohttp
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (AsyncConnectionErrorRetryHandler,
                                                          AsyncRateLimitErrorRetryHandler)
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.deliveries import Deliveries
 from adapters.progressive import Progressive
 from adapters.slack_desk import SlackDesk
 from adapters.slack_render import action_of, escape, fallback_text, mrkdwn, parse_value, render, split
-from bot.errors import ConfigError, SwitchboardError
+from bot.delivery import Transient, Work
+from bot.errors import ConfigError, MemoryUnavailable
 from bot.handoff import CustomerUnreachable
+from bot.queue import QueueUnavailable
 from bot.profiles import Profile
 from bot.runtime import Runtime
 from bot.types import Action, Message, Reply, User, new_reply_id
@@ -53,6 +60,8 @@ ACTIONS = ("feedback_up", "feedback_down", "handoff", "share")
 TEXT_SUBTYPES = (None, "thread_broadcast", "file_share")  # message subtypes that carry a user's question
 WORKING = "eyes"
 SOCKET_TIMEOUT = 30
+API_TIMEOUT = 10  # seconds per Web API call (slack_sdk's own aiohttp session would wait 300 s)
+MAX_BODY = 1_000_000  # bytes: Slack's payloads are far smaller
 
 
 @dataclass(frozen=True)
@@ -106,13 +115,20 @@ class SlackChannel:
         self.settings = settings
         self.stream_interval = stream_interval
         self.deliveries = Deliveries()
+        self.pipeline = runtime.pipeline
+        self.pipeline.add(self, self.deliveries)
         self._users: dict[str, User] = {}
         self._socket: Any = None
-        client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_url, retry_handlers=[
-            AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=5)])
-        self.app = AsyncApp(client=client, name="switchboard", logger=log,
-                            signing_secret=settings.signing_secret or "socket-mode-only",
-                            request_verification_enabled=True)
+        self._verifier = SignatureVerifier(settings.signing_secret) if settings.signing_secret else None
+        client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_url, timeout=API_TIMEOUT,
+                                retry_handlers=[AsyncConnectionErrorRetryHandler(),
+                                                AsyncRateLimitErrorRetryHandler(max_retry_count=2)])
+        # Bolt runs in the answer workers, over deliveries this module verified and queued at
+        # the door (`_endpoint`, `_on_socket`): no second signature check (a retried job may
+        # be older than the signature's 5 minutes), and listeners finish before dispatch returns.
+        self.app = AsyncApp(client=client, name="switchboard", logger=log, signing_secret="verified-at-the-door",
+                            request_verification_enabled=False, process_before_response=True)
+        self.app.error(self._listener_error)
         for event in EVENTS:
             self.app.event(event)(self._on_message)
         self.app.action(re.compile(r"^rate_[1-5]$"))(self._on_rate)
@@ -126,7 +142,6 @@ class SlackChannel:
         self.app.action("handoff")(self._on_handoff)
         self.app.action("share")(self._on_share)
         self.app.action(re.compile(r"^tool_(yes|no)$"))(self._on_confirm)
-        self._handler = AsyncSlackRequestHandler(self.app)
 
     # -- the Channel protocol ----------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -134,8 +149,39 @@ class SlackChannel:
             return []
         return [Route("/slack/events", self._endpoint, methods=["POST"])]
 
-    async def _endpoint(self, request: Request):
-        return await self._handler.handle(request)
+    async def _endpoint(self, request: Request) -> Response:
+        """The door: check the signature before reading anything, answer Slack's handshakes,
+        queue the delivery, acknowledge. 401 forged or stale, 400 unreadable, 503 when the
+        queue can't keep it (Slack delivers it again)."""
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return PlainTextResponse("payload too large", status_code=413)
+        if self._verifier is None or not self._verifier.is_valid_request(body, dict(request.headers)):
+            return PlainTextResponse("invalid signature", status_code=401)
+        try:
+            payload = _parse(body, request.headers.get("content-type", ""))
+        except ValueError as exc:
+            return PlainTextResponse(f"unreadable request: {exc}", status_code=400)
+        if payload.get("type") == "url_verification":
+            return JSONResponse({"challenge": str(payload.get("challenge", ""))})
+        if payload.get("ssl_check"):
+            return PlainTextResponse("")
+        try:
+            await self._queue(payload, body.decode("utf-8"), request.headers.get("content-type", ""), "http")
+        except QueueUnavailable as exc:
+            log.warning("slack delivery not queued: %s", exc)
+            return PlainTextResponse("try again", status_code=503)
+        return PlainTextResponse("")
+
+    async def _queue(self, payload: Mapping[str, Any], body: Any, content_type: str, mode: str) -> None:
+        """Queue one delivery under its identity and lane (`delivery_key`), or count it ignored."""
+        found = delivery_key(payload)
+        if found is None:
+            self.deliveries.count("ignored")
+            return
+        job_id, lane = found
+        await self.pipeline.accept(job_id, self.name, lane, {"body": body, "content_type": content_type,
+                                                             "mode": mode, "conversation": lane})
 
     async def start(self) -> None:
         # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
@@ -144,6 +190,8 @@ class SlackChannel:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             self._socket = AsyncSocketModeHandler(self.app, self.settings.app_token)
+            # Our listener replaces Bolt's: queue the envelope, then acknowledge it.
+            self._socket.client.socket_mode_request_listeners[:] = [self._on_socket]
             try:  # the client retries for ever: an operator should hear about it at start instead
                 await asyncio.wait_for(self._socket.connect_async(), SOCKET_TIMEOUT)
             except asyncio.TimeoutError:
@@ -155,6 +203,61 @@ class SlackChannel:
             await self._socket.close_async()
         if self.app.client.session is not None:
             await self.app.client.session.close()
+
+    async def _on_socket(self, client: Any, request: Any) -> None:
+        """A Socket Mode envelope: queued, then acknowledged (not acknowledged if it can't be kept)."""
+        from slack_sdk.socket_mode.response import SocketModeResponse
+
+        payload = request.payload if isinstance(request.payload, dict) else {}
+        try:
+            await self._queue(payload, payload, "application/json", "socket_mode")
+        except QueueUnavailable as exc:
+            log.warning("slack delivery not queued: %s", exc)
+            return
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+
+    # -- the answer workers' side ------------------------------------------------------------
+    async def process(self, work: Work) -> str:
+        """`bot.delivery.Handler`: run a queued delivery through Bolt's listeners."""
+        payload = work.payload
+        headers = {"content-type": [payload.get("content_type") or "application/json"]}
+        request = AsyncBoltRequest(body=payload["body"], headers=headers, mode=payload.get("mode", "http"),
+                                   context={"switchboard_work": work})
+        response = await self.app.async_dispatch(request)
+        error = request.context.get("switchboard_error")
+        if error is not None:
+            if _transient(error):
+                raise Transient(_describe(error), _retry_after(error)) from error
+            raise error
+        if response.status == 404:  # no listener for it
+            return "ignored"
+        # a message no listener took (Bolt drops the bot's own) is ignored; a press was handled
+        default = "ignored" if request.body.get("type") == "event_callback" else "pressed"
+        return str(request.context.get("switchboard_outcome", default))
+
+    async def failed(self, work: Work, error: BaseException) -> None:
+        """Tell the asker the delivery failed: an apology in its thread, with a way to a human."""
+        payload = work.payload
+        data = payload["body"] if isinstance(payload["body"], dict) else _parse(
+            payload["body"].encode(), payload.get("content_type", ""))
+        event = data.get("event") or {}
+        if not event.get("channel") or not event.get("user"):
+            return
+        config = self.profiles.channel("slack", event["channel"])
+        if config.agents:
+            return
+        team = data.get("team_id") or ""
+        thread = event.get("thread_ts") or event["ts"]
+        key = f"slack:{team}:{event['channel']}:{thread}"
+        message = Message(conversation=key, text="", user=User(id=event["user"]), channel="slack",
+                          profile=config.profile, raw={"channel": event["channel"], "ts": event["ts"],
+                                                       "thread_ts": thread})
+        await self._apologise(self.app.client, message)
+        with contextlib.suppress(Exception):
+            await self._react(self.app.client, "reactions_remove", message.raw)
+
+    async def _listener_error(self, error: Exception, context: dict) -> None:
+        context["switchboard_error"] = error  # `process` raises it for the pipeline to retry or report
 
     # -- events in ---------------------------------------------------------------------------
     async def to_message(self, event: Mapping[str, Any], team: str, bot_user: str) -> Message | None:
@@ -181,38 +284,20 @@ class SlackChannel:
                        raw={"channel": channel, "ts": ts, "thread_ts": thread, "dm": dm})
 
     async def _on_message(self, event: dict, body: dict, context: dict, client: AsyncWebClient) -> None:
-        outcome = "ignored"
-        message = None
-        try:
-            team = body.get("team_id") or context.get("team_id") or body.get("enterprise_id") or ""
-            delivery = f"slack:{team}:{event['channel']}:{event['ts']}"  # one per message, whatever the event
-            if self.profiles.channel("slack", event["channel"]).agents:  # agents talk here, the bot doesn't
-                if event.get("user") and await self._first(delivery):
-                    outcome = await self.desk.on_message(event, client)
-                return
-            message = await self.to_message(event, team, context.get("bot_user_id") or "")
-            if message is None:
-                return
-            if not await self._first(delivery):
-                outcome = "duplicate"
-                return
-            message = replace(message, user=await self._user(client, message.user.id),
-                              context=await self._thread(client, message))
-            outcome = await self._answer(message, client)
-        except Exception as exc:  # the edge: log, record, and tell the user
-            outcome = "failed"
-            log.exception("slack event failed")
-            if message is not None:
-                await self._failed(client, message, exc)
-        finally:
-            self.deliveries.count(outcome)
-
-    async def _first(self, key: str) -> bool:
-        try:
-            return await self.memory.first_delivery(key)
-        except SwitchboardError:  # the store is down: answering twice beats not answering
-            log.warning("could not check %s for redelivery", key)
-            return True
+        """A message event, in an answer worker (queued once per message: see `delivery_key`).
+        Failures propagate to `process`, which retries the transient ones and apologises for the rest."""
+        context["switchboard_outcome"] = "ignored"
+        team = body.get("team_id") or context.get("team_id") or body.get("enterprise_id") or ""
+        if self.profiles.channel("slack", event["channel"]).agents:  # agents talk here, the bot doesn't
+            if event.get("user"):
+                context["switchboard_outcome"] = await self.desk.on_message(event, client)
+            return
+        message = await self.to_message(event, team, context.get("bot_user_id") or "")
+        if message is None:
+            return
+        message = replace(message, user=await self._user(client, message.user.id),
+                          context=await self._thread(client, message))
+        context["switchboard_outcome"] = await self._answer(message, client, context.get("switchboard_work"))
 
     async def _thread(self, client: AsyncWebClient, message: Message) -> tuple[str, ...]:
         """What people said in the thread before the bot was called into it (best effort)."""
@@ -246,21 +331,33 @@ class SlackChannel:
         return (await self._user(client, user)).name
 
     # -- replies out -------------------------------------------------------------------------
-    async def _answer(self, message: Message, client: AsyncWebClient) -> str:
+    async def _answer(self, message: Message, client: AsyncWebClient, work: Work | None = None) -> str:
+        """Answer and send. The reply is kept in the job's outbox before it is sent, so a retry
+        after a failed send (Slack 5xx, a timeout) sends this reply rather than answering again."""
         raw = message.raw
-        await self._react(client, "reactions_add", raw)
         profile = self.profiles.get(message.profile)
-        try:
-            if message.private and not raw["dm"]:
+        saved = work.outbox.get("reply") if work is not None else None
+        private = message.private and not raw["dm"]
+        if saved is not None:
+            reply = Reply.from_dict(saved)
+        else:
+            await self._react(client, "reactions_add", raw)
+            if private:
                 reply = await self.engine.handle(message)
-                await self._post_private(client, reply, profile, raw["channel"], message.user.id, raw["thread_ts"])
+                if work is not None:
+                    await work.save(reply=reply.to_dict())
             else:
-                reply = await self._stream(client, message, profile)
-        finally:
-            await self._react(client, "reactions_remove", raw)
+                reply = await self._stream(client, message, profile, work)
+        if private:
+            await self._post_private(client, reply, profile, raw["channel"], message.user.id, raw["thread_ts"])
+        else:
+            placeholder = work.outbox.get("placeholder") if work is not None else None
+            await self.post(client, reply, profile, raw["channel"], raw["thread_ts"], update=placeholder)
+        await self._react(client, "reactions_remove", raw)
         return "answered" if reply.answered else "declined"
 
-    async def _stream(self, client: AsyncWebClient, message: Message, profile: Profile) -> Reply:
+    async def _stream(self, client: AsyncWebClient, message: Message, profile: Profile, work: Work | None) -> Reply:
+        """The engine's answer, shown growing in one placeholder message while an LLM streams."""
         channel, thread = message.raw["channel"], message.raw["thread_ts"]
         placeholder: dict[str, str] = {}
 
@@ -276,7 +373,8 @@ class SlackChannel:
         progressive = Progressive(show, interval=self.stream_interval)
         reply = await self.engine.handle(message, on_text=progressive.add)
         await progressive.finish()
-        await self.post(client, reply, profile, channel, thread, update=placeholder.get("ts"))
+        if work is not None:
+            await work.save(reply=reply.to_dict(), placeholder=placeholder.get("ts"))
         return reply
 
     async def post(self, client: AsyncWebClient, reply: Reply, profile: Profile, channel: str,
@@ -307,18 +405,13 @@ class SlackChannel:
         except SlackApiError as exc:  # a missing reaction scope must not cost the answer
             log.info("%s failed: %s", method, exc.response.get("error"))
 
-    async def _failed(self, client: AsyncWebClient, message: Message, exc: Exception) -> None:
-        error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-        await self.events.record("delivery_failed", message.conversation, channel="slack", error=str(error))
+    async def _apologise(self, client: AsyncWebClient, message: Message) -> None:
         profile = self.profiles.get(message.profile)
         language = message.user.locale.split("-")[0] or profile.language
         apology = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
                         language=language, answered=False, actions=(Action(
                             "handoff", profile.text("talk_to_human", language), "handoff", "ai_error"),))
-        try:
-            await self.post(client, apology, profile, message.raw["channel"], message.raw["thread_ts"])
-        except Exception:
-            log.exception("could not tell the user in %s about the failure", message.conversation)
+        await self.post(client, apology, profile, message.raw["channel"], message.raw["thread_ts"])
 
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
         """`bot.handoff.Courier`: a human agent's words (or a notice) to a Slack customer."""
@@ -342,16 +435,14 @@ class SlackChannel:
                           text=command.get("text", ""), user=User(id=command["user_id"]), channel="slack",
                           profile=config.profile, private=True, id=command.get("trigger_id", ""))
         profile = self.profiles.get(config.profile)
-        try:
-            reply = await self.engine.handle(message)
-            for blocks in render(reply, profile, share=True):
-                await respond(response_type="ephemeral", blocks=blocks, text=fallback_text(blocks))
-            self.deliveries.count("answered" if reply.answered else "declined")
-        except Exception as exc:
-            log.exception("slash command failed")
-            self.deliveries.count("failed")
-            await self.events.record("delivery_failed", message.conversation, channel="slack",
-                                     error=type(exc).__name__)
+        work: Work | None = context.get("switchboard_work")
+        saved = work.outbox.get("reply") if work is not None else None
+        reply = Reply.from_dict(saved) if saved is not None else await self.engine.handle(message)
+        if work is not None and saved is None:
+            await work.save(reply=reply.to_dict())
+        for blocks in render(reply, profile, share=True):
+            await respond(response_type="ephemeral", blocks=blocks, text=fallback_text(blocks))
+        context["switchboard_outcome"] = "answered" if reply.answered else "declined"
 
     async def _button(self, ack: Any, body: dict, action: dict) -> tuple[Message, Profile] | None:
         await ack()
@@ -446,3 +537,80 @@ class SlackChannel:
         await self.events.record("shared", message.conversation, channel="slack", reply_id=reply.id,
                                  user=message.user.id)
         await respond(delete_original=True)  # last: what a watcher of the private copy sees happens after
+
+
+# -- the door ------------------------------------------------------------------------------
+def _parse(body: bytes, content_type: str) -> dict[str, Any]:
+    """A Slack request body: JSON (events) or a form (`payload=` JSON for interactivity,
+    fields for slash commands). ValueError when it is neither."""
+    text = body.decode("utf-8")
+    if "application/json" in content_type or text.lstrip().startswith("{"):
+        data = json.loads(text)
+    else:
+        form = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        data = json.loads(form["payload"]) if "payload" in form else form
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    return data
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def delivery_key(payload: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(job id, lane) of a Slack delivery, or None for one that needs no work.
+
+    A message is one job whatever carries it (`app_mention` and `message`, retries, both
+    processes): its id is team + channel + ts, and its lane its thread, the conversation.
+    A button press or a slash command is one job per `trigger_id`, in its thread's lane.
+    """
+    team = _text(payload.get("team_id")) or _text((payload.get("team") or {}).get("id")
+                                                   if isinstance(payload.get("team"), dict) else "")
+    kind = payload.get("type")
+    if kind == "event_callback":
+        event = payload.get("event") if isinstance(payload.get("event"), dict) else {}
+        channel, ts = _text(event.get("channel")), _text(event.get("ts"))
+        if event.get("type") not in EVENTS or not channel or not ts:
+            return None
+        if event.get("subtype") not in TEXT_SUBTYPES or not _text(event.get("user")):
+            return None
+        thread = _text(event.get("thread_ts")) or ts
+        return f"slack:{team}:{channel}:{ts}", f"slack:{team}:{channel}:{thread}"
+    trigger = _text(payload.get("trigger_id"))
+    if kind == "block_actions" and trigger:
+        channel = _text((payload.get("channel") or {}).get("id")) if isinstance(payload.get("channel"), dict) else ""
+        container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
+        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+        thread = (_text(container.get("thread_ts")) or _text(message.get("thread_ts"))
+                  or _text(container.get("message_ts")) or _text(message.get("ts")) or trigger)
+        actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
+        pressed = _text(actions[0].get("action_ts")) if actions and isinstance(actions[0], dict) else ""
+        return f"slack:action:{trigger}:{pressed}", f"slack:{team}:{channel}:{thread}"
+    if payload.get("command") and trigger:
+        return (f"slack:command:{trigger}",
+                f"slack:{team}:{_text(payload.get('channel_id'))}:ask:{_text(payload.get('user_id'))}")
+    return None
+
+
+def _transient(error: BaseException) -> bool:
+    """Worth retrying: Slack's 5xx and 429, timeouts, lost connections, a store down."""
+    if isinstance(error, SlackApiError):
+        status = getattr(error.response, "status_code", 0) or 0
+        return status >= 500 or status == 429
+    return isinstance(error, (asyncio.TimeoutError, aiohttp.ClientError, MemoryUnavailable, QueueUnavailable,
+                              ConnectionError, TimeoutError))
+
+
+def _retry_after(error: BaseException) -> float | None:
+    if isinstance(error, SlackApiError):
+        value = (getattr(error.response, "headers", None) or {}).get("Retry-After")
+        with contextlib.suppress(TypeError, ValueError):
+            return min(60.0, float(value))
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SlackApiError):
+        return f"Slack {getattr(error.response, 'status_code', '?')} {error.response.get('error') or ''}".strip()
+    return type(error).__name__

@@ -15,6 +15,7 @@ from typing import Callable
 
 from bot.acting import ToolLoop
 from bot.answering import Answerer, ExtractiveAnswerer, GenerativeAnswerer
+from bot.delivery import Pipeline
 from bot.engine import Engine
 from bot.errors import SwitchboardError
 from bot.handoff import Handoffs
@@ -25,6 +26,7 @@ from bot.model import OpenAIChatModel
 from bot.moderation import moderator
 from bot.pii import new_key
 from bot.profiles import Profiles, load_profiles
+from bot.queue import open_queue
 from bot.settings import Settings
 from bot.store import EventLog, connect
 from bot.tools import Toolbox
@@ -57,6 +59,7 @@ class Runtime:
     engine: Engine
     handoffs: Handoffs
     toolbox: Toolbox
+    pipeline: Pipeline  # the delivery queue and this process's answer workers (bot/delivery.py)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None, toolbox: Toolbox | None = None) -> "Runtime":
@@ -80,7 +83,10 @@ class Runtime:
                         moderator=moderator(settings.moderation), pii_key=pii_key(settings))
         for problem in catalog.problems(profiles, toolbox, settings.uses_llm):
             log.warning("%s", problem)
-        return cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs, toolbox)
+        pipeline = Pipeline(open_queue(settings.redis_url, settings.home, settings.queue_lease),
+                            workers=settings.answer_workers, record=events.record)
+        return cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs, toolbox,
+                   pipeline)
 
     def syncer(self, lock: Lock | None = None) -> Syncer:
         """Syncs the configured sources (knowledge/sync.py) with the credentials from settings."""
@@ -116,6 +122,8 @@ class Runtime:
         return problems
 
     async def close(self) -> None:
+        await self.pipeline.stop()
+        await self.pipeline.queue.close()
         self.engine.close()
         if hasattr(self.engine.moderator, "close"):
             await self.engine.moderator.close()

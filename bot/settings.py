@@ -98,6 +98,8 @@ class Settings:
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # knowledge sources' secrets
     pii_key: str = field(default="", repr=False)  # seals personal data in memory; "" = a key file in home
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    answer_workers: int = 4  # answer tasks per process taking jobs from the delivery queue
+    queue_lease: int = 30  # seconds a taken job stays with its worker without a heartbeat
 
     @property
     def uses_llm(self) -> bool:
@@ -128,6 +130,8 @@ class Settings:
             credentials={k: v for k, v in env.items() if k.startswith(CREDENTIAL_PREFIXES)},
             pii_key=env.get("SWITCHBOARD_PII_KEY", "").strip(),
             moderation=_moderation(env),
+            answer_workers=_int(env, "ANSWER_WORKERS", cls.answer_workers),
+            queue_lease=_int(env, "QUEUE_LEASE", cls.queue_lease),
         )
 
     def redacted(self) -> dict[str, str]:
@@ -148,8 +152,11 @@ class Settings:
         """(what, value) rows for the start of `serve`: where things are, secrets masked."""
         memory = f"Redis {_mask_url(self.redis_url)}" if self.redis_url else f"SQLite {self.home / 'memory.sqlite3'}"
         tools = ", ".join(name for name, on in (("Jira", self.jira_url), ("Shopify", self.shopify_store_url)) if on)
+        queue = f"Redis Streams {_mask_url(self.redis_url)}" if self.redis_url else \
+            f"SQLite {self.home / 'queue.sqlite3'}"
         return [("data folder", str(self.home)), ("index", str(self.index_path)),
-                ("database", _mask_url(self.database_url)), ("memory", memory), ("LLM", self.llm),
+                ("database", _mask_url(self.database_url)), ("memory", memory), ("delivery queue", queue),
+                ("LLM", self.llm),
                 ("profiles", str(self.profiles_path)), ("tools", tools or "none")]
 
 

@@ -67,6 +67,7 @@ def test_no_creates_nothing(ws, fake_slack, jira):
     llm.steps += [Step(calls=[Call("create_ticket", {"summary": "Broken keyboard"})])]
     asked = question(ws, fake_slack, "My keyboard is broken, can you open a ticket?")
     ws.click("tool_no", asked)
+    ws.channel.deliveries.wait(2)  # the question, then the press
     events = ws.runtime.events
     declined = [e for e in events.events() if e.kind == "tool_declined"]
     assert declined and jira.created() == []
