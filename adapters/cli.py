@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -183,7 +184,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _unrouted_warning(runtime)
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         banner = f"Switchboard is running: {url}  ({', '.join(['web chat', *(c.name for c in channels)])})"
-        config = uvicorn.Config(create_app(runtime, channels), host=host, port=port, log_level="info",
+        config = uvicorn.Config(create_app(runtime, channels, answers=not args.no_answers), host=host, port=port,
+                                log_level="info",
                                 access_log=False, log_config=None)  # uvicorn's records go to the root handler
         _server(config, lambda: err.print(banner, markup=False, highlight=False, soft_wrap=True)).run([sock])
     finally:
@@ -405,6 +407,37 @@ def cmd_teams(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_answers(args: argparse.Namespace) -> int:
+    """Answer workers only: take deliveries from the queue that `serve` processes fill (REDIS_URL
+    shared across hosts; the SQLite queue in the data folder on one machine)."""
+    settings = _settings(announce=True)
+    runtime = _open(settings)
+    channels = [build(runtime) for _, build in _channel_settings()]
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
+        await asyncio.to_thread(runtime.warm)
+        started = []
+        try:
+            for channel in channels:  # senders only: the web process receives
+                await getattr(channel, "start_sending", channel.start)()
+                started.append(channel)
+            runtime.pipeline.start()
+            err.print(f"Switchboard answer workers are running ({runtime.pipeline.workers} tasks, "
+                      f"channels: {', '.join(['web chat', *(c.name for c in channels)])}).", markup=False)
+            await stop.wait()
+        finally:
+            await runtime.pipeline.stop()
+            for channel in reversed(started):
+                await channel.stop()
+            await runtime.close()
+    asyncio.run(run())
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.worker import run_worker
 
@@ -441,7 +474,12 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web process (web chat, channel webhooks)")
     serve.add_argument("--port", type=int, default=0, help="port (default: $PORT or 8000)")
     serve.add_argument("--host", default="", help="address to bind (default: $HOST or 127.0.0.1)")
+    serve.add_argument("--no-answers", action="store_true",
+                       help="receive and queue only; `switchboard answers` processes answer the queue")
     serve.set_defaults(func=cmd_serve)
+    answers = sub.add_parser("answers", help="run answer workers on the delivery queue (for separate web and "
+                                             "worker processes)")
+    answers.set_defaults(func=cmd_answers)
     chat = sub.add_parser("chat", help="chat in the terminal")
     chat.add_argument("--profile", default="")
     chat.add_argument("--conversation", default="", help="resume a conversation id")

@@ -109,18 +109,20 @@ class SlackChannel:
 
     name = "slack"
 
-    def __init__(self, runtime: Runtime, settings: SlackSettings, *, stream_interval: float = 0.25):
+    def __init__(self, runtime: Runtime, settings: SlackSettings, *, stream_interval: float = 0.25,
+                 api_timeout: float = API_TIMEOUT):
         self.engine, self.profiles, self.events = runtime.engine, runtime.profiles, runtime.events
         self.memory = runtime.memory
         self.settings = settings
         self.stream_interval = stream_interval
         self.deliveries = Deliveries()
+        self.api_timeout = api_timeout
         self.pipeline = runtime.pipeline
         self.pipeline.add(self, self.deliveries)
         self._users: dict[str, User] = {}
         self._socket: Any = None
         self._verifier = SignatureVerifier(settings.signing_secret) if settings.signing_secret else None
-        client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_url, timeout=API_TIMEOUT,
+        client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_url, timeout=api_timeout,
                                 retry_handlers=[AsyncConnectionErrorRetryHandler(),
                                                 AsyncRateLimitErrorRetryHandler(max_retry_count=2)])
         # Bolt runs in the answer workers, over deliveries this module verified and queued at
@@ -183,9 +185,15 @@ class SlackChannel:
         await self.pipeline.accept(job_id, self.name, lane, {"body": body, "content_type": content_type,
                                                              "mode": mode, "conversation": lane})
 
-    async def start(self) -> None:
+    async def start_sending(self) -> None:
+        """For a process that only answers (`switchboard answers`): the Web API session, no Socket Mode."""
         # One keep-alive session for every Web API call (slack_sdk opens one per call otherwise).
-        self.app.client.session = aiohttp.ClientSession()
+        # slack_sdk applies its `timeout` only to sessions it makes itself: ours carries it.
+        if self.app.client.session is None:
+            self.app.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.api_timeout))
+
+    async def start(self) -> None:
+        await self.start_sending()
         if self.settings.app_token:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

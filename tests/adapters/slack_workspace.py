@@ -177,11 +177,11 @@ def open_runtime(tmp_path: Path, sample_index_path: Path, embedder: Any, *, extr
 
 @contextlib.contextmanager
 def workspace(fake: FakeSlack, tmp_path: Path, sample_index_path: Path, embedder: Any, *, extra_profiles: str = "",
-              **env: str) -> Iterator[Workspace]:
+              api_timeout: float = 10.0, **env: str) -> Iterator[Workspace]:
     runtime = open_runtime(tmp_path, sample_index_path, embedder, extra_profiles=extra_profiles, **env)
     settings = SlackSettings.from_env({"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": SECRET,
                                        "SLACK_API_URL": f"{fake.url}/api/"})
-    channel = SlackChannel(runtime, settings, stream_interval=0)
+    channel = SlackChannel(runtime, settings, stream_interval=0, api_timeout=api_timeout)
     # lifespan: the channel starts and stops, and the runtime closes, in the server's loop
     with serve(create_app(runtime, [channel]), lifespan=True) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield Workspace(fake, runtime, channel, http)

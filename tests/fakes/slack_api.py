@@ -95,6 +95,8 @@ class FakeSlack:
     _next_ts: int = field(default=_TS_START, repr=False)
     _rate_limits: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque), repr=False)
     _failures: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque), repr=False)
+    _outages: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque), repr=False)
+    _holds: dict[str, threading.Event] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition(self._lock)
@@ -178,6 +180,19 @@ class FakeSlack:
         with self._lock:
             self._failures[method].append(error)
 
+    def outage(self, method: str, times: int, status: int = 500) -> None:
+        """The next `times` calls to `method` answer HTTP `status` with an HTML error page, as
+        Slack's edge does in an incident."""
+        with self._lock:
+            self._outages[method].extend([status] * times)
+
+    def hold(self, method: str) -> threading.Event:
+        """The next call to `method` hangs (recorded as `held:{method}`) until the returned event is set."""
+        release = threading.Event()
+        with self._lock:
+            self._holds[method] = release
+        return release
+
     def add_user(self, user_id: str, name: str | None = None, real_name: str | None = None,
                  display_name: str | None = None, tz: str = "Europe/Berlin", is_bot: bool = False,
                  **extra: Any) -> dict[str, Any]:
@@ -237,8 +252,21 @@ class FakeSlack:
             token = args["token"]
         args.pop("token", None)
 
+        with self._lock:
+            release = self._holds.pop(method, None)
+        if release is not None and not release.is_set():
+            with self._cond:
+                self._record(Call(f"held:{method}", args, token, response={}))
+            await asyncio.to_thread(release.wait)
         with self._cond:
             call = Call(method, args, token)
+            outages = self._outages.get(method)
+            if outages:
+                call.status = outages.popleft()
+                call.response = {"ok": False, "error": f"http_{call.status}"}
+                self._record(call)
+                return Response("<html><body>Internal Server Error</body></html>", status_code=call.status,
+                                media_type="text/html")
             limits = self._rate_limits.get(method)
             if limits:
                 retry_after = limits.popleft()

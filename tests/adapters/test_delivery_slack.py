@@ -1,0 +1,151 @@
+"""Nothing acknowledged is lost (issue 16), on Slack with the real Bolt app and slack_sdk
+against the fake Web API: Slack answering 500 or hanging, and a `switchboard serve` process
+killed (SIGKILL) between acknowledging a question and answering it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.adapters.slack_workspace import BOT, SECRET, event, sign, workspace
+from tests.fakes.server import free_port
+
+QUESTION = "How long do I have to return an item?"
+FAST = (0.05,) * 8  # the pipeline's backoff, shortened: these tests count attempts, not seconds
+
+
+def answers(fake, channel: str = "C00FAKECHAN1") -> list[dict]:
+    return [c.args for c in fake.calls_to("chat.postMessage") if c.ok and c.args["channel"] == channel]
+
+
+@pytest.fixture
+def ws(fake_slack, tmp_path, sample_index_path, embedder):
+    with workspace(fake_slack, tmp_path, sample_index_path, embedder, api_timeout=1.0) as space:
+        space.runtime.pipeline.backoff = FAST
+        yield space
+
+
+def test_an_answer_slack_refused_with_500s_is_delivered_once_after_recovery(ws, fake_slack):
+    fake_slack.outage("chat.postMessage", times=3)
+    ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
+    assert ws.channel.deliveries.wait(1) == {"answered": 1}
+    failed = [c for c in fake_slack.calls_to("chat.postMessage") if c.status == 500]
+    [answer] = answers(fake_slack)
+    assert len(failed) == 3 and "30 days" in json.dumps(answer["blocks"])
+    assert len(fake_slack.calls_to("reactions.add")) == 1  # one 👀, one answer: the engine ran once
+    assert fake_slack.calls_to("reactions.remove")[-1].ok
+    kinds = [e.kind for e in ws.runtime.events.events()]
+    assert kinds.count("answered") == 1 and "delivery_failed" not in kinds
+
+
+def test_a_hanging_slack_call_is_cut_by_the_timeout_and_retried(ws, fake_slack):
+    release = fake_slack.hold("chat.postMessage")
+    try:
+        ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
+        assert ws.channel.deliveries.wait(1) == {"answered": 1}
+        assert fake_slack.calls_to("held:chat.postMessage")
+        [answer] = answers(fake_slack)
+        assert "30 days" in json.dumps(answer["blocks"])
+    finally:
+        release.set()
+
+
+def test_an_outage_longer_than_the_retries_is_a_dead_letter_an_event_and_one_apology(ws, fake_slack):
+    attempts = ws.runtime.pipeline.max_attempts
+    fake_slack.outage("chat.postMessage", times=attempts)  # every attempt fails; the apology gets through
+    ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
+    assert ws.channel.deliveries.wait(1) == {"failed": 1}
+    [apology] = answers(fake_slack)
+    assert "went wrong" in apology["text"] or "went wrong" in json.dumps(apology.get("blocks"))
+    [failed] = [e for e in ws.runtime.events.events() if e.kind == "delivery_failed"]
+    assert json.loads(failed.detail)["attempts"] == attempts
+
+
+def test_a_question_redelivered_after_its_answer_is_not_answered_again(ws, fake_slack):
+    body = event(text=f"<@{BOT}> {QUESTION}")
+    ws.deliver(body)
+    ws.channel.deliveries.wait(1)
+    ws.deliver(body, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert ws.channel.deliveries.wait(2) == {"answered": 1, "duplicate": 1}
+    assert len(answers(fake_slack)) == 1
+
+
+def test_unsigned_or_junk_requests_never_reach_the_parser(ws):
+    assert ws.http.post("/slack/events", content=b"\x00\xff{{{").status_code == 401
+    junk = b"payload=%7B%7B%7B"
+    assert ws.http.post("/slack/events", content=junk, headers={
+        "Content-Type": "application/x-www-form-urlencoded", **sign(junk)}).status_code == 400
+    assert ws.channel.deliveries.total() == 0
+
+
+# -- a process killed mid-answer --------------------------------------------------------------
+def _serve(home: Path, index: Path, fake_url: str, port: int, **env: str) -> subprocess.Popen:
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_", "DATABASE_"))},
+                   "SWITCHBOARD_HOME": str(home), "SWITCHBOARD_INDEX": str(index), "SWITCHBOARD_SAMPLE": "0",
+                   "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
+                   "SLACK_API_URL": f"{fake_url}/api/", "LOG_LEVEL": "WARNING", **env}
+    process = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)],
+                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while True:  # readiness poll, bounded
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code in (200, 503):
+                return process
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("serve did not start")
+        time.sleep(0.1)
+
+
+def _deliver(port: int, body: dict) -> httpx.Response:
+    raw = json.dumps(body).encode()
+    return httpx.post(f"http://127.0.0.1:{port}/slack/events", content=raw,
+                      headers={"Content-Type": "application/json", **sign(raw)}, timeout=10)
+
+
+@pytest.mark.parametrize("queue", ["sqlite", "redis"])
+def test_a_question_acknowledged_before_a_crash_is_answered_once_after_restart(queue, fake_slack, tmp_path,
+                                                                              sample_index_path, redis_url):
+    index = tmp_path / "index.sqlite3"
+    shutil.copy(sample_index_path, index)
+    env = {"REDIS_URL": redis_url, "QUEUE_LEASE": "2"} if queue == "redis" else {}
+    if queue == "redis":
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+    port = free_port()
+    first = _serve(tmp_path, index, fake_slack.url, port, **env)
+    release = fake_slack.hold("reactions.add")  # the worker took the question and is at work on it
+    try:
+        body = event(text=f"<@{BOT}> {QUESTION}")
+        assert _deliver(port, body).status_code == 200  # acknowledged: Slack won't send it again
+        fake_slack.wait_for("held:reactions.add", timeout=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        release.set()
+        first.kill()
+    assert answers(fake_slack) == []
+    again = free_port()
+    second = _serve(tmp_path, index, fake_slack.url, again, **env)
+    try:
+        fake_slack.wait_for("chat.postMessage", timeout=60)
+        [answer] = answers(fake_slack)
+        assert answer["thread_ts"] == body["event"]["ts"] and "30 days" in json.dumps(answer["blocks"])
+        assert _deliver(again, body).status_code == 200  # Slack's retry of it now: a duplicate
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    assert len(answers(fake_slack)) == 1
