@@ -112,6 +112,7 @@ class SlackChannel:
     def __init__(self, runtime: Runtime, settings: SlackSettings, *, stream_interval: float = 0.25,
                  api_timeout: float = API_TIMEOUT):
         self.engine, self.profiles, self.events = runtime.engine, runtime.profiles, runtime.events
+        self.handoffs = runtime.handoffs
         self.memory = runtime.memory
         self.settings = settings
         self.stream_interval = stream_interval
@@ -279,6 +280,10 @@ class SlackChannel:
         thread = event.get("thread_ts") or ts
         key = f"slack:{team}:{channel}:{thread}"
         dm = event.get("channel_type") == "im" or channel.startswith("D")
+        if dm and thread == ts:  # a new top-level DM goes on with the conversation a human owns, if any
+            owned = await self.handoffs.open_under(f"slack:{team}:{channel}:")
+            if owned is not None:
+                key, thread = owned.conversation, owned.conversation.split(":")[3]
         mention = f"<@{bot_user}>"
         text = event.get("text") or ""
         addressed = dm or event.get("type") == "app_mention" or mention in text or config.respond == "all"
@@ -584,6 +589,8 @@ def delivery_key(payload: Mapping[str, Any]) -> tuple[str, str] | None:
         if event.get("subtype") not in TEXT_SUBTYPES or not _text(event.get("user")):
             return None
         thread = _text(event.get("thread_ts")) or ts
+        if event.get("channel_type") == "im" or channel.startswith("D"):  # one person: one lane for all of it
+            return f"slack:{team}:{channel}:{ts}", f"slack:{team}:{channel}"
         return f"slack:{team}:{channel}:{ts}", f"slack:{team}:{channel}:{thread}"
     trigger = _text(payload.get("trigger_id"))
     if kind == "block_actions" and trigger:

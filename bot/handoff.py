@@ -110,6 +110,13 @@ class Handoffs:
         return await self._run(lambda s: s.exec(select(Escalation).where(
             Escalation.conversation == conversation, Escalation.state.in_(OPEN))).first())
 
+    async def open_under(self, prefix: str) -> Escalation | None:
+        """The newest open escalation of a conversation whose key starts with `prefix`: a
+        customer's new top-level message in a DM belongs to the one a human already owns."""
+        return await self._run(lambda s: s.exec(select(Escalation).where(
+            Escalation.conversation.startswith(prefix, autoescape=True), Escalation.state.in_(OPEN))
+            .order_by(Escalation.id.desc())).first())
+
     async def get(self, escalation_id: int) -> Escalation | None:
         return await self._run(lambda s: s.get(Escalation, escalation_id))
 

@@ -129,6 +129,12 @@ def test_a_dm_customer_is_escalated_claimed_relayed_resolved_and_rates(ws):
     relayed = [p for p in posts(ws, "CAGENTS") if p.get("thread_ts") == post["ts"]]
     assert relayed and relayed[-1]["text"] == "*Camille:* Thanks! My order is ML-2041"
     assert len(posts(ws, DM)) == bot_posts_before
+    # a new top-level DM (not in the thread) belongs to the conversation the agent owns, too
+    ws.say("Also, the parcel box was damaged", channel=DM, user=CUSTOMER)
+    ws.channel.deliveries.wait(8)
+    relayed = [p for p in posts(ws, "CAGENTS") if p.get("thread_ts") == post["ts"]]
+    assert relayed[-1]["text"] == "*Camille:* Also, the parcel box was damaged"
+    assert len(posts(ws, DM)) == bot_posts_before
 
     # resolve: closing message with a 1–5 question; the rating is stored
     press(ws, "desk_resolve", post, agent)
@@ -213,3 +219,19 @@ def test_a_private_ask_conversation_stays_private_when_an_agent_answers(ws):
     assert any("Alice here" in json.dumps(p["blocks"]) for p in private)
     assert not any(p["channel"] == "C00FAKECHAN1" for p in posts(ws, "C00FAKECHAN1"))  # nothing public
     assert all("share" not in json.dumps(p["blocks"]) for p in private)
+
+
+def test_a_burst_of_messages_is_relayed_in_order_both_ways(ws):
+    question, post = escalate_from_dm(ws)
+    press(ws, "desk_claim", post, ALICE)
+    ws.fake.wait_for("chat.update")
+    burst = [f"agent line {n}" for n in range(5)]
+    for text in burst:  # each acknowledged at once: four answer workers take them while the next arrive
+        ws.say(text, channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
+    for n in range(5):
+        ws.say(f"customer line {n}", channel=DM, user=CUSTOMER, thread_ts=question["ts"])
+    ws.channel.deliveries.wait(12)  # the question, the press, ten messages
+    to_customer = [t for t in texts(ws, DM) if "line" in t]
+    assert [t.split(": ", 1)[1] for t in to_customer] == burst
+    to_agents = [p["text"] for p in posts(ws, "CAGENTS") if p.get("thread_ts") == post["ts"] and "line" in p["text"]]
+    assert to_agents == [f"*Camille:* customer line {n}" for n in range(5)]
