@@ -19,12 +19,12 @@ async def bursts(one: Callable[[int], Awaitable[None]], rounds: int, concurrent:
 
 
 @contextlib.contextmanager
-def server(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    """Run `command` from its "Uvicorn running on" line until the block ends (graceful SIGINT)."""
+def server(command: list[str], env: dict[str, str], ready: str = "Uvicorn running on") -> Iterator[subprocess.Popen]:
+    """Run `command` from its `ready` line on stderr until the block ends (graceful SIGINT)."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         for line in process.stderr:
-            if "Uvicorn running on" in line:
+            if ready in line:
                 break
         else:
             raise RuntimeError(f"{command} did not start")
