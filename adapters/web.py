@@ -112,7 +112,7 @@ async def _body(request: Request) -> dict[str, Any]:
         raise BadRequest("Request too large.")
     try:
         data = json.loads(raw or b"{}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):  # json.loads decodes bytes itself
         raise BadRequest("The request body must be JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
