@@ -229,8 +229,8 @@ class SqliteQueue:
 
     async def take(self, consumer: str, wait: float = 1.0) -> Job | None:
         job = await asyncio.to_thread(self._take, consumer)
-        if job is None:
-            await self._wakeup.wait(wait)
+        if job is None:  # this process's puts wake us at once; another process's are seen within 0.25 s
+            await self._wakeup.wait(min(wait, 0.25))
             job = await asyncio.to_thread(self._take, consumer)
         return job
 
