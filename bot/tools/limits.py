@@ -5,12 +5,17 @@ A profile sets them under `tool_options`:
     [profiles.support.tool_options]
     limits = {create_ticket = {per_conversation = 3, per_user_per_day = 5}}
 
-Unset, each acting tool may run 3 times per conversation and 10 times per user (per channel)
-in a day. Counts use `Memory.tally` (a fixed window shared by every worker; in-process when a
-context brings none). A proposal is checked without counting (`reached`), so the user is told
-at once instead of being asked; the count itself happens when the user says Yes (`take`),
-atomically: of two Yes on two workers racing for the last slot, one runs. A Yes refused by the
-user's daily limit still used one of the conversation's (rare: the proposal was checked).
+Unset, each acting tool may run once per conversation and 10 times per user (per channel)
+in a day: a model turned against the user (a planted instruction, a user's attack) gets at
+most one action per conversation even from a user who says Yes to everything; a second one
+in the same conversation ends the turn with the limit notice and a person offered. A profile
+that needs more (two tickets in one chat, several comments) raises `per_conversation`.
+Counts use `Memory.tally` (a fixed window shared by every worker; in-process when a context
+brings none). A proposal is checked without counting (`reached`), so the user is told at
+once instead of being asked; the count itself happens when the user says Yes (`take`),
+atomically: of two Yes on two workers racing for the last slot, one runs. A Yes refused by
+the user's daily limit still used one of the conversation's (rare: the proposal was checked).
+Read-only tools (order and ticket lookups) are not counted here.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from bot.memory import InMemoryMemory
 from bot.tools import ToolContext
 
 DAY = 86400.0
-DEFAULTS = {"per_conversation": 3, "per_user_per_day": 10}
+DEFAULTS = {"per_conversation": 1, "per_user_per_day": 10}
 
 
 def allowed(options: Mapping[str, Any], tool: str) -> dict[str, int]:

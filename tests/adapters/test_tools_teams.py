@@ -9,13 +9,16 @@ from bot.settings import DEFAULT_PROFILES
 from tests.adapters.teams_tenant import CHANNELS, CHAT, buttons, cards, fake_teams, tenant, text  # noqa: F401
 from tests.fakes.openai_server import Call, Step
 
+# two tickets may be asked for in one conversation (the default is one): the second is the No
+LIMITS = "\n[profiles.support.tool_options]\nlimits = {create_ticket = {per_conversation = 2}}\n"
+
 
 @pytest.fixture
 def t(fake_teams, tmp_path, sample_index_path, embedder, redis_url, openai_server, jira):  # noqa: F811
     profiles = tmp_path / "tools.toml"
     profiles.write_text(DEFAULT_PROFILES.read_text().replace(
         "[profiles.support]\ndefault = true\n", '[profiles.support]\ndefault = true\ntools = ["create_ticket"]\n', 1)
-        + CHANNELS)
+        + CHANNELS + LIMITS)
     with tenant(fake_teams, tmp_path, sample_index_path, embedder, REDIS_URL=redis_url,
                 SWITCHBOARD_PROFILES=str(profiles), OPENAI_BASE_URL=openai_server.base_url, OPENAI_API_KEY="sk-test",
                 JIRA_URL=jira.url, JIRA_EMAIL=jira.email, JIRA_API_TOKEN=jira.token, JIRA_PROJECT="SUP") as space:

@@ -94,7 +94,7 @@ async def test_a_planted_ticket_with_a_user_saying_yes_to_everything_makes_at_mo
             assert "Refund approved" in reply.answer  # the user is asked, from the arguments
             openai_server.steps.append(Step(text="NO_ANSWER"))
             await engine.confirm(ask(""), yes[0].value, True)
-    assert len(jira.created()) == 3  # the default limit per conversation
+    assert len(jira.created()) == 1  # the default limit per conversation
 
 
 @pytest.mark.parametrize("attack", [

@@ -78,10 +78,48 @@ async def test_a_compromised_model_and_a_user_saying_yes_50_times_make_at_most_t
         openai_server.steps.append(Step(text="Done, ticket created."))
         done = await engine.confirm(click(), reply.actions[0].value, True)
         assert f"Ticket SUP-{asked} created: Printer jams {turn}" in done.answer  # what was done, from Jira
-    assert len(jira.created()) == 3 and (asked, refused) == (3, 47)
+    assert len(jira.created()) == 1 and (asked, refused) == (1, 49)  # the default: one per conversation
     limited = events.events("web:c1", "tool_limited")
-    assert len(limited) == 47 and all('"per_conversation"' in e.detail for e in limited)
+    assert len(limited) == 49 and all('"per_conversation"' in e.detail for e in limited)
     assert len(openai_server.steps) == 0  # a refused proposal never asked the model again
+
+
+async def test_by_default_the_second_ticket_of_a_conversation_is_refused_and_another_conversation_may(
+        build, openai_server, jira):
+    engine = build()
+    openai_server.steps += [ticket_call(1), Step(text="NO_ANSWER")]
+    first = await engine.handle(ask("My printer jams, open a ticket", "web:one"))
+    assert [a.id for a in first.actions if a.kind == "confirm"] == ["tool_yes", "tool_no"]
+    done = await engine.confirm(click("web:one"), first.actions[0].value, True)
+    assert "Ticket SUP-1 created: Printer jams 1" in done.answer
+
+    openai_server.steps.append(ticket_call(2))
+    second = await engine.handle(ask("Open another ticket please", "web:one"))
+    assert "I can't do that again in this conversation today" in second.answer  # the visible notice
+    assert not second.answered and [a.kind for a in second.actions] == ["handoff"]  # declined, a person offered
+    assert len(jira.created()) == 1
+
+    openai_server.steps += [ticket_call(3), Step(text="NO_ANSWER")]
+    other = await engine.handle(ask("My scanner jams, open a ticket", "web:two"))  # same user, new conversation
+    yes = [a for a in other.actions if a.kind == "confirm" and a.id == "tool_yes"]
+    assert yes
+    done = await engine.confirm(click("web:two"), yes[0].value, True)
+    assert "Ticket SUP-2 created: Printer jams 3" in done.answer and len(jira.created()) == 2
+
+
+async def test_by_default_a_user_gets_at_most_10_tickets_a_day(build, openai_server, jira):
+    engine = build()
+    answers = []
+    for n in range(12):  # one ticket in each of twelve conversations
+        openai_server.steps.append(ticket_call(n))
+        reply = await engine.handle(ask("A ticket please", f"web:d{n}"))
+        yes = [a for a in reply.actions if a.kind == "confirm" and a.id == "tool_yes"]
+        if yes:
+            openai_server.steps.append(Step(text="NO_ANSWER"))
+            await engine.confirm(click(f"web:d{n}"), yes[0].value, True)
+        answers.append(reply.answer)
+    assert len(jira.created()) == 10
+    assert all("daily limit for this action is reached" in a for a in answers[10:])
 
 
 async def test_the_profile_limits_a_user_across_conversations(build, openai_server, jira):
