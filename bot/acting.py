@@ -42,6 +42,7 @@ from bot.tools.limits import Limits
 
 log = logging.getLogger(__name__)
 
+MAX_CALLS_PER_STEP = 5  # tool calls run from one model step; the rest are answered "not run"
 RESULT_CHARS = 6000  # a tool result longer than this is cut before it goes back to the model
 
 
@@ -170,7 +171,10 @@ class ToolLoop:
                 return run.outcome(text=completion.text)
             run.messages.append(completion.message())
             pending: Pending | None = None
-            for call in completion.calls:
+            for n, call in enumerate(completion.calls):
+                if n >= MAX_CALLS_PER_STEP:  # a burst of calls is not a plan
+                    run.answer(call.id, {"error": f"at most {MAX_CALLS_PER_STEP} tool calls at once: not run"})
+                    continue
                 try:
                     pending = await self._call(call, allowed, context, run, pending)
                 except _Failure as failure:
@@ -205,6 +209,10 @@ class ToolLoop:
                 run.events.append(("tool_limited", {"tool": tool.name, "limit": passed, "when": "proposed"}))
                 raise _Limited(passed)
             return Pending(f"t_{uuid.uuid4().hex[:16]}", tool.name, arguments, call.id, ())
+        passed = await self.limits.take(context, tool.name, acting=False)
+        if passed:
+            run.events.append(("tool_limited", {"tool": tool.name, "limit": passed, "when": "lookup"}))
+            raise _Limited(passed)
         run.answer(call.id, await self._execute(tool, arguments, context, run))
         return pending
 

@@ -15,7 +15,9 @@ brings none). A proposal is checked without counting (`reached`), so the user is
 once instead of being asked; the count itself happens when the user says Yes (`take`),
 atomically: of two Yes on two workers racing for the last slot, one runs. A Yes refused by
 the user's daily limit still used one of the conversation's (rare: the proposal was checked).
-Read-only tools (order and ticket lookups) are not counted here.
+Read-only tools (order and ticket lookups) are counted too, with higher defaults (20 per
+conversation, 100 per user a day, `LOOKUP_DEFAULTS`): a model looping on lookups (or
+told to by a planted text) ends with the limit notice instead of hammering Shopify.
 """
 from __future__ import annotations
 
@@ -26,12 +28,13 @@ from bot.tools import ToolContext
 
 DAY = 86400.0
 DEFAULTS = {"per_conversation": 1, "per_user_per_day": 10}
+LOOKUP_DEFAULTS = {"per_conversation": 20, "per_user_per_day": 100}
 
 
-def allowed(options: Mapping[str, Any], tool: str) -> dict[str, int]:
-    """The tool's limits: the profile's, else the defaults."""
+def allowed(options: Mapping[str, Any], tool: str, acting: bool = True) -> dict[str, int]:
+    """The tool's limits: the profile's, else the defaults (higher for read-only lookups)."""
     own = (options.get("limits") or {}).get(tool) or {}
-    return {name: int(own.get(name, default)) for name, default in DEFAULTS.items()}
+    return {name: int(own.get(name, default)) for name, default in (DEFAULTS if acting else LOOKUP_DEFAULTS).items()}
 
 
 class Limits:
@@ -44,13 +47,13 @@ class Limits:
         """Which limit a new action would pass ("per_conversation", "per_user_per_day"), or ""."""
         return await self._count(ctx, tool, 0)
 
-    async def take(self, ctx: ToolContext, tool: str) -> str:
-        """Count one action; the limit it passed (then it must not run), or ""."""
-        return await self._count(ctx, tool, 1)
+    async def take(self, ctx: ToolContext, tool: str, acting: bool = True) -> str:
+        """Count one call; the limit it passed (then it must not run), or ""."""
+        return await self._count(ctx, tool, 1, acting)
 
-    async def _count(self, ctx: ToolContext, tool: str, hits: int) -> str:
+    async def _count(self, ctx: ToolContext, tool: str, hits: int, acting: bool = True) -> str:
         tally = ctx.tally or self._local.tally
-        limits = allowed(ctx.options, tool)
+        limits = allowed(ctx.options, tool, acting)
         keys = {"per_conversation": f"action:{tool}:conversation:{ctx.conversation}",
                 "per_user_per_day": f"action:{tool}:user:{ctx.channel}:{ctx.user.id}"}
         for name, key in keys.items():

@@ -197,3 +197,18 @@ async def test_an_answer_on_a_tool_result_must_be_supported_by_it(build, openai_
                             Step(text="Ticket SUP-1 has status To Do.")]
     supported = await engine.handle(ask("Any news on SUP-1?"))
     assert supported.answer == "Ticket SUP-1 has status To Do."
+
+
+async def test_a_lookup_flood_is_cut_per_step_and_per_conversation(build, openai_server, jira):
+    engine = build()
+    burst = Step(calls=[Call("ticket_status", {"ticket": f"SUP-{n}"}) for n in range(30)])
+    openai_server.steps += [burst, burst, burst, burst]  # a model that only ever looks things up
+    before = len(jira.calls)
+    reply = await engine.handle(ask("Any news on my tickets?"))
+    looked_up = len(jira.calls) - before
+    assert looked_up == 20  # 4 model steps × 5 calls run (the other 25 of each burst: "not run")
+    assert reply.answered is False
+    openai_server.steps += [burst] * 4
+    again = await engine.handle(ask("And now?"))
+    assert len(jira.calls) - before == 20  # the conversation's 20 lookups are spent: none ran
+    assert "can't do that again" in again.answer and [a.kind for a in again.actions] == ["handoff"]
