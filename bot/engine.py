@@ -90,20 +90,26 @@ class Engine:
         text = message.text.strip()
         if not text or len(text) > MAX_MESSAGE_CHARS:
             return await self._reject(message, profile, text)
+        deadline: asyncio.Timeout | None = None
         try:
             async with self.memory.lock(message.conversation):
-                conversation = _with_context(await self.memory.load(message.conversation), message)
-                language = self._language(text, message, conversation, profile)
-                masker = self._maskers[message.conversation] = self._masker(profile, conversation)
-                text = masker.mask(text, language)  # from here on, personal data is placeholders
-                message = dataclasses.replace(message, text=text)
-                await self._reopen(message)
-                escalation = await self.handoffs.open_for(message.conversation) if self.handoffs else None
-                if escalation is not None:
-                    outcome = await self._relay(message, escalation, profile, language)
-                else:
-                    outcome = await self._turn(message, text, conversation, profile, language,
-                                               _unmasking(on_text, masker))
+                # The profile's turn_deadline bounds the work once the lock is held (the wait for
+                # it has its own bound): past it the work is cancelled, in whatever call it hangs,
+                # and the lock released on the way out. Nothing is saved, so text streamed until
+                # then is never remembered as the answer; the apology below replaces it.
+                async with asyncio.timeout(profile.turn_deadline) as deadline:
+                    conversation = _with_context(await self.memory.load(message.conversation), message)
+                    language = self._language(text, message, conversation, profile)
+                    masker = self._maskers[message.conversation] = self._masker(profile, conversation)
+                    text = masker.mask(text, language)  # from here on, personal data is placeholders
+                    message = dataclasses.replace(message, text=text)
+                    await self._reopen(message)
+                    escalation = await self.handoffs.open_for(message.conversation) if self.handoffs else None
+                    if escalation is not None:
+                        outcome = await self._relay(message, escalation, profile, language)
+                    else:
+                        outcome = await self._turn(message, text, conversation, profile, language,
+                                                   _unmasking(on_text, masker))
                 outcome = dataclasses.replace(outcome, reply=dataclasses.replace(
                     outcome.reply, answer=masker.conceal(outcome.reply.answer)))
                 turns = [Turn("user", text, at=time.time(), query=outcome.query)]
@@ -120,6 +126,9 @@ class Engine:
             return reply
         except Exception as exc:
             log.exception("turn failed in %s", message.conversation)
+            if deadline is not None and deadline.expired():
+                late = TimeoutError(f"no reply within the turn deadline ({profile.turn_deadline:g} s)")
+                return await self._failed(message, profile, late, reason="deadline")
             return await self._failed(message, profile, exc)
         finally:
             self._maskers.pop(message.conversation, None)
@@ -435,13 +444,15 @@ class Engine:
                                  reason="empty" if not text else "too_long", length=len(text))
         return reply
 
-    async def _failed(self, message: Message, profile: Profile, exc: Exception) -> Reply:
+    async def _failed(self, message: Message, profile: Profile, exc: Exception, reason: str = "error") -> Reply:
+        """The apology and a human offered, for a turn that raised (`reason` "error") or ran
+        past its deadline ("deadline"); recorded as `turn_failed` (and `ai_failed`)."""
         language = self._language(message.text[:2000], message, Conversation(message.conversation), profile)
         reply = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
                       language=language, answered=False,
                       actions=(self._human_action(profile, language, HandoffReason.AI_ERROR),))
         await self.events.record("turn_failed", message.conversation, channel=message.channel, reply_id=reply.id,
-                                 error=type(exc).__name__, detail=str(exc)[:300])
+                                 error=type(exc).__name__, detail=str(exc)[:300], reason=reason)
         if self.handoffs is not None:
             await self.events.record("ai_failed", message.conversation, channel=message.channel,
                                      error=type(exc).__name__)

@@ -10,6 +10,7 @@ naming the file, the table and the field.
 """
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 import unicodedata
@@ -110,6 +111,7 @@ class Profile:
     contact: Mapping[str, str] = field(default_factory=dict)  # how to reach people, per language ("" = any)
     allowed_domains: tuple[str, ...] = ()  # links to these (and subdomains) and to cited sources may open
     pii: PiiPolicy = PiiPolicy()  # what personal data is masked before it is stored or leaves (bot/pii.py)
+    turn_deadline: float = 20.0  # seconds a turn may take (retrieval, model, tools); then an apology and a human
 
     def reads(self, source: str) -> bool:
         """May this profile's answers come from `source`?"""
@@ -188,7 +190,16 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
         tools=_strings(where, data, "tools") or (), tool_options=_field(where, data, "tool_options", dict, {}),
         contact=_contact(where, data.get("contact", {})),
         allowed_domains=_strings(where, data, "allowed_domains") or (),
-        pii=parse_policy(_field(where, data, "pii", dict, None), f"{where}: pii"))
+        pii=parse_policy(_field(where, data, "pii", dict, None), f"{where}: pii"),
+        turn_deadline=_deadline(where, data))
+
+
+def _deadline(where: str, data: Mapping[str, Any]) -> float:
+    """`turn_deadline`: a finite number of seconds above 0 (a bool is not one)."""
+    value = data.get("turn_deadline", 20)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{where}: 'turn_deadline' must be a number of seconds above 0, not {value!r}")
+    return float(value)
 
 
 def _contact(where: str, value: Any) -> dict[str, str]:

@@ -14,6 +14,13 @@ request; none left: nothing flagged), in the shape of OpenAI's moderation object
 `model`, one result per input with `flagged`, every category by its wire name
 (`self-harm/intent`, `harassment/threatening`…) in `categories` and `category_scores`.
 A step can be an HTTP error, or be held until the test releases it (a slow endpoint).
+
+A completion step can also hang (`hang`): no answer (streamed: no more chunks after its
+`chunks`) until the client goes away or the test calls `release()`, as a stuck endpoint
+behaves. A fixture that scripts one calls `release()` at teardown, so the server can stop.
+`held` counts the requests that hung, `abandoned` is set once a client gave one up (closed
+its connection). Or it can answer an unparsable `body` with HTTP 200: garbage, or JSON
+missing `choices`, sent as it is to a streamed request too (a proxy's page, say).
 """
 from __future__ import annotations
 
@@ -51,6 +58,9 @@ class Step:
     chunks: list[str] | None = None
     status: int = 200
     calls: list[Call] = field(default_factory=list)
+    hang: bool = False  # held (after its `chunks`, when streamed) until the client leaves or release()
+    body: str | None = None  # sent as it is, HTTP 200, instead of a completion
+    content_type: str = "application/json"  # of `body`
 
     def tool_calls(self) -> list[dict[str, Any]]:
         return [{"id": c.id or f"call_{n}_{abs(hash(c.name)) % 10_000}", "type": "function",
@@ -84,6 +94,39 @@ class ScriptedOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     moderations: list[Moderated] = field(default_factory=list)
     moderation_requests: list[dict[str, Any]] = field(default_factory=list)
+    held: int = 0  # completion requests that hung
+    abandoned: threading.Event = field(default_factory=threading.Event)  # a client gave up a held request
+    _holds: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
+    _released: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def release(self) -> None:
+        """Let every held request end (and any later one not hang): call at teardown."""
+        with self._lock:
+            self._released = True
+            for loop, event in self._holds:
+                loop.call_soon_threadsafe(event.set)
+
+    async def _hold(self) -> None:
+        """Wait, in the server's loop, until release() (no sleeping, no polling)."""
+        event = asyncio.Event()
+        with self._lock:
+            if self._released:
+                return
+            self._holds.append((asyncio.get_running_loop(), event))
+            self.held += 1
+        await event.wait()
+
+    async def _hang(self, request: Request) -> Response:
+        """No answer until the client closes the connection (ASGI `http.disconnect`) or release()."""
+        gone = asyncio.ensure_future(request.receive())  # the body was read: what comes next is the disconnect
+        released = asyncio.ensure_future(self._hold())
+        done, pending = await asyncio.wait({gone, released}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if gone in done:
+            self.abandoned.set()
+        return JSONResponse({"error": {"message": "released", "type": "server_error"}}, status_code=503)
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"]),
@@ -111,6 +154,10 @@ class ScriptedOpenAI:
         if step.status != 200:
             return JSONResponse({"error": {"message": "scripted failure", "type": "server_error", "code": None}},
                                 status_code=step.status)
+        if step.body is not None:
+            return Response(step.body, media_type=step.content_type)
+        if step.hang and not (body.get("stream") and step.chunks):
+            return await self._hang(request)
         if body.get("stream"):
             return StreamingResponse(self._stream(body["model"], step), media_type="text/event-stream")
         text = step.text or "".join(step.chunks or ())
@@ -132,6 +179,12 @@ class ScriptedOpenAI:
         yield chunk({"role": "assistant", "content": None if step.calls and not step.text else ""})
         for piece in step.chunks or ([step.text] if step.text or not step.calls else []):
             yield chunk({"content": piece})
+        if step.hang:  # stalls halfway; Starlette cancels this generator when the client leaves
+            try:
+                await self._hold()
+            except asyncio.CancelledError:
+                self.abandoned.set()
+                raise
         for index, call in enumerate(step.tool_calls()):
             arguments = call["function"]["arguments"]
             half = len(arguments) // 2  # arguments arrive split, as OpenAI streams them
