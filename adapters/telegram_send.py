@@ -7,23 +7,34 @@ A streamed answer grows in one message edited at most once per interval
 (`adapters.progressive.Progressive`); an answer ready within PREVIEW_AFTER arrives whole,
 without edits. `raw` is what the adapter kept of the question (`Message.raw`): chat id,
 forum topic, the question's message id, and whether the chat is private.
+
+For the delivery pipeline (bot/delivery.py): a reply is decided once and kept in the job's
+outbox (`decided`); a retry sends it from where the failed attempt stopped (`Outbox.resume`),
+an edit Telegram finds already made counting as made; `transient` tells which failures are
+worth retrying (`bot.delivery.Transient`) and which are not.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import time
-from typing import Any, AsyncIterator, Callable, Mapping
+import warnings
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 from telegram import LinkPreviewOptions, ReplyParameters
 from telegram import Message as TgMessage
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter
+from telegram.warnings import PTBDeprecationWarning
 
 from adapters.progressive import Progressive
 from adapters.telegram_render import preview, render
+from bot.delivery import Transient, Work
+from bot.errors import MemoryUnavailable
 from bot.profiles import Profile
+from bot.queue import QueueUnavailable
 from bot.types import Reply
 
 RETRIES = 20  # 429s waited out before a call counts as failed
@@ -106,19 +117,67 @@ class Outbox:
         """Send `text` (quoting the question), or edit message `message_id` into it: the message's id."""
         if message_id is None:
             return (await self.send(text, markup, quote=True)).message_id
-        await self.bot.edit_message_text(text, self.raw["chat_id"], message_id, parse_mode=ParseMode.HTML,
-                                         reply_markup=markup, link_preview_options=NO_PREVIEW)
+        try:
+            await self.bot.edit_message_text(text, self.raw["chat_id"], message_id, parse_mode=ParseMode.HTML,
+                                             reply_markup=markup, link_preview_options=NO_PREVIEW)
+        except BadRequest as exc:  # the same edit got through before (a retried reply): done already
+            if "not modified" not in str(exc).lower():
+                raise
         return message_id
 
-    async def reply(self, reply: Reply, profile: Profile) -> None:
+    async def reply(self, reply: Reply, profile: Profile, *, skip: int = 0,
+                    sent: Callable[[int], Awaitable[None]] | None = None) -> None:
         """A reply in order, its preview (if any) becoming the first part; buttons on the last.
-        An empty answer (the message went to the person who owns the conversation) sends nothing."""
+        An empty answer (the message went to the person who owns the conversation) sends nothing.
+        A retry passes `skip`, the parts that got through before (`sent(n)` is told after each)."""
         if not reply.answer:
             return
         rendered = render(reply, profile)
         for n, part in enumerate(rendered.parts):
+            if n < skip:
+                continue
             markup = rendered.keyboard if n == len(rendered.parts) - 1 else None
             if n > 0 or self.preview_id is None:
                 await self.send(part, markup, quote=n == 0)
             elif part != self.shown or markup is not None:
                 await self.put(part, markup, self.preview_id)
+            if sent is not None:
+                await sent(n + 1)
+
+    async def resume(self, work: Work, reply: Reply, profile: Profile) -> None:
+        """`reply` for a job of the delivery pipeline: the parts an earlier attempt of the job
+        didn't send, each one noted in the job's outbox once it got through."""
+        async def sent(parts: int) -> None:
+            await work.save(sent=parts)
+        await self.reply(reply, profile, skip=int(work.outbox.get("sent", 0)), sent=sent)
+
+
+async def decided(work: Work, decide: Callable[[], Awaitable[Reply]]) -> Reply:
+    """The reply an earlier attempt of the job decided, else `decide()`'s, kept in the job's
+    outbox before anything is sent: a retry sends that reply rather than deciding again."""
+    saved = work.outbox.get("reply")
+    if saved is not None:
+        return Reply.from_dict(saved)
+    reply = await decide()
+    await work.save(reply=reply.to_dict())
+    return reply
+
+
+def transient(error: BaseException) -> Transient | None:
+    """The pipeline's `Transient` (retry the job later) for a failure worth retrying: Telegram's
+    5xx, a 429 the rate limiter could not wait out, a timeout (PTB's TimedOut), a lost
+    connection, a store down. None for the rest, a 400 included (BadRequest is a NetworkError
+    in PTB): the same request would be refused again."""
+    if isinstance(error, BadRequest) or not isinstance(error, (
+            NetworkError, RetryAfter, MemoryUnavailable, QueueUnavailable, ConnectionError, TimeoutError)):
+        return None
+    return Transient(f"Telegram {type(error).__name__}: {error}"[:300], _retry_after(error))
+
+
+def _retry_after(error: BaseException) -> float | None:
+    if not isinstance(error, RetryAfter):
+        return None
+    with warnings.catch_warnings():  # PTB 22 warns that retry_after becomes a timedelta: either is fine
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return min(60.0, value.total_seconds() if isinstance(value, datetime.timedelta) else float(value))

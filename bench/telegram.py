@@ -2,26 +2,29 @@
 many updates per second it answers, against a no-op handler on the same stack.
 
 One web worker runs as a subprocess (this script with `--worker`): the real web app
-(`adapters.app.create_app`) with the real `TelegramChannel` (python-telegram-bot, Redis for
-the once-only `update_id` claims, the extractive answerer over the bundled sample
-knowledge), talking to the fake Bot API (tests/fakes/telegram_api.py) served by this
-process on 127.0.0.1. The baseline worker is the same app with a handler on
-`/telegram/webhook` that only reads the body and answers 200.
+(`adapters.app.create_app`) with the real `TelegramChannel` (python-telegram-bot; the
+delivery pipeline on Redis Streams: each update is stored in the durable queue before the
+200, then answered by the process's answer workers with the extractive answerer over the
+bundled sample knowledge), talking to the fake Bot API (tests/fakes/telegram_api.py)
+served by this process on 127.0.0.1. The baseline worker is the same app with a handler on
+`/telegram/webhook` that only reads the body and answers 200. A third run splits the work
+as `serve --no-answers` and `switchboard answers` do: a web worker that only stores
+updates, beside a process of answer workers on the same Redis queue.
 
 Deliveries are recorded-shape private messages (a sample question each, a new chat and
 `update_id` each), POSTed with the secret token header in waves of `--concurrency`
 concurrent requests, as Telegram does when many customers write at once:
 
 - ack latency p50 / p99: from sending the request to the 200. Twice: for group messages
-  that don't address the bot (the webhook path alone: secret, parse, the Redis claim, the
-  queue, dispatch), and for questions, whose answers are written in the background while
-  the next acks are due;
+  that don't address the bot (the door alone: secret, bounded read, parse, lane, the queue's
+  put; the workers then find them not addressed), and for questions, whose answers are
+  written by the answer workers while the next acks are due;
 - acks/s: deliveries acked per second of wall time;
 - answered updates/s: deliveries until every answer reached the fake Bot API, per second
   (bounded by answering work on the worker, and by the flood limiter's 30 messages/s).
 
-Ratios are Telegram over baseline. The client runs on the same machine and takes CPU
-from the worker. The last line is one JSON object with every figure, for scripts.
+Ratios are Telegram (and the split run) over baseline. The client runs on the same machine
+and takes CPU from the worker. The last line is one JSON object with every figure, for scripts.
 
     python bench/telegram.py [--deliveries 500] [--concurrency 50]
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -47,6 +51,7 @@ sys.path[0] = str(ROOT)
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.running import server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
 from tests.services import redis_server  # noqa: E402
@@ -82,10 +87,10 @@ def worker(args: argparse.Namespace) -> None:
             return Response()
         app = create_app(runtime)
         app.router.routes.append(Route("/telegram/webhook", noop, methods=["POST"]))
-    else:
+    else:  # "telegram": acks and answers; "queue": acks only, a `switchboard answers` process answers
         settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": args.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
                                               "TELEGRAM_API_URL": args.api})
-        app = create_app(runtime, channels=[TelegramChannel(runtime, settings)])
+        app = create_app(runtime, channels=[TelegramChannel(runtime, settings)], answers=args.mode == "telegram")
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
@@ -167,13 +172,18 @@ def acks(latencies: list[float], wall: float) -> dict:
 
 def measure(mode: str, home: Path, redis_url: str, api: str, fake: FakeTelegram, args: argparse.Namespace,
             first_id: int) -> dict:
-    worker_process = Worker(mode, home, redis_url, api, fake.token)
-    try:
+    with contextlib.ExitStack() as running:
+        worker_process = Worker(mode, home, redis_url, api, fake.token)
+        running.callback(worker_process.stop)
+        if mode == "queue":  # the answers, in a process of their own on the same queue
+            running.enter_context(answers_process(home, redis_url, api, fake.token))
+        answering = mode != "noop"
+        warm = len(fake.calls_to("sendMessage"))
         asyncio.run(deliver_all(worker_process.base, updates(args.concurrency, first_id), args.concurrency))  # warm-up
-        if mode == "telegram":
-            fake.wait_for("sendMessage", args.concurrency, timeout=600, answered=True)
+        if answering:
+            fake.wait_for("sendMessage", warm + args.concurrency, timeout=600, answered=True)
         figures: dict = {}
-        if mode == "telegram":  # the webhook path alone: updates acked, dispatched and found not addressed
+        if mode == "telegram":  # the door alone: updates stored, then found not addressed by the workers
             latencies, wall = asyncio.run(deliver_all(
                 worker_process.base, updates(args.deliveries, first_id + 2 * 10**6, answered=False), args.concurrency))
             figures["unaddressed"] = acks(latencies, wall)
@@ -182,13 +192,19 @@ def measure(mode: str, home: Path, redis_url: str, api: str, fake: FakeTelegram,
         latencies, wall = asyncio.run(deliver_all(worker_process.base, updates(args.deliveries, first_id + 10**6),
                                                   args.concurrency))
         figures.update(acks(latencies, wall))
-        if mode == "telegram":
+        if answering:
             fake.wait_for("sendMessage", before + args.deliveries, timeout=1800, answered=True)
             answered = time.perf_counter() - started
             figures.update(answered_per_s=round(args.deliveries / answered, 1), answer_seconds=round(answered, 2))
         return figures
-    finally:
-        worker_process.stop()
+
+
+def answers_process(home: Path, redis_url: str, api: str, token: str):
+    """`switchboard answers` on the bench's Redis queue and data folder, until the block ends."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "TEAMS_", "OPENAI_"))}
+    env.update(SWITCHBOARD_HOME=str(home), REDIS_URL=redis_url, TELEGRAM_BOT_TOKEN=token,
+               TELEGRAM_WEBHOOK_SECRET=SECRET, TELEGRAM_API_URL=api, LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    return server([sys.executable, "-m", "adapters.cli", "answers"], env, ready="answer workers are running")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -202,11 +218,13 @@ def run(args: argparse.Namespace) -> dict:
                    "load_average_start": round(os.getloadavg()[0], 2)}
         figures["telegram"] = measure("telegram", home, redis_url, api, fake, args, 1)
         figures["noop"] = measure("noop", home, redis_url, api, fake, args, 5 * 10**6)
+        figures["split"] = measure("queue", home, redis_url, api, fake, args, 10 * 10**6)
     t, n = figures["telegram"], figures["noop"]
     figures["ratio"] = {name: {"ack_p50": round(f["ack_ms"]["p50"] / n["ack_ms"]["p50"], 2),
                                "ack_p99": round(f["ack_ms"]["p99"] / n["ack_ms"]["p99"], 2),
                                "acks_per_s": round(f["acks_per_s"] / n["acks_per_s"], 2)}
-                        for name, f in (("answered", t), ("unaddressed", t["unaddressed"]))}
+                        for name, f in (("answered", t), ("unaddressed", t["unaddressed"]),
+                                        ("split", figures["split"]))}
     figures["sent_messages_rejected"] = sum(c.status != 200 for c in fake.calls_to("sendMessage"))
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
     return figures
@@ -220,14 +238,15 @@ def print_table(f: dict) -> None:
     print(f"\nTelegram webhook, one worker, {f['deliveries']} deliveries in waves of {f['concurrency']} "
           f"(client on the same machine, {f['cpus']} cores)")
     for label, figures in (("no-op baseline", n), ("Telegram, unaddressed", t["unaddressed"]),
-                           ("Telegram, answered", t)):
+                           ("Telegram, answered", t), ("split, web queues only", f["split"])):
         ms = figures["ack_ms"]
         row(f"ack ms p50 / p99 / max, {label}", f"{ms['p50']} / {ms['p99']} / {ms['max']}",
             f"{figures['acks_per_s']} acks/s")
-    for name in ("unaddressed", "answered"):
+    for name in ("unaddressed", "answered", "split"):
         row(f"ratio to baseline, {name}: p50 / p99 / acks/s",
             f"×{r[name]['ack_p50']} / ×{r[name]['ack_p99']} / ×{r[name]['acks_per_s']}")
     row("answered updates/s (all answers sent)", t["answered_per_s"], f"{t['answer_seconds']} s for all")
+    row("answered updates/s, split", f["split"]["answered_per_s"], f"{f['split']['answer_seconds']} s for all")
     row("sendMessage calls the fake rejected", f["sent_messages_rejected"])
     row("machine load average start / end", f"{f['load_average_start']} / {f['load_average_end']}")
 
@@ -236,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--worker", choices=["telegram", "noop"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["telegram", "queue", "noop"], help=argparse.SUPPRESS)
     for hidden in ("--home", "--redis", "--api", "--token"):
         parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

@@ -1,7 +1,7 @@
 """The handoff story end to end: a Telegram customer, agents in a Slack agents channel.
 
-One web process (create_app with the Slack and Telegram channels, real Redis, SQLite
-events and escalations) between the fake Bot API and the fake Slack Web API: the customer
+One web process (create_app with the Slack and Telegram channels, real Redis for memory
+and the delivery queue, SQLite events and escalations) between the fake Bot API and the fake Slack Web API: the customer
 asks what the knowledge base doesn't cover, taps "Talk to a human", two agents click Claim
 at once, one wins, they talk through the bot both ways, the agent resolves and the
 customer's rating is stored. Then a restart mid-claim keeps relaying.
@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 from adapters.app import create_app
 from adapters.slack import SlackChannel, SlackSettings
 from adapters.telegram import TelegramChannel, TelegramSettings
+from bot.queue import RedisQueue
 from bot.store import Escalation
 from tests.adapters.slack_workspace import SECRET as SLACK_SECRET
 from tests.adapters.slack_workspace import Workspace, open_runtime
@@ -47,6 +48,10 @@ def telegram():
 def web_process(home: Path, slack, telegram, sample_index_path, embedder, redis_url) -> Iterator[Workspace]:
     home.mkdir(exist_ok=True)
     runtime = open_runtime(home, sample_index_path, embedder, REDIS_URL=redis_url)
+    # The delivery queue under keys of this test's bot (kept across its restart): nothing another
+    # test left in Redis is taken here. The queue it replaces never connected.
+    runtime.pipeline.queue = RedisQueue(redis_url, lease=runtime.settings.queue_lease,
+                                        prefix=f"sb:q:{telegram.bot_id}:")
     slack_channel = SlackChannel(runtime, SlackSettings(slack.token, SLACK_SECRET, api_url=f"{slack.url}/api/"),
                                  stream_interval=0)
     tg_channel = TelegramChannel(runtime, TelegramSettings(telegram.token, TG_SECRET, telegram.url))

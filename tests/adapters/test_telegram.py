@@ -1,10 +1,12 @@
 """The Telegram adapter end to end: recorded-shape updates posted over HTTP to the real web
-app (uvicorn, create_app, real Redis), python-telegram-bot's real Application talking to the
-fake Bot API on 127.0.0.1, which records every call and validates HTML like Telegram.
+app (uvicorn, create_app, real Redis: memory and the delivery queue), python-telegram-bot's
+real bot talking to the fake Bot API on 127.0.0.1, which records every call and validates
+HTML like Telegram.
 
-No sleeps: tests wait on the fake's recorded calls. "Nothing was sent" is checked with a
-sentinel: updates of one chat are processed in order, so once a later message of the same
-chat is answered, the earlier update was handled.
+No sleeps: tests wait on the fake's recorded calls, or on `channel.deliveries`, counted once
+the pipeline finished a job (button presses and duplicates count too). Updates of one chat
+are processed in order, so once a later message of the same chat is answered, the earlier
+update was handled.
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from typing import Any, AsyncIterator
 
 import httpx
 import pytest
-import redis
 import uvicorn
 
 from adapters.app import create_app
 from adapters.telegram import TelegramChannel, TelegramSettings
 from bot.errors import ConfigError
+from bot.queue import RedisQueue
+from bot.runtime import Runtime
 from bot.types import Reply
 from tests.adapters.test_web import open_runtime
 from tests.fakes.openai_server import Step
@@ -34,6 +37,7 @@ from tests.fakes.telegram_api import FakeTelegram
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "telegram"
 SECRET = "s3cret_Token-1"
 PRIVATE, GROUP, FORUM = 218485655, -1001586969305, -1002271335705
+FAST = (0.05,) * 8  # the pipeline's backoff, shortened: these tests count attempts, not seconds
 _ids = itertools.count(1000)
 
 
@@ -106,19 +110,29 @@ async def running(app) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 60)  # a turn that never ends fails the test rather than hang it
 
 
+async def own_queue(runtime: Runtime, redis_url: str, bot_id: int) -> None:
+    """The test's delivery queue: Redis Streams under keys of its own bot (shared by the test's
+    web processes), so nothing another test left queued is taken here; retried quickly."""
+    await runtime.pipeline.queue.close()
+    runtime.pipeline.queue = RedisQueue(redis_url, lease=runtime.settings.queue_lease, prefix=f"sb:q:{bot_id}:")
+    runtime.pipeline.backoff = FAST
+
+
 @pytest.fixture
 def web(tmp_path, sample_index_path, embedder, redis_url, fake, api):
     """web(**env) → an async context giving (webhook URL, channel, runtime) of one web process."""
     counter = itertools.count()
 
     @contextlib.asynccontextmanager
-    async def start(clock=None, **env: str):
+    async def start(clock=None, api_timeout: float | None = None, **env: str):
         home = tmp_path / f"worker{next(counter)}"
         home.mkdir()
         runtime = open_runtime(home, sample_index_path, embedder, REDIS_URL=redis_url, **env)
+        await own_queue(runtime, redis_url, fake.bot_id)
         settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
                                               "TELEGRAM_API_URL": api, **env})
-        channel = TelegramChannel(runtime, settings, **({"clock": clock} if clock else {}))
+        options = {**({"clock": clock} if clock else {}), **({"api_timeout": api_timeout} if api_timeout else {})}
+        channel = TelegramChannel(runtime, settings, **options)
         async with running(create_app(runtime, channels=[channel])) as url:
             yield f"{url}/telegram/webhook", channel, runtime
     return start
@@ -135,6 +149,11 @@ async def deliver(url: str, update: dict[str, Any] | bytes, secret: str | None =
 async def sent(fake: FakeTelegram, count: int, method: str = "sendMessage") -> list:
     """The first `count` answered calls to `method` (so a sent message is in `fake.messages`)."""
     return await asyncio.to_thread(fake.wait_for, method, count, 30, True)
+
+
+async def finished(channel: TelegramChannel, count: int) -> Counter:
+    """The outcomes once `count` deliveries are finished (answered, pressed, duplicate...)."""
+    return await asyncio.to_thread(channel.deliveries.wait, count)
 
 
 def in_chat(fake: FakeTelegram, chat: int) -> list[dict[str, Any]]:
@@ -196,29 +215,114 @@ async def test_a_wrong_or_missing_secret_is_refused_and_changes_nothing(web, fak
     rejected = private("How long do I have to return an item?")
     async with web() as (url, channel, runtime):
         assert await deliver(url, rejected, secret) == 403
-        assert await deliver(url, private("Do you offer gift wrapping?")) == 200  # the sentinel
-        await sent(fake, 1)
-        unclaimed = await runtime.memory.first_delivery(f"telegram:{fake.bot_id}:update:{rejected['update_id']}")
+        assert channel.deliveries.total() == 0  # refused before anything was read or queued
+        assert await deliver(url, private("Do you offer gift wrapping?")) == 200
+        assert await deliver(url, rejected) == 200  # with the secret: new, so nothing had kept it
+        outcomes = await finished(channel, 2)
         events = runtime.events.events()
-    assert unclaimed and len(fake.calls_to("sendMessage")) == 1
-    assert "gift" in in_chat(fake, PRIVATE)[0]["text"].lower()
-    assert [e.kind for e in events] == ["answered"]
+    assert outcomes == Counter(answered=2)
+    gift, returns = (m["text"].lower() for m in in_chat(fake, PRIVATE))
+    assert "gift" in gift and "30 days" in returns
+    assert [e.kind for e in events] == ["answered", "answered"]
 
 
-async def test_an_update_delivered_twice_to_two_workers_is_answered_once(web, fake, redis_url):
+async def test_unreadable_or_oversized_bodies_are_refused_before_anything_is_queued(web, fake):
+    async with web() as (url, channel, runtime):
+        for junk in (b"not json", b"[1, 2]", b'"update"', b"{}", b'{"update_id": "x"}', b'{"update_id": Infinity}',
+                     b"\xff\xfe{", b"[" * 100_000 + b"]" * 100_000):
+            assert await deliver(url, junk) == 400, junk[:20]
+        assert await deliver(url, b'{"update_id": 1, "message": "' + b"x" * 1_000_001 + b'"}') == 413
+        assert channel.deliveries.total() == 0 and (await runtime.pipeline.queue.stats()).depth == 0
+
+
+async def test_an_update_delivered_twice_to_two_web_processes_is_answered_once(web, fake):
     update = private("Do you offer gift wrapping?")
     async with web() as (a, first, _), web() as (b, second, _):
+        second.pipeline.add(second, first.deliveries)  # both processes' outcomes in one count
         assert await asyncio.gather(*(deliver(url, update) for url in (a, b, a, b))) == [200] * 4
-        # Each worker answers one chat in order: once both sentinels are answered, so is any duplicate.
-        assert await deliver(a, private("What are your delivery times?")) == 200
+        # The chat's next message is answered after the update, whichever process takes which.
         assert await deliver(b, private("What are your delivery times?")) == 200
-        await sent(fake, 3)
-        outcomes = sum([await asyncio.to_thread(w.deliveries.wait, 3) for w in (first, second)], Counter())
-    assert outcomes == Counter(answered=3, duplicate=3)
+        outcomes = await finished(first, 5)
+    assert outcomes == Counter(answered=2, duplicate=3)
     texts = [m["text"].lower() for m in in_chat(fake, PRIVATE)]
-    assert len(texts) == 3 and sum("gift" in t for t in texts) == 1
-    ttl = redis.Redis.from_url(redis_url).ttl(f"sb:seen:telegram:{fake.bot_id}:update:{update['update_id']}")
-    assert 0 < ttl <= 24 * 3600
+    assert len(texts) == 2 and "gift" in texts[0] and len(fake.calls_to("sendMessage")) == 2
+
+
+async def test_an_update_posted_twice_and_again_after_its_answer_is_answered_once(web, fake):
+    update = private("Do you offer gift wrapping?")
+    async with web() as (url, channel, runtime):
+        assert await asyncio.gather(deliver(url, update), deliver(url, update)) == [200, 200]
+        assert await finished(channel, 2) == Counter(answered=1, duplicate=1)
+        assert await deliver(url, update) == 200  # Telegram's redelivery after a slow acknowledgement
+        outcomes = await finished(channel, 3)
+        answered = [e for e in runtime.events.events() if e.kind == "answered"]
+    assert outcomes == Counter(answered=1, duplicate=2)
+    assert len(fake.calls_to("sendMessage")) == 1 and len(answered) == 1
+
+
+async def test_an_answer_telegram_refused_with_500s_is_sent_once_after_recovery(web, fake):
+    fake.outage("sendMessage", times=3)
+    async with web() as (url, channel, runtime):
+        assert await deliver(url, private("Do you offer gift wrapping?")) == 200
+        outcomes = await finished(channel, 1)
+        kinds = [e.kind for e in runtime.events.events()]
+    calls = fake.calls_to("sendMessage")
+    assert outcomes == Counter(answered=1)
+    assert [c.status for c in calls] == [500, 500, 500, 200]
+    assert len({c.params["text"] for c in calls}) == 1  # the reply kept from the first attempt, each time
+    [answer] = in_chat(fake, PRIVATE)
+    assert "gift" in answer["text"].lower() and buttons(answer)
+    assert kinds.count("answered") == 1 and "delivery_failed" not in kinds  # the engine answered once
+
+
+async def test_a_reply_in_parts_resumes_after_the_part_that_got_through(web, fake, openai_server):
+    sentence = "You have 30 days from delivery to return an item [1]. "
+    answer = (sentence * (10_000 // len(sentence) + 1))[:10_000].rsplit(" ", 1)[0]  # three messages
+    openai_server.steps.append(Step(text=answer))
+    fake.outage("sendMessage", times=2, after=1)  # part 1 gets through, then part 2 fails twice
+    async with web(OPENAI_BASE_URL=openai_server.base_url, OPENAI_API_KEY="x") as (url, channel, runtime):
+        assert await deliver(url, private("How long do I have to return an item?")) == 200
+        outcomes = await finished(channel, 1)
+    statuses = [c.status for c in fake.calls_to("sendMessage")]
+    assert outcomes == Counter(answered=1) and statuses == [200, 500, 500, 200, 200]
+    parts = in_chat(fake, PRIVATE)
+    assert len(parts) == 3 and len({p["text"] for p in parts}) == 3 and "reply_markup" in parts[2]
+
+
+async def test_a_hanging_bot_api_call_is_cut_by_the_timeout_and_retried(web, fake):
+    release = fake.hold("sendMessage")
+    try:
+        async with web(api_timeout=1.0) as (url, channel, runtime):
+            assert await deliver(url, private("Do you offer gift wrapping?")) == 200
+            outcomes = await finished(channel, 1)
+            [held] = fake.calls_to("held:sendMessage")
+            [answered] = fake.calls_to("sendMessage")  # the retry; the held call never got through
+    finally:
+        release.set()
+    assert outcomes == Counter(answered=1) and answered.params["text"] == held.params["text"]
+
+
+async def test_a_burst_in_one_chat_is_answered_in_order(web, fake):
+    questions = ["Do you offer gift wrapping?", "What are your delivery times?",
+                 "How long do I have to return an item?", "Where can I track my parcel?",
+                 "Where can I download my invoice?"]
+    release = fake.hold("sendMessage")  # the first answer hangs: the chat's next questions must wait for it
+    try:
+        async with web() as (url, channel, runtime):
+            for question in questions:
+                assert await deliver(url, private(question)) == 200
+            await asyncio.to_thread(fake.wait_for, "held:sendMessage", 1, 30)
+            release.set()
+            outcomes = await finished(channel, 5)
+            turns = (await runtime.memory.load(f"telegram:{fake.bot_id}:{PRIVATE}")).turns
+    finally:
+        release.set()
+    assert outcomes == Counter(answered=5)
+    assert [t.text for t in turns if t.role == "user"] == questions
+    replies = [t.reply["id"] for t in turns if t.role == "assistant"]
+    order = [c.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"].split(":")[2]
+             for c in fake.calls_to("sendMessage")]
+    assert order == replies  # sent in the order asked: none overtook the held first answer
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # PTB reading its own retry_after
@@ -274,10 +378,13 @@ async def test_a_failed_delivery_is_recorded_and_the_bot_carries_on(web, fake):
     async with web() as (url, channel, runtime):
         assert await deliver(url, private("Do you offer gift wrapping?")) == 200
         assert await deliver(url, private("Do you offer gift wrapping?", chat=42)) == 200
-        await sent(fake, 3)  # the answer and the apology to the blocked chat, then the other chat's answer
+        outcomes = await finished(channel, 2)
         failed = runtime.events.events(kind="delivery_failed")
+    assert outcomes == Counter(failed=1, answered=1)  # a 403 is not retried
     assert [e.conversation for e in failed] == [f"telegram:{fake.bot_id}:{PRIVATE}"]
     assert "Forbidden" in failed[0].detail and in_chat(fake, 42)
+    to_blocked = [c for c in fake.calls_to("sendMessage") if c.params["chat_id"] == PRIVATE]
+    assert [c.status for c in to_blocked] == [403, 403]  # the answer, then the apology
 
 
 async def test_commands_in_the_users_language(web, fake):
@@ -331,9 +438,8 @@ async def test_non_text_updates_get_a_polite_answer_only_where_one_is_due(web, f
         assert await deliver(url, b"not json") == 400
         for update in sentinels:
             assert await deliver(url, update) == 200
-        await sent(fake, 7)
+        outcomes = await finished(channel, 13)
         unsupported = runtime.events.events(kind="unsupported_update")
-        outcomes = await asyncio.to_thread(channel.deliveries.wait, 13)
     assert outcomes == Counter(answered=4, declined=3, ignored=6)
     only_text = [c.params for c in fake.calls_to("sendMessage") if "only read text" in c.params["text"]
                  or "ne sais lire que" in c.params["text"]]
@@ -348,14 +454,15 @@ async def test_non_text_updates_get_a_polite_answer_only_where_one_is_due(web, f
 async def test_long_polling_answers_and_stops_when_cancelled(tmp_path, sample_index_path, embedder, redis_url,
                                                              fake, api):
     runtime = open_runtime(tmp_path, sample_index_path, embedder, REDIS_URL=redis_url)
+    await own_queue(runtime, redis_url, fake.bot_id)
     settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_URL": api}, webhook=False)
     fake.webhook = {"url": "https://old.example.test/hook"}
-    poll = asyncio.create_task(TelegramChannel(runtime, settings).poll())
+    channel = TelegramChannel(runtime, settings)
+    poll = asyncio.create_task(channel.poll())  # it runs the answer workers too
     try:
         fake.push_update(private("Do you offer gift wrapping?"))
         fake.push_update(button("y", PRIVATE, 1))
-        await sent(fake, 1)
-        await sent(fake, 1, "answerCallbackQuery")
+        assert await finished(channel, 2) == Counter(answered=1, pressed=1)
     finally:
         poll.cancel()
         with contextlib.suppress(asyncio.CancelledError):

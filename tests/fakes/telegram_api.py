@@ -6,8 +6,10 @@ non-string values are JSON-encoded). Answers are ``{"ok": true, "result": ...}``
 shapes, and errors are ``{"ok": false, "error_code": N, "description": "..."}`` with the matching
 HTTP status, so PTB raises its real exceptions (InvalidToken, RetryAfter, Forbidden, BadRequest).
 
-Tests script failures with ``rate_limit`` and ``block``; ``parse_mode="HTML"`` text is validated
-like Telegram does (allowed tags only, properly nested, entities escaped), and the returned
+Tests script failures with ``rate_limit``, ``block``, ``outage`` (HTTP 5xx with an HTML page, as
+Telegram's front end answers in an incident) and ``hold`` (a call that hangs until released);
+``parse_mode="HTML"`` text is validated like Telegram does (allowed tags only, properly nested,
+entities escaped), and the returned
 Message carries the parsed plain text plus entities. ``push_update`` queues updates for
 ``getUpdates`` (offset / limit / long-poll ``timeout`` / allowed_updates honoured). Every call is
 recorded as a ``Call`` (with the HTTP status once answered); ``wait_for`` blocks on a condition until
@@ -21,6 +23,7 @@ import re
 import threading
 import time
 import zlib
+from collections import defaultdict, deque
 from email.parser import BytesParser
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,6 +206,8 @@ class FakeTelegram:
     webhook: dict[str, Any] = field(default_factory=dict)         # url, secret_token, ... from setWebhook
     commands: list[dict[str, Any]] = field(default_factory=list)
     _rate_limits: dict[str, list[int]] = field(default_factory=dict)  # method -> [remaining, retry_after]
+    _outages: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))  # statuses to answer; 0: ok
+    _holds: dict[str, threading.Event] = field(default_factory=dict)
     _next_message_id: dict[Any, int] = field(default_factory=dict)
     _next_update_id: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -230,6 +235,20 @@ class FakeTelegram:
         """The next `times` calls to `method` answer HTTP 429 with parameters.retry_after."""
         with self._lock:
             self._rate_limits[_CANONICAL.get(method.lower(), method)] = [times, retry_after]
+
+    def outage(self, method: str, times: int, status: int = 500, after: int = 0) -> None:
+        """`times` calls to `method` answer HTTP `status` with an HTML error page: the next
+        ones, or those after the next `after` (which are answered as usual)."""
+        with self._lock:
+            self._outages[_CANONICAL.get(method.lower(), method)].extend([0] * after + [status] * times)
+
+    def hold(self, method: str) -> threading.Event:
+        """The next call to `method` hangs (recorded first as a `held:{method}` call) until the
+        returned event is set; then it is answered as usual."""
+        release = threading.Event()
+        with self._lock:
+            self._holds[_CANONICAL.get(method.lower(), method)] = release
+        return release
 
     def block(self, chat_id: Any) -> None:
         """sendMessage to `chat_id` answers 403 as if the user blocked the bot."""
@@ -277,14 +296,28 @@ class FakeTelegram:
         if canonical is None:
             return self._error(TelegramError(404, "Not Found"))
         params = await self._params(request)
+        with self._cond:
+            release = self._holds.pop(canonical, None)
+            if release is not None:
+                self.calls.append(Call(f"held:{canonical}", params, time.time()))
+                self._cond.notify_all()
+        if release is not None:
+            await run_in_threadpool(release.wait)
         call = Call(canonical, params, time.time())
         with self._cond:
             self.calls.append(call)
             self._cond.notify_all()
-        try:
-            response = JSONResponse({"ok": True, "result": await run_in_threadpool(self._dispatch, canonical, params)})
-        except TelegramError as err:
-            response = self._error(err)
+            outages = self._outages.get(canonical)
+            outage = outages.popleft() if outages else 0
+        if outage:
+            response: Response = Response(f"<html><body><h1>{outage} Server Error</h1></body></html>",
+                                          status_code=outage, media_type="text/html")
+        else:
+            try:
+                response = JSONResponse({"ok": True,
+                                         "result": await run_in_threadpool(self._dispatch, canonical, params)})
+            except TelegramError as err:
+                response = self._error(err)
         with self._cond:
             call.status = response.status_code
             self._cond.notify_all()

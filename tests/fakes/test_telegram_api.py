@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import telegram
-from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 
 from tests.fakes.server import serve
 from tests.fakes.telegram_api import FakeTelegram, parse_html
@@ -96,6 +96,31 @@ async def test_wait_for_answered_calls_sees_their_effects(bot, fake):
     await bot.send_message(42, "hi")
     first, second = await asyncio.to_thread(fake.wait_for, "sendMessage", 2, 5, True)
     assert (first.status, second.status) == (429, 200) and fake.sent_texts(42) == ["hi"]
+
+
+async def test_an_outage_answers_5xx_pages_that_ptb_reports_as_network_errors(bot, fake):
+    fake.outage("sendMessage", times=2)
+    for _ in range(2):
+        with pytest.raises(NetworkError, match=r"\(500\)") as err:
+            await bot.send_message(42, "hi")
+        assert not isinstance(err.value, BadRequest)
+    assert (await bot.send_message(42, "hi")).text == "hi"
+    assert [c.status for c in fake.calls_to("sendMessage")] == [500, 500, 200] and fake.sent_texts(42) == ["hi"]
+    fake.outage("sendMessage", times=1, status=502, after=1)
+    await bot.send_message(42, "first")
+    with pytest.raises(NetworkError, match=r"\(502\)"):
+        await bot.send_message(42, "second")
+
+
+async def test_a_held_call_hangs_until_released(bot, fake):
+    release = fake.hold("sendMessage")
+    sending = asyncio.create_task(bot.send_message(42, "hi"))
+    [held] = await asyncio.to_thread(fake.wait_for, "held:sendMessage")
+    assert held.params["text"] == "hi" and not fake.calls_to("sendMessage") and not sending.done()
+    release.set()
+    assert (await sending).text == "hi"
+    assert (await bot.send_message(42, "again")).text == "again"  # only the next call was held
+    assert len(fake.calls_to("held:sendMessage")) == 1
 
 
 async def test_blocked_chat_is_forbidden(bot, fake):
