@@ -4,29 +4,33 @@ Mounted here: the web chat (`/`, `/api/...`), `/healthz`, `/metrics`, and the ro
 every configured channel adapter (`/slack/events`, `/telegram/webhook`, ...). A channel
 is anything with `routes()`, `start()` and `stop()`: started with the app (Socket Mode
 connections, webhook registration, send queues) and stopped before the runtime closes.
+
+`/healthz` is `runtime.check()` (every dependency, each bounded; parts add their own with
+`runtime.add_check`); `/metrics` is adapters/metrics.py, whose `Metrics` the app hands to
+the delivery pipeline as `runtime.pipeline.metrics` (also `app.state.metrics`).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from typing import AsyncIterator, Protocol, Sequence
 
-from sqlmodel import Session, func, select
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.deliveries import Deliveries
+from adapters.metrics import Metrics
 from adapters.web import WebChat
-from bot.runtime import Runtime
-from bot.store import Event
+from bot.runtime import CHECK_SECONDS, Runtime
 
 log = logging.getLogger("switchboard")
 SLA_CHECK_SECONDS = 30  # how often unclaimed escalations are checked against their SLA
 RESOLUTION_CHECK_SECONDS = 600  # how often quiet conversations are checked for assumed resolution
+EVENT_FLUSH_SECONDS = 5  # how often events kept during a database outage are offered to it again
 
 
 async def _every(seconds: float, job) -> None:
@@ -56,24 +60,16 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
     """The web process's ASGI app over an opened runtime (closed at shutdown). With `answers`,
     the process also runs answer workers on the delivery queue (bot/delivery.py); without,
     a separate `switchboard answers` process must."""
+    metrics = Metrics(runtime.events, runtime.index, channels, runtime.pipeline.queue)
+    runtime.pipeline.metrics = metrics  # it times acknowledgements and answers, counts retries and dead letters
 
     async def healthz(request: Request) -> JSONResponse:
         problems = await runtime.check()
-        return JSONResponse({"ok": not problems, "problems": problems, "index": runtime.index.stats()},
+        return JSONResponse({"ok": not problems, "problems": problems, "index": await _index_stats(runtime)},
                             status_code=503 if problems else 200)
 
-    async def metrics(request: Request) -> PlainTextResponse:
-        with Session(runtime.events.engine) as session:
-            counts = Counter(dict(session.exec(select(Event.kind, func.count()).group_by(Event.kind)).all()))
-        lines = ["# TYPE switchboard_events_total counter"]
-        lines += [f'switchboard_events_total{{kind="{kind}"}} {n}' for kind, n in sorted(counts.items())]
-        lines.append("# TYPE switchboard_deliveries_total counter")
-        for channel in channels:
-            lines += [f'switchboard_deliveries_total{{channel="{channel.name}",outcome="{outcome}"}} {n}'
-                      for outcome, n in sorted(channel.deliveries.counts.items())]
-        stats = runtime.index.stats()
-        lines += ["# TYPE switchboard_index_chunks gauge", f"switchboard_index_chunks {stats['chunks']}"]
-        return PlainTextResponse("\n".join(lines) + "\n")
+    async def metrics_page(request: Request) -> Response:
+        return Response(await metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,7 +78,8 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
         await asyncio.to_thread(runtime.warm)
         started: list[Channel] = []
         timers = [asyncio.create_task(_every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla)),
-                  asyncio.create_task(_every(RESOLUTION_CHECK_SECONDS, runtime.handoffs.check_resolutions))]
+                  asyncio.create_task(_every(RESOLUTION_CHECK_SECONDS, runtime.handoffs.check_resolutions)),
+                  asyncio.create_task(_every(EVENT_FLUSH_SECONDS, runtime.events.flush))]
         try:
             for channel in channels:
                 await channel.start()
@@ -100,10 +97,20 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
                     await channel.stop()
                 except Exception:
                     log.exception("channel %s did not stop cleanly", channel.name)
-            await runtime.close()
+            await runtime.close()  # its event log writes what an outage kept, if the database answers
 
     web = WebChat(runtime.engine, runtime.profiles.get().name)
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics), *web.routes()]
+    routes = [Route("/healthz", healthz), Route("/metrics", metrics_page), *web.routes()]
     for channel in channels:
         routes += channel.routes()
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.metrics = metrics
+    return app
+
+
+async def _index_stats(runtime: Runtime) -> dict[str, int]:
+    """The index's counts for /healthz, or {} when it doesn't answer (the problems say why)."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(runtime.index.stats), CHECK_SECONDS)
+    except Exception:
+        return {}

@@ -4,14 +4,20 @@
 (Redis when REDIS_URL is set, else SQLite) and the answerer (an OpenAI-compatible LLM
 when configured, else the extractive answerer), and loads the bundled sample knowledge
 into an empty index. Adapters get a `Runtime` and use `runtime.engine`.
+
+`Runtime.check()` is what `/healthz` reports: each dependency (conversation memory, event
+database, knowledge index, and whatever other parts registered with `add_check`) asked
+at once, each within its own timeout, so a dependency that hangs is a problem named, not
+a health check that hangs.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from bot.acting import ToolLoop
 from bot.answering import Answerer, ExtractiveAnswerer, GenerativeAnswerer
@@ -28,7 +34,7 @@ from bot.pii import new_key
 from bot.profiles import Profiles, load_profiles
 from bot.queue import open_queue
 from bot.settings import Settings
-from bot.store import EventLog, connect
+from bot.store import EventLog, connect, describe
 from bot.tools import Toolbox
 from bot.tools import catalog
 from knowledge.connectors.folder import FolderConnector
@@ -43,6 +49,27 @@ log = logging.getLogger(__name__)
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 SAMPLE_SOURCES = (("helpcenter", "helpcenter"), ("faq", "qa_form.yaml"), ("catalog", "offers.csv"))
+CHECK_SECONDS = 2.0  # how long one health check may take before it is reported as not answering
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One dependency's check: `run()` returns the problems it sees (sentences for an
+    operator, empty when all is well) or raises; see `Runtime.add_check`."""
+
+    name: str
+    run: Callable[[], Awaitable[list[str]]]
+    timeout: float = CHECK_SECONDS
+
+    async def problems(self) -> list[str]:
+        try:
+            return list(await asyncio.wait_for(self.run(), self.timeout))
+        except asyncio.TimeoutError:
+            return [f"{self.name}: no answer within {self.timeout:g} s"]
+        except SwitchboardError as exc:  # its message is written for an operator
+            return [f"{self.name}: {exc}"]
+        except Exception as exc:
+            return [f"{self.name}: {describe(exc)}"]
 
 
 @dataclass
@@ -60,6 +87,7 @@ class Runtime:
     handoffs: Handoffs
     toolbox: Toolbox
     pipeline: Pipeline  # the delivery queue and this process's answer workers (bot/delivery.py)
+    health_checks: list[HealthCheck] = field(default_factory=list)  # registered by other parts (add_check)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None, toolbox: Toolbox | None = None) -> "Runtime":
@@ -107,19 +135,40 @@ class Runtime:
         detect("warm up")
         self.engine.retriever.search("warm up", k=1)
 
+    def add_check(self, name: str, run: Callable[[], Awaitable[list[str]]],
+                  timeout: float = CHECK_SECONDS) -> None:
+        """Have `check()`, so `/healthz`, also ask `run()`: it returns problems (e.g. "delivery
+        queue: 340 jobs waiting, the oldest for 95 s"), empty when well. An exception, or no
+        answer within `timeout`, is reported as "`name`: what went wrong"."""
+        self.health_checks.append(HealthCheck(name, run, timeout))
+
     async def check(self) -> list[str]:
-        """Problems an operator should know about now (an unreachable Redis, an empty index)."""
-        problems = []
-        try:
-            await self.memory.load("switchboard:healthcheck")
-        except SwitchboardError as exc:
-            problems.append(f"conversation memory: {exc}")
-        sources = self.index.sources()
-        if not sources:
-            problems.append("knowledge index is empty: run `switchboard ingest PATH`")
-        problems += [f"source {s.name} failed: {s.error}" for s in sources if s.status == "failed"]
-        problems += catalog.problems(self.profiles, self.toolbox, self.settings.uses_llm)
-        return problems
+        """Problems an operator should know about now: a dependency that doesn't answer
+        (Redis, the event database, the index, or a registered check), an empty index, a
+        failed source, a tool whose service isn't configured."""
+        checks = [HealthCheck("conversation memory", self._check_memory),
+                  HealthCheck("event database", self._check_events),
+                  HealthCheck("knowledge index", self._check_index), *self.health_checks]
+        found = await asyncio.gather(*(check.problems() for check in checks))
+        problems = [problem for some in found for problem in some]
+        return problems + catalog.problems(self.profiles, self.toolbox, self.settings.uses_llm)
+
+    async def _check_memory(self) -> list[str]:
+        await self.memory.load("switchboard:healthcheck")
+        return []
+
+    async def _check_events(self) -> list[str]:
+        await asyncio.to_thread(self.events.ping)
+        return []
+
+    async def _check_index(self) -> list[str]:
+        def read() -> list[str]:
+            self.index.stats()
+            sources = self.index.sources()
+            if not sources:
+                return ["knowledge index is empty: run `switchboard ingest PATH`"]
+            return [f"source {s.name} failed: {s.error}" for s in sources if s.status == "failed"]
+        return await asyncio.to_thread(read)
 
     async def close(self) -> None:
         await self.pipeline.stop()

@@ -1,0 +1,151 @@
+"""What `/metrics` reports, in the Prometheus text format (prometheus_client).
+
+One `Metrics` per web app, over a registry of its own (not prometheus_client's global
+one: tests build many apps in one process). Two kinds of series:
+
+- read at each scrape, each dependency apart and within its own timeout: events by kind
+  from the event database, deliveries by channel and outcome, the index's chunk count,
+  the delivery queue's depth and oldest job. A dependency that is down only loses its own
+  series, and `switchboard_dependency_up{dependency=...}` says which one (1 or 0);
+- observed as things happen, by the delivery pipeline (`create_app` sets
+  `runtime.pipeline.metrics`): `observe_ack`, `observe_answer`, `retried`, `dead_letter`.
+  `set_queue` sets the queue gauges for a part that watches the queue itself.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterator, Protocol, Sequence, TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from adapters.deliveries import Deliveries
+from bot.queue import Queue
+from bot.store import EventLog, describe
+from knowledge.index import Index
+
+log = logging.getLogger(__name__)
+
+READ_SECONDS = 2.0  # how long one dependency may take to answer a scrape
+ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)  # platforms give 3 s (Slack) or so
+ANSWER_BUCKETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
+T = TypeVar("T")
+
+
+class Counted(Protocol):
+    """A channel as /metrics sees it."""
+
+    name: str
+    deliveries: Deliveries
+
+
+@dataclass(frozen=True)
+class _Readings:
+    """What the last scrape read from the dependencies; None where one didn't answer."""
+
+    events: dict[str, int] | None = None
+    chunks: int | None = None
+    queue: tuple[int, float] | None = None
+    up: tuple[tuple[str, bool], ...] = ()
+
+
+class Metrics:
+    """The metrics of one web process: `await render()` is the body of `/metrics`."""
+
+    def __init__(self, events: EventLog, index: Index, channels: Sequence[Counted] = (),
+                 queue: Queue | None = None, timeout: float = READ_SECONDS):
+        self.events, self.index, self.channels, self.queue = events, index, channels, queue
+        self.timeout = timeout
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._ack = Histogram("switchboard_ack_seconds", "Time to store a platform delivery and acknowledge it",
+                              ["channel"], buckets=ACK_BUCKETS, registry=self.registry)
+        self._answer = Histogram("switchboard_answer_seconds", "Time to process a queued delivery (answer and send)",
+                                 ["channel"], buckets=ANSWER_BUCKETS, registry=self.registry)
+        self._retries = Counter("switchboard_retries", "Deliveries retried after a transient failure",
+                                ["channel"], registry=self.registry)
+        self._dead = Counter("switchboard_dead_letters", "Deliveries given up after their last attempt",
+                             ["channel"], registry=self.registry)
+        self._readings = _Readings()
+        self._queue: tuple[int, float] | None = None  # from set_queue, when no queue is read here
+        self.registry.register(self)  # as a collector: `collect` below
+
+    # -- observed by the pipeline ----------------------------------------------------------
+    def observe_ack(self, channel: str, seconds: float) -> None:
+        self._ack.labels(channel).observe(seconds)
+
+    def observe_answer(self, channel: str, seconds: float) -> None:
+        self._answer.labels(channel).observe(seconds)
+
+    def retried(self, channel: str) -> None:
+        self._retries.labels(channel).inc()
+
+    def dead_letter(self, channel: str) -> None:
+        self._dead.labels(channel).inc()
+
+    def set_queue(self, depth: int, oldest: float) -> None:
+        """Jobs not finished and the age in seconds of the oldest (0 when none)."""
+        self._queue = (depth, oldest)
+
+    # -- read at each scrape -----------------------------------------------------------------
+    async def render(self) -> bytes:
+        """The Prometheus text: read the dependencies (each bounded), then every series."""
+        events, chunks, queue = await asyncio.gather(
+            self._read("database", lambda: asyncio.to_thread(self.events.counts)),
+            self._read("index", lambda: asyncio.to_thread(lambda: self.index.stats()["chunks"])),
+            self._read("queue", self.queue.stats) if self.queue is not None else _nothing())
+        up = [("database", events is not None), ("index", chunks is not None)]
+        if self.queue is not None:
+            up.append(("queue", queue is not None))
+            self._queue = (queue.depth, queue.oldest) if queue is not None else None
+        self._readings = _Readings(events, chunks, self._queue, tuple(up))
+        return await asyncio.to_thread(generate_latest, self.registry)
+
+    async def _read(self, dependency: str, read: Callable[[], Awaitable[T]]) -> T | None:
+        try:
+            return await asyncio.wait_for(read(), self.timeout)
+        except asyncio.TimeoutError:
+            log.info("metrics: %s did not answer within %g s", dependency, self.timeout)
+        except Exception as exc:  # said by switchboard_dependency_up; /healthz names it
+            log.info("metrics: %s: %s", dependency, describe(exc))
+        return None
+
+    def collect(self) -> Iterator[Metric]:
+        """The series read from the dependencies (prometheus_client's collector protocol)."""
+        readings = self._readings
+        if readings.events is not None:
+            events = CounterMetricFamily("switchboard_events", "Events recorded, by kind", labels=["kind"])
+            for kind, n in sorted(readings.events.items()):
+                events.add_metric([kind], n)
+            yield events
+        yield self._deliveries()
+        if readings.chunks is not None:
+            yield GaugeMetricFamily("switchboard_index_chunks", "Chunks in the knowledge index", value=readings.chunks)
+        if readings.queue is not None:
+            depth, oldest = readings.queue
+            yield GaugeMetricFamily("switchboard_queue_depth", "Deliveries queued and not finished", value=depth)
+            yield GaugeMetricFamily("switchboard_queue_oldest_seconds", "Age of the oldest unfinished delivery",
+                                    value=oldest)
+        up = GaugeMetricFamily("switchboard_dependency_up", "Whether a dependency answered this scrape",
+                               labels=["dependency"])
+        for dependency, answered in readings.up:
+            up.add_metric([dependency], 1 if answered else 0)
+        yield up
+
+    def _deliveries(self) -> Metric:
+        family = CounterMetricFamily("switchboard_deliveries", "Platform deliveries by channel and outcome",
+                                     labels=["channel", "outcome"])
+        for channel in self.channels:
+            try:
+                counts = sorted(channel.deliveries.counts.copy().items())
+            except Exception:  # one channel's counter must not cost the page
+                log.exception("metrics: the deliveries of %s", getattr(channel, "name", channel))
+                continue
+            for outcome, n in counts:
+                family.add_metric([channel.name, outcome], n)
+        return family
+
+
+async def _nothing() -> Any:
+    return None
