@@ -356,7 +356,7 @@ class SlackChannel:
         else:
             await self._react(client, "reactions_add", raw)
             if private:
-                reply = await self.engine.handle(message)
+                reply = await self.engine.handle(message, durable=work is not None)
                 if work is not None:
                     await work.save(reply=reply.to_dict())
             else:
@@ -384,7 +384,7 @@ class SlackChannel:
                 placeholder["ts"] = posted["ts"]
 
         progressive = Progressive(show, interval=self.stream_interval)
-        reply = await self.engine.handle(message, on_text=progressive.add)
+        reply = await self.engine.handle(message, on_text=progressive.add, durable=work is not None)
         await progressive.finish()
         if work is not None:
             await work.save(reply=reply.to_dict(), placeholder=placeholder.get("ts"))
@@ -450,7 +450,7 @@ class SlackChannel:
         profile = self.profiles.get(config.profile)
         work: Work | None = context.get("switchboard_work")
         saved = work.outbox.get("reply") if work is not None else None
-        reply = Reply.from_dict(saved) if saved is not None else await self.engine.handle(message)
+        reply = Reply.from_dict(saved) if saved is not None else await self.engine.handle(message, durable=True)
         if work is not None and saved is None:
             await work.save(reply=reply.to_dict())
         for blocks in render(reply, profile, share=True):

@@ -385,7 +385,7 @@ class TelegramChannel:
         if saved is None:
             async with out.typing():
                 progressive = out.progressive()
-                reply = await self.runtime.engine.handle(message, on_text=progressive.add)
+                reply = await self.runtime.engine.handle(message, on_text=progressive.add, durable=True)
                 await progressive.finish()
             await work.save(reply=reply.to_dict(), preview=out.preview_id, shown=out.shown)
         else:  # a retry: the reply (and the preview it grew in) from the attempt that failed to send it

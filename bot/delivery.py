@@ -172,10 +172,21 @@ class Pipeline:
             return
         finally:
             heartbeat.cancel()
-        await self.queue.done(work.job, outcome)
+        await self._settle(work.job, outcome)
         self._count(job.channel, outcome)
         if self.metrics is not None and hasattr(self.metrics, "observe_answer"):
             self.metrics.observe_answer(job.channel, time.perf_counter() - started)
+
+    async def _settle(self, job: Job, outcome: str) -> None:
+        """Record a job's end even through a queue outage: the reply was sent, so the job must
+        not run again. Retried every 2 s for up to 10 minutes, after which its lease decides."""
+        for _ in range(300):
+            try:
+                await self.queue.done(job, outcome)
+                return
+            except QueueUnavailable as exc:
+                log.warning("could not mark %s finished, retrying: %s", job.id, exc)
+                await asyncio.sleep(2.0)
 
     async def _heartbeat(self, work: Work) -> None:
         lease = getattr(self.queue, "lease", 30.0)

@@ -27,7 +27,7 @@ from bot import condense, noise, smalltalk
 from bot.acting import Outcome as Acted
 from bot.acting import Pending, ToolLoop, consent_question, draft_of, exchange
 from bot.answering import Answerer, Draft, decline_text
-from bot.errors import ConversationBusy
+from bot.errors import ConversationBusy, MemoryUnavailable
 from bot.evidence import confidence, prefer_language, snippet
 from bot.handoff import TURN_ENDS, Handoffs
 from bot.intents import wants_human
@@ -84,8 +84,10 @@ class Engine:
         self._searches = ThreadPoolExecutor(searches, thread_name_prefix="search", initializer=_background)
 
     # -- the turn ------------------------------------------------------------------------
-    async def handle(self, message: Message, on_text: OnText | None = None) -> Reply:
-        """Answer one message. Never raises: failures become an apology reply."""
+    async def handle(self, message: Message, on_text: OnText | None = None, *, durable: bool = False) -> Reply:
+        """Answer one message. Never raises: failures become an apology reply; except, with
+        `durable` (a delivery queue will retry it), a conversation store that is down raises
+        MemoryUnavailable, so the question is answered once the store is back, not apologised for."""
         profile = self.profiles.get(message.profile)
         text = message.text.strip()
         if not text or len(text) > MAX_MESSAGE_CHARS:
@@ -124,6 +126,11 @@ class Engine:
             reply = self._notice(message, profile, "busy", language)
             await self.events.record("busy", message.conversation, channel=message.channel, reply_id=reply.id)
             return reply
+        except MemoryUnavailable as exc:
+            if durable:
+                raise
+            log.exception("turn failed in %s", message.conversation)
+            return await self._failed(message, profile, exc)
         except Exception as exc:
             log.exception("turn failed in %s", message.conversation)
             if deadline is not None and deadline.expired():

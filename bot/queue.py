@@ -455,8 +455,11 @@ class RedisQueue:
         held = self._held.get(job.receipt)
         if held is not None:  # it stays held (and its lane's head): taken again after the delay
             held.update(busy=False, not_before=time.time() + delay, attempts=held["attempts"] + 1)
-            await self._call(self.client.hincrby(self.prefix + "attempts", job.receipt, 1))
-        self._wakeup.notify()
+            self._wakeup.notify()
+            try:  # the count is best effort: Redis being down is often why we retry
+                await self._call(self.client.hincrby(self.prefix + "attempts", job.receipt, 1))
+            except QueueUnavailable:
+                pass
 
     async def dead(self, job: Job, reason: str) -> None:
         await self._call(self.client.xadd(self.prefix + "dead", {

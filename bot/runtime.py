@@ -113,8 +113,10 @@ class Runtime:
             log.warning("%s", problem)
         pipeline = Pipeline(open_queue(settings.redis_url, settings.home, settings.queue_lease),
                             workers=settings.answer_workers, record=events.record)
-        return cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs, toolbox,
-                   pipeline)
+        runtime = cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs, toolbox,
+                      pipeline)
+        runtime.add_check("delivery queue", lambda: queue_problems(pipeline))
+        return runtime
 
     def syncer(self, lock: Lock | None = None) -> Syncer:
         """Syncs the configured sources (knowledge/sync.py) with the credentials from settings."""
@@ -199,3 +201,16 @@ def pii_key(settings: Settings) -> bytes:
         with os.fdopen(descriptor, "wb") as file:
             file.write(new_key())
     return path.read_bytes().strip()
+
+
+QUEUE_BACKLOG = 1000  # jobs waiting: beyond this, /healthz says the answer workers don't keep up
+QUEUE_AGE = 300.0  # seconds the oldest job may wait
+
+
+async def queue_problems(pipeline: Pipeline) -> list[str]:
+    """The delivery queue, as /healthz sees it: reachable, not backed up, nothing too old."""
+    stats = await pipeline.queue.stats()  # QueueUnavailable names the store
+    if stats.depth > QUEUE_BACKLOG or stats.oldest > QUEUE_AGE:
+        return [f"delivery queue: {stats.depth} jobs waiting, the oldest for {stats.oldest:.0f} s "
+                "(are answer workers running?)"]
+    return []

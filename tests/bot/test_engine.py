@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 
 from bot.answering import ExtractiveAnswerer
+from bot.errors import MemoryUnavailable
 from bot.engine import MAX_MESSAGE_CHARS, Engine
 from bot.memory_redis import RedisMemory
 from bot.types import HandoffReason, Message, User
@@ -116,6 +117,16 @@ async def test_an_unreachable_store_ends_in_an_apology_not_silence(retriever, pr
     assert reply.actions[0].kind == "handoff" and reply.actions[0].value == "ai_error"
     [event] = events.events(kind="turn_failed")
     assert "MemoryUnavailable" in event.detail
+    await broken.close()
+
+
+async def test_a_queued_turn_raises_an_unreachable_store_for_the_queue_to_retry(retriever, profiles, events):
+    broken = RedisMemory(f"redis://127.0.0.1:{free_port()}/0")
+    engine = Engine(memory=broken, retriever=retriever, answerer=ExtractiveAnswerer(), profiles=profiles,
+                    events=events)
+    with pytest.raises(MemoryUnavailable):  # no apology now: the question is answered once Redis is back
+        await engine.handle(ask("How long do I have to return an item?"), durable=True)
+    assert events.events(kind="turn_failed") == []
     await broken.close()
 
 
