@@ -1,28 +1,48 @@
-"""Microsoft Teams: personal chats, group chats and channels, on botbuilder.
+"""Microsoft Teams: personal chats, group chats and channels, on botbuilder and the delivery pipeline.
 
-botbuilder does the protocol. `POST /api/messages` hands each activity to its
-`BotFrameworkAuthentication` (the JWT's issuer, signature by a key of the OpenID metadata,
-expiry, audience = TEAMS_APP_ID, serviceurl claim: adapters/teams_auth.py); a request it
-refuses gets 401 and changes nothing. Accepted activities run through
-`CloudAdapterBase.process_activity` into this `ActivityHandler`, and replies go out through
-the SDK's Bot Connector client, paced and retried by adapters/teams_send.py.
+The door, `POST /api/messages`: no Authorization header is 401 before the body is read,
+a body over MAX_BODY is 413; botbuilder's `BotFrameworkAuthentication` checks the JWT
+(issuer, signature by a key of the OpenID metadata, expiry, audience = TEAMS_APP_ID,
+serviceurl claim: adapters/teams_auth.py) against the fields of the body it reads, 401
+when it refuses; only then is the activity read (400 when it isn't one, never 500). An
+activity with work to do (`delivery_key`) goes to the durable delivery queue
+(bot/delivery.py) as `teams:{conversation}:{activity id}`, once (Teams' redeliveries, or
+the same activity at another web process, are duplicates), in the lane of its
+conversation (a chat, or a channel's reply chain), so one conversation's activities run
+one at a time and in order whatever worker takes them; then 200, or 503 when the queue
+can't keep it (Teams delivers it again). Reactions, installation updates, typing and the
+like are acknowledged and dropped.
 
-Personal chats: every message is a question, the chat is the conversation. Group chats and
-channels: messages that @mention the bot (or all of them, `respond = "all"`), the mention
-stripped; in a channel the reply chain (`19:…@thread.tacv2;messageid=<root>`) is the
-conversation and its memory key, and once the bot answered in a chain, follow-ups there
-need no mention (`follow_threads`; Teams delivers them with the manifest's RSC permission).
-Acknowledge first, work after: a message is answered in the background, with "typing…"
-while the engine works, as Adaptive Cards (teams_cards.py). Card buttons are handled and
-always answered: an invoke gets its invoke response (a private notice or a refreshed card),
-a submitted card gets 200. One answer per activity: `teams:{conversation}:{activity id}` is
-claimed once in the shared memory (Redis SET NX EX) across workers. A channel with
-`agents = true` is a handoff desk (teams_desk.py); this class is also the courier to Teams
-customers, whose conversation reference is kept (durably) in their escalation's address.
+Invokes (a card's Action.Execute) want their answer in the HTTP response, yet they are
+queued like messages: a press is then never lost with a process, done once, and in its
+place among the conversation's messages ("Talk to a human" before what was typed after
+it). The door waits up to INVOKE_WAIT (inside Teams' invoke timeout) for an answer worker
+of this process to hand it the invoke response (teams_buttons.py); past that, or when the
+workers run in another process, it acknowledges plainly and the press is done all the
+same. A direct path would save a queue write and lose those guarantees; a Claim is
+atomic either way (bot/handoff.py moves an escalation from queued to claimed once).
+
+The answer workers (`process`) run the stored activity through botbuilder's
+`CloudAdapterBase.process_activity`, with the identity the door established, into this
+`ActivityHandler`: replies go where botbuilder sends them (the activity's serviceUrl,
+conversation, reply chain), paced and retried on 429 by adapters/teams_send.py, each
+connector call cut at CONNECTOR_TIMEOUT. Personal chats: every message is a question.
+Group chats and channels: messages that @mention the bot (or all, `respond = "all"`), the
+mention stripped; a channel's reply chain (`19:…@thread.tacv2;messageid=<root>`) is the
+conversation, and once the bot answered there, follow-ups need no mention
+(`follow_threads`, with the manifest's RSC permission). "typing…" while the engine works;
+the answer as Adaptive Cards (teams_cards.py), kept in the job's outbox before it is sent
+(and how many cards went out), so a retry sends that reply rather than a new one. The
+connector's 5xx and 429, timeouts and lost connections are `Transient` (retried with
+backoff); any other failure, or the last retry, ends in an apology card with "Talk to a
+human" (`failed`). A channel with `agents = true` is a handoff desk (teams_desk.py); this
+class is also the courier to Teams customers (their conversation reference is kept in
+their escalation's address); both post directly, not through the queue.
 """
 from __future__ import annotations
 
-import asyncio
+import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -39,14 +59,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.deliveries import Deliveries
-from adapters.teams_auth import EMULATOR_OPENID_URL, LOGIN_URL, OPENID_URL, Credentials, authentication
-from adapters.teams_cards import card_activity, clicked, mentions_bot, text_card, words
-from adapters.teams_buttons import Buttons
-from adapters.teams_desk import TeamsDesk
-from adapters.teams_send import Outbox, Throttle, place, status
+from adapters.teams_auth import (CONNECTOR_TIMEOUT, EMULATOR_OPENID_URL, LOGIN_URL, OPENID_URL, Credentials,
+                                 addressing, authentication, kept)
+from adapters.teams_buttons import ACK, Buttons
+from adapters.teams_cards import (activity_of, added_to_chat, card_activity, clicked, mentions_bot, text_card,
+                                  words)
+from adapters.teams_desk import TeamsDesk, invoke_message
+from adapters.teams_send import Outbox, Throttle, describe, place, retry_after, status, transient
+from bot.delivery import Transient, Work
 from bot.errors import ConfigError, SwitchboardError
 from bot.handoff import CustomerUnreachable
 from bot.profiles import ChannelConfig, Profile
+from bot.queue import QueueUnavailable
 from bot.runtime import Runtime
 from bot.types import Action, HandoffReason, Message, Reply, User, new_reply_id
 
@@ -56,7 +80,9 @@ T = TypeVar("T")
 ROUTE = "/api/messages"
 SERVICE_URL = "https://smba.trafficmanager.net/teams/"  # the global Bot Connector, for channels not yet heard from
 MAX_BODY = 1_000_000
+CARD_ACTION = "adaptiveCard/action"  # the invoke of an Action.Execute
 COMMANDS = {"help": "help", "reset": "forgotten"}  # manifests/teams/manifest.json lists them
+WORK, OUTCOME = "switchboard.work", "switchboard.outcome"  # turn_state keys of a turn run by an answer worker
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _TENANT = re.compile(r"^[0-9a-fA-F-]{36}$|^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _URL = re.compile(r"^https?://[^\s/]+")
@@ -115,27 +141,31 @@ def _body(body: Any) -> Any:
 
 
 class TeamsChannel(ActivityHandler):
-    """The Teams channel of the web process (`Channel` in adapters/app.py).
+    """The Teams channel: the door of the web process (`Channel` in adapters/app.py) and the
+    `bot.delivery.Handler` of the answer workers.
 
-    Every activity ends in one outcome counted in `deliveries` (answered, declined,
-    duplicate, ignored, failed; relayed and refused in an agents channel).
+    Every activity ends in one outcome counted in `deliveries`: at the door (ignored,
+    duplicate) or by the pipeline (answered, declined, ignored, failed; relayed and refused
+    in an agents channel).
     """
 
     name = "teams"
 
-    def __init__(self, runtime: Runtime, settings: TeamsSettings, *, throttle: Throttle | None = None):
+    def __init__(self, runtime: Runtime, settings: TeamsSettings, *, throttle: Throttle | None = None,
+                 connector_timeout: float = CONNECTOR_TIMEOUT):
         super().__init__()
         self.settings = settings
         self.engine, self.profiles, self.events = runtime.engine, runtime.profiles, runtime.events
-        self.memory = runtime.memory
         self.deliveries = Deliveries()
         credentials = Credentials(settings.app_id, settings.app_password, settings.login_url, settings.tenant_id)
         self.auth = authentication(credentials, login_url=settings.login_url, openid_url=settings.openid_url,
-                                   emulator_openid_url=settings.emulator_openid_url, tenant=settings.tenant_id)
+                                   emulator_openid_url=settings.emulator_openid_url, tenant=settings.tenant_id,
+                                   timeout=connector_timeout)
         self.adapter = CloudAdapterBase(self.auth)
         self.throttle = throttle or Throttle()
-        self._tasks: set[asyncio.Task] = set()
         self._heard: dict[str, str] = {}  # channel id -> the serviceUrl it was last heard from
+        self.pipeline = runtime.pipeline
+        self.pipeline.add(self, self.deliveries)
         self.desk = TeamsDesk(self, runtime.handoffs)
         self.buttons = Buttons(self)
         runtime.handoffs.add_desk(self.name, self.desk)
@@ -151,75 +181,142 @@ class TeamsChannel(ActivityHandler):
                         "act as Teams. Use it with the Bot Framework Emulator only, never on a public address.", ROUTE)
 
     async def stop(self) -> None:
-        """Let the answers under way finish (a while), then cancel what's left."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=10)
-            for task in pending:
-                task.cancel()
+        """Nothing of this channel runs in the background: the answer workers are the pipeline's."""
 
+    # -- the door ----------------------------------------------------------------------------
     async def _endpoint(self, request: Request) -> Response:
-        raw = await request.body()
-        try:
-            data = json.loads(raw) if len(raw) <= MAX_BODY else None
-            activity = Activity().deserialize(data)
-            if not (activity.type and activity.service_url and activity.conversation and activity.conversation.id):
-                raise ValueError("not an activity")
-        except Exception:
-            return Response(status_code=400)
-        try:
-            checked = await self.auth.authenticate_request(activity, request.headers.get("authorization"))
+        """Authenticate, read, queue, acknowledge (see the module docstring)."""
+        header = request.headers.get("authorization", "")
+        if not header and not self.settings.emulator:
+            return Response(status_code=401)  # botbuilder refuses it too: not worth reading
+        raw = await _read(request, MAX_BODY)
+        if raw is None:
+            return Response(status_code=413)
+        data = _object(raw)
+        try:  # a body that isn't JSON has no serviceUrl: its token is checked against none, and refused
+            checked = await self.auth.authenticate_request(addressing(data or {}), header or None)
         except Exception as exc:  # missing, forged, expired or misaddressed: botbuilder refused it
             log.info("refused a request to %s: %s", ROUTE, type(exc).__name__)
             return Response(status_code=401)
         try:
-            response = await self.adapter.process_activity(checked, activity, self.on_turn)
-        except Exception as exc:  # e.g. our own token refused by AAD: nothing can be sent
-            log.exception("Teams activity %s failed", activity.type)
-            self.deliveries.count("failed")
-            await self.events.record("delivery_failed", f"teams:{activity.conversation.id}", channel="teams",
-                                     error=type(exc).__name__)
-            return Response(status_code=500)
-        if response is None:
-            return Response(status_code=200)
-        return JSONResponse(_body(response.body), status_code=response.status)
+            activity = activity_of(data or {})
+        except ValueError:
+            return Response(status_code=400)
+        self._hear(activity)
+        found = delivery_key(activity, raw)
+        if found is None:
+            self.deliveries.count("ignored")
+            return _ignored(activity)
+        job_id, lane = found
+        payload = {"activity": data, "identity": kept(checked), "conversation": lane}
+        try:
+            if activity.type == ActivityTypes.invoke:
+                return JSONResponse(await self.buttons.queued(
+                    job_id, lambda: self.pipeline.accept(job_id, self.name, lane, payload)))
+            await self.pipeline.accept(job_id, self.name, lane, payload)
+        except QueueUnavailable as exc:
+            log.warning("Teams activity not queued: %s", exc)
+            return Response(status_code=503)
+        return Response(status_code=200)
+
+    def _hear(self, activity: Activity) -> None:
+        """Remember where a channel was last heard from: where to post there later (the desk)."""
+        if activity.conversation.conversation_type != "channel" or not activity.service_url:
+            return
+        channel = place(activity.conversation.id)
+        if channel in self._heard or len(self._heard) < 10_000:
+            self._heard[channel] = activity.service_url
+
+    # -- the answer workers' side ------------------------------------------------------------
+    async def process(self, work: Work) -> str:
+        """`bot.delivery.Handler`: run a queued activity through botbuilder into this handler."""
+        activity = Activity().deserialize(work.payload["activity"])
+        turns: list[TurnContext] = []
+
+        async def logic(context: TurnContext) -> None:
+            context.turn_state[WORK] = work
+            turns.append(context)
+            await self.on_turn(context)
+        try:
+            response = await self.adapter.process_activity(self.auth.restore(work.payload["identity"]), activity,
+                                                           logic)
+        except Exception as exc:
+            if transient(exc):
+                raise Transient(describe(exc), retry_after(exc, 0)) from exc
+            raise
+        if activity.type == ActivityTypes.invoke and response is not None:
+            self.buttons.respond(work.job.id, _body(response.body))
+        return str(turns[0].turn_state.get(OUTCOME, "ignored")) if turns else "ignored"
+
+    async def failed(self, work: Work, error: BaseException) -> None:
+        """Tell the asker it failed: an apology with "Talk to a human" in the conversation (for
+        a press still awaited at the door, its invoke response). Nothing for agents' messages."""
+        activity = Activity().deserialize(work.payload["activity"])
+        config = self.config(activity)
+        if activity.type == ActivityTypes.invoke:
+            profile = self.profiles.get(config.profile)
+            self.buttons.respond(work.job.id, invoke_message(profile.text("error", profile.language)))
+            return
+        if activity.type != ActivityTypes.message or config.agents or clicked(activity) is not None:
+            return
+        try:
+            message = await self.to_message(activity, config)
+        except Exception:  # what failed the turn may fail this too: apologise where the bot was surely asked
+            message = await self.to_message(activity, dataclasses.replace(config, follow_threads=False))
+        if message is None:
+            return
+
+        async def apologise(context: TurnContext) -> None:
+            await self._apologise(context, message)
+        await self.adapter.process_activity(self.auth.restore(work.payload["identity"]), activity, apologise)
+
+    @staticmethod
+    def work(context: TurnContext) -> Work | None:
+        """The queued job a turn runs for (None outside the answer workers)."""
+        return context.turn_state.get(WORK)
+
+    async def decided(self, context: TurnContext, make: Callable[[], Awaitable[Reply]]) -> Reply:
+        """The reply an earlier attempt of this job kept, else `make()`'s, kept before it is sent."""
+        work = self.work(context)
+        saved = work.outbox.get("reply") if work is not None else None
+        if saved is not None:
+            return Reply.from_dict(saved)
+        reply = await make()
+        if work is not None:
+            await work.save(reply=reply.to_dict())
+        return reply
+
+    async def send(self, context: TurnContext, reply: Reply, profile: Profile, out: Outbox | None = None) -> None:
+        """Send a decided reply, but the cards an earlier attempt of this job sent."""
+        work = self.work(context)
+        out = out or self.outbox(context)
+        if work is None:
+            await out.reply(reply, profile)
+            return
+
+        async def sent(count: int) -> None:
+            await work.save(sent=count)
+        await out.reply(reply, profile, skip=int(work.outbox.get("sent", 0)), sent=sent)
 
     # -- activities in -----------------------------------------------------------------------
     async def on_turn(self, turn_context: TurnContext) -> None:
-        activity = turn_context.activity
-        channel = place(activity.conversation.id)
-        if activity.conversation.conversation_type == "channel" and (channel in self._heard or
-                                                                     len(self._heard) < 10_000):
-            self._heard[channel] = activity.service_url  # where to post there later (the desk)
-        if activity.type in (ActivityTypes.message, ActivityTypes.invoke, ActivityTypes.conversation_update):
-            await super().on_turn(turn_context)
-        else:  # reactions, installation updates, typing, events…: nothing to answer
-            self.deliveries.count("ignored")
+        self._hear(turn_context.activity)
+        await super().on_turn(turn_context)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         data = clicked(turn_context.activity)  # a card's Action.Submit arrives as a message
-        self.spawn(self.buttons.submitted(turn_context, data) if data else self._message(turn_context))
+        turn_context.turn_state[OUTCOME] = await (self.buttons.submitted(turn_context, data) if data
+                                                  else self._message(turn_context))
 
     async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
-        self.spawn(self._joined(turn_context))
+        turn_context.turn_state[OUTCOME] = await self._joined(turn_context)
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
-        if turn_context.activity.name != "adaptiveCard/action":
-            self.deliveries.count("ignored")
+        if turn_context.activity.name != CARD_ACTION:
             return await super().on_invoke_activity(turn_context)  # 501, as botbuilder answers unknown invokes
-        return await self.buttons.invoked(turn_context)
-
-    def spawn(self, work: Awaitable[T]) -> "asyncio.Task[T]":
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def first(self, activity: Activity) -> bool:
-        try:
-            return await self.memory.first_delivery(f"teams:{activity.conversation.id}:{activity.id}")
-        except SwitchboardError:  # the store is down: answering twice beats not answering
-            log.warning("could not check Teams activity %s for redelivery", activity.id)
-            return True
+        outcome, response = await self.buttons.invoked(turn_context)
+        turn_context.turn_state[OUTCOME] = outcome
+        return response
 
     def config(self, activity: Activity) -> ChannelConfig:
         return self.profiles.channel("teams", place(activity.conversation.id))
@@ -250,42 +347,30 @@ class TeamsChannel(ActivityHandler):
         return Message(conversation=key, text=words(activity), user=_user(activity), channel="teams",
                        profile=config.profile, private=personal, id=activity.id or "", raw=self.raw(activity))
 
-    async def _message(self, context: TurnContext) -> None:
-        outcome, message = "ignored", None
-        try:
-            config = self.config(context.activity)
-            if config.agents:  # agents talk here, the bot doesn't answer them
-                if await self.first(context.activity):
-                    outcome = await self.desk.on_message(context)
-                else:
-                    outcome = "duplicate"
-                return
-            message = await self.to_message(context.activity, config)
-            if message is None:
-                return
-            if not await self.first(context.activity):
-                outcome = "duplicate"
-                return
-            outcome = await self._answer(context, message)
-        except Exception as exc:  # the edge: log, record, and tell the user
-            outcome = "failed"
-            log.exception("Teams message failed")
-            if message is not None:
-                await self._failed(context, message, exc)
-        finally:
-            self.deliveries.count(outcome)
+    async def _message(self, context: TurnContext) -> str:
+        """A message, in an answer worker: failures propagate to `process`."""
+        config = self.config(context.activity)
+        if config.agents:  # agents talk here, the bot doesn't answer them
+            return await self.desk.on_message(context)
+        message = await self.to_message(context.activity, config)
+        if message is None:
+            return "ignored"
+        return await self._answer(context, message)
 
     async def _answer(self, context: TurnContext, message: Message) -> str:
         out, profile = self.outbox(context), self.profiles.get(message.profile)
         command = COMMANDS.get(message.text.lower().lstrip("/"))
-        if command:
+        if command:  # both are idempotent: a retry does them again
             if command == "forgotten":
                 await self.engine.forget(message.conversation)
             await out.card(text_card(profile.text(command, await self._language(message, profile))))
             return "answered"
-        async with out.typing():
-            reply = await self.engine.handle(message)
-        await out.reply(reply, profile)
+
+        async def think() -> Reply:
+            async with out.typing():
+                return await self.engine.handle(message)
+        reply = await self.decided(context, think)
+        await self.send(context, reply, profile, out)
         return "answered" if reply.answered else "declined"
 
     async def _language(self, message: Message, profile: Profile) -> str:
@@ -295,38 +380,24 @@ class TeamsChannel(ActivityHandler):
             remembered = ""
         return remembered or message.user.locale.split("-")[0].lower() or profile.language
 
-    async def _failed(self, context: TurnContext, message: Message, exc: Exception) -> None:
-        error = f"HTTP {status(exc)}" if status(exc) else type(exc).__name__
-        await self.events.record("delivery_failed", message.conversation, channel="teams", error=error)
+    async def _apologise(self, context: TurnContext, message: Message) -> None:
         profile = self.profiles.get(message.profile)
         language = await self._language(message, profile)
         apology = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
                         language=language, answered=False, actions=(Action(
                             "handoff", profile.text("talk_to_human", language), "handoff",
                             HandoffReason.AI_ERROR.value),))
-        try:
-            await self.outbox(context).reply(apology, profile)
-        except Exception:
-            log.exception("could not tell the user in %s about the failure", message.conversation)
+        await self.outbox(context).reply(apology, profile)
 
-    async def _joined(self, context: TurnContext) -> None:
+    async def _joined(self, context: TurnContext) -> str:
         """The bot was added to a chat: say hello (in a team, the agents or users will @mention it)."""
-        activity, outcome = context.activity, "ignored"
-        try:
-            added = {member.id for member in activity.members_added or []}
-            if activity.recipient.id in added and activity.conversation.conversation_type in ("personal", "groupChat"):
-                if await self.first(activity):
-                    profile = self.profiles.get(self.config(activity).profile)
-                    language = (activity.locale or "").split("-")[0].lower() or profile.language
-                    await self.outbox(context).card(text_card(profile.text("greeting", language)))
-                    outcome = "answered"
-                else:
-                    outcome = "duplicate"
-        except Exception:
-            outcome = "failed"
-            log.exception("Teams greeting failed")
-        finally:
-            self.deliveries.count(outcome)
+        activity = context.activity
+        if not added_to_chat(activity):
+            return "ignored"
+        profile = self.profiles.get(self.config(activity).profile)
+        language = (activity.locale or "").split("-")[0].lower() or profile.language
+        await self.outbox(context).card(text_card(profile.text("greeting", language)))
+        return "answered"
 
     # -- proactive: the courier, and the desk's posts ------------------------------------------
     def reference(self, conversation_id: str) -> ConversationReference:
@@ -375,3 +446,58 @@ class TeamsChannel(ActivityHandler):
 def _user(activity: Activity) -> User:
     sender = activity.from_property
     return User(id=sender.id, name=sender.name or "", locale=activity.locale or "")
+
+
+# -- the door ------------------------------------------------------------------------------
+async def _read(request: Request, limit: int) -> bytes | None:
+    """The request body, or None past `limit` bytes (read no further)."""
+    if int(request.headers.get("content-length") or 0) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object in a body, or None."""
+    try:
+        data = json.loads(raw)
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def delivery_key(activity: Activity, raw: bytes = b"") -> tuple[str, str] | None:
+    """(job id, lane) of an activity with work to do, or None for one to acknowledge and drop.
+
+    Work: a message from someone (a question, an agent's reply, a submitted card), the bot
+    added to a chat, a press of one of our card buttons. The id is the activity's in its
+    conversation (Teams' ids are unique within one), the lane its conversation.
+    """
+    kind = activity.type
+    if kind == ActivityTypes.message:
+        work = activity.from_property is not None
+    elif kind == ActivityTypes.conversation_update:
+        work = added_to_chat(activity)
+    elif kind == ActivityTypes.invoke:
+        work = activity.name == CARD_ACTION and clicked(activity) is not None
+    else:
+        work = False
+    if not work:
+        return None
+    conversation = activity.conversation.id
+    identity = activity.id if isinstance(activity.id, str) and activity.id else hashlib.sha256(raw).hexdigest()
+    return f"teams:{conversation}:{identity}", f"teams:{conversation}"
+
+
+def _ignored(activity: Activity) -> Response:
+    """The answer to an activity dropped at the door: 200, an invoke's acknowledgement, or 501 for
+    an invoke nobody handles (botbuilder's answer)."""
+    if activity.type != ActivityTypes.invoke:
+        return Response(status_code=200)
+    if activity.name == CARD_ACTION:  # someone else's card, or not one of our buttons
+        return JSONResponse(invoke_message(ACK))
+    return Response(status_code=501)

@@ -20,7 +20,14 @@ Reuse: botbuilder builds two msrest clients per activity (a connector client and
 user-token client we never use), each spending ~4 ms building its retry policy and opening
 its own connections. `Authentication` wraps the SDK's with `Connectors`, one connector
 client per service URL and audience (its token still checked, and renewed off the loop,
-before each use), and one user-token client.
+before each use), and one user-token client. Each connector call is bounded: msrest's
+socket timeout (100 s by default) becomes CONNECTOR_TIMEOUT, and urllib3's own retries
+(PUTs and DELETEs on 5xx, with backoff) are off: a failed call is retried by the delivery
+pipeline (bot/delivery.py), which knows what was already sent.
+
+Later: the door authenticates a request once; the answer worker that runs the activity,
+maybe minutes later and in another process, uses what the door established (`kept` →
+`Authentication.restore`), not the JWT again (it may have expired by then).
 """
 from __future__ import annotations
 
@@ -28,10 +35,10 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
-from botbuilder.schema import CallerIdConstants
+from botbuilder.schema import Activity, CallerIdConstants, ChannelAccount
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (AppCredentials, AuthenticateRequestResult, AuthenticationConfiguration,
                                          AuthenticationConstants, BotFrameworkAuthentication,
@@ -46,11 +53,17 @@ SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE  # https://api.b
 MULTI_TENANT = AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT  # botframework.com
 REFRESH_MARGIN = 300  # seconds before expiry a token is renewed
 TOKEN_TIMEOUT = 10
+CONNECTOR_TIMEOUT = 10  # seconds per socket operation of a Bot Connector call (msrest's default: 100)
 CLIENTS = 256  # connector clients kept (one per service URL and audience; Teams has a few per region)
 
 
 class TokenRefused(PermissionError):
-    """Raised when the token endpoint refuses the app's credentials (wrong id, secret or tenant)."""
+    """Raised when the token endpoint refuses the app's credentials (wrong id, secret or tenant),
+    or fails (`status` 5xx: worth retrying)."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
 
 
 class BotToken(AppCredentials):
@@ -80,7 +93,7 @@ class BotToken(AppCredentials):
         response = httpx.post(self.token_url, data=form, timeout=TOKEN_TIMEOUT)
         if response.status_code != 200:
             raise TokenRefused(f"{self.token_url} refused the app credentials: HTTP {response.status_code} "
-                               f"{_error(response)}")
+                               f"{_error(response)}", response.status_code)
         data = response.json()
         self._token = str(data["access_token"])
         self._renew_at = started + max(0, int(data.get("expires_in", 3599)) - REFRESH_MARGIN)
@@ -127,8 +140,8 @@ class Credentials(ServiceClientCredentialsFactory):
 class Connectors(ConnectorFactory):
     """Connector clients for our app: one per service URL and audience, reused."""
 
-    def __init__(self, credentials: Credentials):
-        self.credentials = credentials
+    def __init__(self, credentials: Credentials, timeout: float = CONNECTOR_TIMEOUT):
+        self.credentials, self.timeout = credentials, timeout
         self._clients: OrderedDict[tuple[str, str, int], ConnectorClient] = OrderedDict()
 
     async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
@@ -139,6 +152,11 @@ class Connectors(ConnectorFactory):
         if client is None:
             client = self._clients[key] = ConnectorClient(token, base_url=service_url)
             client.config.add_user_agent(USER_AGENT)
+            client.config.connection.timeout = self.timeout
+            # No retry of urllib3's own, and a 5xx comes back as it is (the session made in the
+            # constructor holds this very Retry object: it is changed, not replaced)
+            client.config.retry_policy.retries = 0
+            client.config.retry_policy.policy.status_forcelist = None
             while len(self._clients) > CLIENTS:
                 self._clients.popitem(last=False)
         self._clients.move_to_end(key)
@@ -148,9 +166,20 @@ class Connectors(ConnectorFactory):
 class Authentication(BotFrameworkAuthentication):
     """botbuilder's authentication (`inner`) for our app, its clients reused (see the module docstring)."""
 
-    def __init__(self, inner: BotFrameworkAuthentication, credentials: Credentials):
-        self.inner, self.connectors = inner, Connectors(credentials)
+    def __init__(self, inner: BotFrameworkAuthentication, credentials: Credentials,
+                 timeout: float = CONNECTOR_TIMEOUT):
+        self.inner, self.connectors = inner, Connectors(credentials, timeout)
         self._user_tokens: UserTokenClient | None = None
+
+    def restore(self, kept_result: dict[str, Any]) -> AuthenticateRequestResult:
+        """The result of an authentication made earlier (`kept`), to run its activity now."""
+        result = AuthenticateRequestResult()
+        result.claims_identity = ClaimsIdentity(dict(kept_result["claims"]), True,
+                                                kept_result.get("type") or None)
+        result.audience = kept_result.get("audience") or None
+        result.caller_id = kept_result.get("caller_id") or None
+        result.connector_factory = self.connectors
+        return result
 
     async def authenticate_request(self, activity: Any, auth_header: str) -> AuthenticateRequestResult:
         result = await self.inner.authenticate_request(activity, auth_header)
@@ -179,8 +208,26 @@ class Authentication(BotFrameworkAuthentication):
         return await self.inner.authenticate_channel_request(auth_header)
 
 
+def addressing(data: Mapping[str, Any]) -> Activity:
+    """What botbuilder's authentication reads of an activity: its channel and serviceUrl (the
+    JWT is checked against them), and without a JWT (emulator), whether it is for a skill."""
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+    recipient = data.get("recipient") if isinstance(data.get("recipient"), dict) else {}
+    return Activity(channel_id=text(data.get("channelId")), service_url=text(data.get("serviceUrl")),
+                    recipient=ChannelAccount(role=text(recipient.get("role"))))
+
+
+def kept(result: AuthenticateRequestResult) -> dict[str, Any]:
+    """What a request's authentication established, as JSON (for `Authentication.restore`)."""
+    identity = result.claims_identity
+    return {"claims": dict(identity.claims or {}), "type": identity.authentication_type or "",
+            "audience": result.audience or "", "caller_id": result.caller_id or ""}
+
+
 def authentication(credentials: Credentials, *, login_url: str = LOGIN_URL, openid_url: str = OPENID_URL,
-                   emulator_openid_url: str = EMULATOR_OPENID_URL, tenant: str = "") -> BotFrameworkAuthentication:
+                   emulator_openid_url: str = EMULATOR_OPENID_URL, tenant: str = "",
+                   timeout: float = CONNECTOR_TIMEOUT) -> Authentication:
     """botbuilder's request authentication for the public cloud, with these endpoints."""
     return Authentication(BotFrameworkAuthenticationFactory.create(
         channel_service="", validate_authority=True, to_channel_from_bot_login_url=login_url,
@@ -189,4 +236,4 @@ def authentication(credentials: Credentials, *, login_url: str = LOGIN_URL, open
         to_bot_from_channel_open_id_metadata_url=openid_url,
         to_bot_from_emulator_open_id_metadata_url=emulator_openid_url,
         caller_id=CallerIdConstants.public_azure_channel, credential_factory=credentials,
-        auth_configuration=AuthenticationConfiguration(tenant_id=tenant or None)), credentials)
+        auth_configuration=AuthenticationConfiguration(tenant_id=tenant or None)), credentials, timeout)

@@ -1,19 +1,22 @@
-"""Card buttons in Teams: 👍/👎, "Talk to a human", ratings, and the desk's buttons.
+"""Card buttons in Teams: 👍/👎, "Talk to a human", ratings, Yes / No, and the desk's buttons.
 
 A button arrives two ways (adapters/teams_cards.py renders both): an `adaptiveCard/action`
 invoke (Action.Execute), which Teams expects answered in the same HTTP response, or, from
-older clients, a message carrying the card's data (Action.Submit). Either way the click is
-claimed once (redeliveries do nothing), done, and acknowledged: an invoke gets an invoke
-response (a notice only the clicker sees, or the desk's refreshed card) within
-INVOKE_WAIT, or a plain acknowledgement while the work finishes in the background; a
-submitted card gets its notice as a reply. The conversation is the one the click came
-from, never one the card names.
+older clients, a message carrying the card's data (Action.Submit). Either way the door
+queues the press like a message (adapters/teams.py: once per activity, in the lane of the
+conversation it comes from) and an answer worker does it. For an invoke, the door waits
+(`queued`) for the worker to hand over the response (`respond`): a notice only the clicker
+sees, or the desk's refreshed card; past INVOKE_WAIT, for a redelivered press, or when the
+answer workers run in another process, it answers a plain acknowledgement and the press is
+done all the same. A submitted card gets its notice as a reply. What a press decided (a
+reply to send, a notice) is kept in its job's outbox before it is sent, so a retry sends
+it rather than pressing again. The conversation is the one the click came from, never one
+the card names.
 """
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from botbuilder.core import InvokeResponse, TurnContext
 
@@ -24,9 +27,7 @@ from bot.types import HandoffReason, Message, User
 if TYPE_CHECKING:
     from adapters.teams import TeamsChannel
 
-log = logging.getLogger(__name__)
-
-INVOKE_WAIT = 4.0  # a click's work done by then is answered in place; later, it finishes in the background
+INVOKE_WAIT = 4.0  # how long the door waits for a press's invoke response (Teams gives up after ~5 s)
 ACK = "✓"  # an invoke response with nothing more to say
 REASONS = {reason.value: reason for reason in HandoffReason}
 
@@ -36,52 +37,54 @@ class Buttons:
 
     def __init__(self, channel: "TeamsChannel"):
         self.channel = channel
+        self._waiting: dict[str, asyncio.Future] = {}  # job id -> the door awaiting its invoke response
 
-    async def invoked(self, context: TurnContext) -> InvokeResponse:
-        """An Action.Execute: its invoke response, in time."""
-        task = self.channel.spawn(self._clicked(context))
+    # -- the door ------------------------------------------------------------------------------
+    async def queued(self, job_id: str, accept: Callable[[], Awaitable[bool]]) -> dict[str, Any]:
+        """The invoke response for a press the door queues with `accept`: what the answer worker
+        decided, if it does so within INVOKE_WAIT, else an acknowledgement. QueueUnavailable
+        from `accept` propagates (the door answers 503)."""
+        waiter = asyncio.get_running_loop().create_future()
+        mine = self._waiting.setdefault(job_id, waiter) is waiter  # not when the same press is awaited already
         try:
-            body = await asyncio.wait_for(asyncio.shield(task), INVOKE_WAIT)
+            if not await accept() or not mine:
+                return invoke_message(ACK)  # a redelivery: done, or being done, once
+            return await asyncio.wait_for(waiter, INVOKE_WAIT)
         except asyncio.TimeoutError:
-            body = None  # still at work: it finishes in the background
-        return InvokeResponse(status=200, body=body or invoke_message(ACK))
-
-    async def _clicked(self, context: TurnContext) -> dict[str, Any] | None:
-        outcome, response = "failed", None
-        try:
-            data = clicked(context.activity)
-            if data is None:
-                outcome = "ignored"
-            elif not await self.channel.first(context.activity):
-                outcome = "duplicate"
-            else:
-                outcome, response = await self._act(context, data)
-        except Exception:
-            log.exception("Teams button failed")
-            profile = self.channel.profiles.get(self.channel.config(context.activity).profile)
-            response = invoke_message(profile.text("error", profile.language))
+            return invoke_message(ACK)  # still at work (or queued behind the conversation): done later
         finally:
-            self.channel.deliveries.count(outcome)
-        return response
+            if mine:
+                self._waiting.pop(job_id, None)
 
-    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> None:
+    def respond(self, job_id: str, body: dict[str, Any] | None) -> None:
+        """Hand a press's invoke response to the door of this process, if it still waits."""
+        waiter = self._waiting.get(job_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(body or invoke_message(ACK))
+
+    # -- the answer workers' side --------------------------------------------------------------
+    async def invoked(self, context: TurnContext) -> tuple[str, InvokeResponse]:
+        """An Action.Execute: (outcome, its invoke response). Failures propagate."""
+        data = clicked(context.activity)
+        outcome, response = await self._act(context, data) if data is not None else ("ignored", None)
+        return outcome, InvokeResponse(status=200, body=response or invoke_message(ACK))
+
+    async def submitted(self, context: TurnContext, data: dict[str, Any]) -> str:
         """An Action.Submit (older clients): what an invoke would answer becomes a reply."""
-        outcome = "failed"
-        try:
-            if not await self.channel.first(context.activity):
-                outcome = "duplicate"
-                return
+        work = self.channel.work(context)
+        pressed = work.outbox.get("pressed") if work is not None else None
+        if pressed is None:
             outcome, response = await self._act(context, data)
             notice = response.get("value") if response and response.get("type") == MESSAGE else ""
-            if notice and notice != ACK:
-                if data.get("sb") == "desk":
-                    await self.channel.desk.tell(context, context.activity.from_property, notice)
-                else:
-                    await self.channel.outbox(context).card(text_card(notice))
-        except Exception:
-            log.exception("Teams card submit failed")
-        finally:
-            self.channel.deliveries.count(outcome)
+            pressed = {"outcome": outcome, "notice": notice if notice != ACK else ""}
+            if work is not None:
+                await work.save(pressed=pressed)
+        if pressed["notice"]:
+            if data.get("sb") == "desk":
+                await self.channel.desk.tell(context, context.activity.from_property, pressed["notice"])
+            else:
+                await self.channel.outbox(context).card(text_card(pressed["notice"]))
+        return str(pressed["outcome"])
 
     async def _act(self, context: TurnContext, data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         """Do what the button says: (outcome, the invoke response, if any)."""
@@ -101,14 +104,15 @@ class Buttons:
             return "answered", invoke_message(await channel.engine.feedback(message, reply_id, value))
         if kind == "handoff":
             reason = REASONS.get(str(data.get("why", "")), HandoffReason.CUSTOMER_REQUEST)
-            reply = await channel.engine.request_handoff(message, reason)
-            await channel.outbox(context).reply(reply, profile)
+            reply = await channel.decided(context, lambda: channel.engine.request_handoff(message, reason))
+            await channel.send(context, reply, profile)
             return "answered", None
         if kind == "confirm" and str(data.get("a", "")).startswith("t_"):  # Yes / No to a proposed action
-            reply = await channel.engine.confirm(message, str(data["a"]), data.get("v") is True)
+            reply = await channel.decided(context, lambda: channel.engine.confirm(
+                message, str(data["a"]), data.get("v") is True))
             if reply.notice:  # "already handled": the clicker's, in place
                 return "answered", invoke_message(reply.answer)
-            await channel.outbox(context).reply(reply, profile)
+            await channel.send(context, reply, profile)
             return "answered", None
         if kind == "rate":
             thanks = await channel.engine.rate(message, value)

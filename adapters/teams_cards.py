@@ -16,6 +16,9 @@ down, `r` the reply id), `handoff` (`why`, the reason), `rate` (`v`, "<escalatio
 `confirm` (`v` true for Yes, `a` the proposed action's id) under a proposed action, and `desk`
 (`do`, `e` the escalation id) on escalation cards. The conversation is the one
 the click arrives from, never something the card claims.
+
+Reading activities: a mention of the bot, a message's words without it, a click's data,
+an authenticated request body as an activity (`activity_of`), the bot added to a chat.
 """
 from __future__ import annotations
 
@@ -207,3 +210,23 @@ def clicked(activity: Activity) -> dict[str, Any] | None:
         action_ = value.get("action") if isinstance(value.get("action"), dict) else {}
         value = action_.get("data") if isinstance(action_.get("data"), dict) else {}
     return dict(value) if value.get("sb") in ACTIONS else None
+
+
+def activity_of(data: Mapping[str, Any]) -> Activity:
+    """The activity in an authenticated body; ValueError when it isn't one we can handle."""
+    try:
+        activity = Activity().deserialize(dict(data))
+    except Exception as exc:  # msrest raises whatever the field it choked on gave it
+        raise ValueError("not an activity") from exc
+    conversation = activity.conversation
+    if not (isinstance(activity.type, str) and isinstance(activity.service_url, str) and conversation
+            and isinstance(conversation.id, str) and conversation.id):
+        raise ValueError("not an activity")
+    return activity
+
+
+def added_to_chat(activity: Activity) -> bool:
+    """The bot itself was added to a personal or group chat (in a team it waits to be asked)."""
+    added = {member.id for member in activity.members_added or []}
+    return activity.recipient is not None and activity.recipient.id in added and \
+        activity.conversation.conversation_type in ("personal", "groupChat")

@@ -5,12 +5,17 @@ Teams throttles a bot per conversation (about 7 operations a second, 8 in 2 s, 6
 through one `Throttle`: the calls for one place (a chat, or a channel with all its reply
 chains) run one at a time and in order, at most RATE in any WINDOW; a 429 is waited out
 (Retry-After, else a doubling backoff) and the same call made again, up to RETRIES times,
-so a message is delayed, never dropped or overtaken. (urllib3 under msrest retries PUTs
-on its own first; POSTs it never retries.) Typing indicators are the one exception: best
-effort, sent while a turn works, never retried.
+so a message is delayed, never dropped or overtaken (urllib3 under msrest retries nothing:
+adapters/teams_auth.py). Typing indicators are the one exception: best effort, sent while
+a turn works, never retried.
 
 An `Outbox` is the bot's side of one turn (or one proactive delivery) in one conversation:
 botbuilder's `TurnContext` sends, the throttle paces.
+
+What the throttle can't fix is the delivery pipeline's to retry (bot/delivery.py):
+`transient` says which failures are worth it (the connector's 5xx and 429, timeouts and
+lost connections, the token endpoint failing, a store down), and a reply of several cards
+reports each one sent, so that a retry sends only the rest.
 """
 from __future__ import annotations
 
@@ -22,12 +27,16 @@ import time
 from collections import deque
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
+import httpx
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
-from msrest.exceptions import HttpOperationError
+from msrest.exceptions import ClientRequestError, HttpOperationError
 
+from adapters.teams_auth import TokenRefused
 from adapters.teams_cards import card_activity, render
+from bot.errors import MemoryUnavailable
 from bot.profiles import Profile
+from bot.queue import QueueUnavailable
 from bot.types import Reply
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,24 @@ def status(exc: BaseException) -> int | None:
     """The HTTP status of a failed Bot Connector call, if it was one."""
     response = getattr(exc, "response", None) if isinstance(exc, HttpOperationError) else None
     return getattr(response, "status_code", None)
+
+
+def transient(exc: BaseException) -> bool:
+    """Worth retrying later: the connector's 5xx, 429 and 408, a call that timed out or
+    couldn't connect (msrest wraps what requests raised), our token endpoint failing, a store down."""
+    if isinstance(exc, HttpOperationError):
+        code = status(exc) or 0
+        return code >= 500 or code in (408, 429)
+    if isinstance(exc, TokenRefused):
+        return exc.status >= 500 or exc.status == 429
+    return isinstance(exc, (ClientRequestError, httpx.TransportError, asyncio.TimeoutError, TimeoutError,
+                            ConnectionError, MemoryUnavailable, QueueUnavailable))
+
+
+def describe(exc: BaseException) -> str:
+    """A failure in a few words for logs and events ("HTTP 500", "ClientRequestError")."""
+    code = status(exc)
+    return f"HTTP {code}" if code else type(exc).__name__
 
 
 def retry_after(exc: BaseException, attempt: int) -> float | None:
@@ -141,12 +168,20 @@ class Outbox:
     async def card(self, card: dict[str, Any]) -> str:
         return await self.send(card_activity(card))
 
-    async def reply(self, reply: Reply, profile: Profile) -> list[str]:
-        """A reply as cards, in order, buttons and sources on the last. An empty answer (the
-        message went to the person who owns the conversation) sends nothing."""
+    async def reply(self, reply: Reply, profile: Profile, *, skip: int = 0,
+                    sent: Callable[[int], Awaitable[None]] | None = None) -> list[str]:
+        """A reply as cards, in order, buttons and sources on the last, but the first `skip`
+        (sent by an earlier attempt); `sent(n)` after each card of a reply of several. An
+        empty answer (the message went to the person who owns the conversation) sends nothing."""
         if not reply.answer:
             return []
-        return [await self.card(card) for card in render(reply, profile)]
+        cards = render(reply, profile)
+        ids = []
+        for number, card in enumerate(cards[skip:], skip + 1):
+            ids.append(await self.card(card))
+            if sent is not None and len(cards) > 1:
+                await sent(number)
+        return ids
 
     @contextlib.asynccontextmanager
     async def typing(self) -> AsyncIterator[None]:

@@ -4,7 +4,7 @@ Teams redelivers an activity a bot doesn't acknowledge in time (and shows the us
 error after about 15 s), so the web process must answer 200 at once and answer the
 question afterwards. Every request carries a Bot Framework JWT that botbuilder validates
 (issuer, RS256 signature by a key from the OpenID metadata, expiry, audience, serviceurl
-claim), so the JWT's cost is part of every ack. Three servers are measured the same way,
+claim), so the JWT's cost is part of every ack. Five servers are measured the same way,
 each in its own process on 127.0.0.1, all talking to a fake Bot Framework
 (tests/fakes/botframework.py: OpenID metadata, JWKS, token endpoint, Bot Connector) that
 runs in this process:
@@ -17,9 +17,14 @@ runs in this process:
 - stock: the same, on botbuilder's authentication as shipped (two msrest clients built
   per activity), to show what reusing them saves;
 - switchboard: the web process with its Teams channel (`create_app` over the runtime
-  `switchboard serve` opens: SQLite memory, extractive answers, the bundled sample
-  knowledge); every activity is a real question in its own personal chat, answered after
-  the ack ("typing…", retrieval, an Adaptive Card through the throttled connector).
+  `switchboard serve` opens: SQLite memory and delivery queue, extractive answers, the
+  bundled sample knowledge); every activity is a real question in its own personal chat.
+  The ack is the door of the delivery pipeline: the JWT checked, the body read, the
+  activity stored in the durable queue (bot/delivery.py), 200; the process's answer
+  workers then answer from the queue ("typing…", retrieval, an Adaptive Card through the
+  throttled connector);
+- split: the same door in a web process that only queues (`serve --no-answers`), beside
+  a `switchboard answers` process answering from the same SQLite queue.
 
 Each round posts `--concurrent` activities at once, each with the Bot Framework's token
 (one token, reused, as the Bot Framework does); the figures are the time from sending a
@@ -120,8 +125,9 @@ def noop_app(fake_url: str, mode: str):
     return Starlette(routes=[Route("/api/messages", endpoint, methods=["POST"])])
 
 
-def serve_switchboard(port: int) -> None:
-    """The web process with its Teams channel, configured from the environment (as `switchboard serve`)."""
+def serve_switchboard(port: int, answers: bool = True) -> None:
+    """The web process with its Teams channel, configured from the environment (as `switchboard
+    serve`, or `serve --no-answers` without `answers`)."""
     import uvicorn
 
     from adapters.app import create_app
@@ -131,7 +137,8 @@ def serve_switchboard(port: int) -> None:
 
     runtime = _open(Settings.from_env(os.environ))
     channel = TeamsChannel(runtime, TeamsSettings.from_env(os.environ))
-    uvicorn.run(create_app(runtime, [channel]), host="127.0.0.1", port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(runtime, [channel], answers=answers), host="127.0.0.1", port=port, log_level="info",
+                access_log=False)
 
 
 def figures(latencies: list[float], per_second: float) -> dict[str, float]:
@@ -149,6 +156,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--noop", type=int, default=0, help=argparse.SUPPRESS)  # serve the no-op bot
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)  # serve switchboard
+    parser.add_argument("--no-answers", action="store_true", help=argparse.SUPPRESS)  # ... without answer workers
     parser.add_argument("--fake", default="", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="signed", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -158,7 +166,7 @@ def main() -> None:
                     access_log=False)
         return
     if args.serve:
-        serve_switchboard(args.serve)
+        serve_switchboard(args.serve, answers=not args.no_answers)
         return
     fake = FakeBotFramework(app_id=APP_ID, password=PASSWORD)
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV and not k.startswith("TEAMS_")}
@@ -187,11 +195,12 @@ def main() -> None:
                                                                args.concurrent, args.rounds, 10_000)))
             fake.wait_for(lambda calls: answered(fake) >= total, timeout=1800)
             answered_per_s = total / (time.perf_counter() - began)
-            throttled = len(fake.calls_of(ok=False))
+            throttled, delivered = len(fake.calls_of(ok=False)), answered(fake)
+        split = split_run(fake, env, args, service_url, token, total)
     real, baseline, floor, stock = results["switchboard"], results["baseline"], results["floor"], results["stock"]
     print(f"switchboard: ack p50 {real['p50_ms']} ms, p99 {real['p99_ms']} ms, {real['activities_per_s']} "
           f"activities/s (answering continues after each ack)")
-    print(f"  {answered(fake)} answers (Adaptive Cards) at the connector, {answered_per_s:.1f} per second end to end"
+    print(f"  {delivered} answers (Adaptive Cards) at the connector, {answered_per_s:.1f} per second end to end"
           f"; {throttled} connector calls refused")
     ratio = {k: round(real[k] / baseline[k], 2) for k in real}
     jwt = {k: round(baseline[k] / floor[k], 2) for k in baseline}
@@ -201,9 +210,29 @@ def main() -> None:
           f"activities/s ×{jwt['activities_per_s']}")
     print(f"clients reused (baseline/stock): p99 ×{round(baseline['p99_ms'] / stock['p99_ms'], 2)}, activities/s "
           f"×{round(baseline['activities_per_s'] / stock['activities_per_s'], 2)}")
+    split_ratio = {k: round(split["acks"][k] / baseline[k], 2) for k in split["acks"]}
+    print(f"split (serve --no-answers + one `switchboard answers` process, one SQLite queue): ack p50 "
+          f"{split['acks']['p50_ms']} ms, p99 {split['acks']['p99_ms']} ms; ratio p50 ×{split_ratio['p50_ms']}, "
+          f"p99 ×{split_ratio['p99_ms']}; {split['answered_per_s']} answers/s")
     print(json.dumps({"concurrent": args.concurrent, "rounds": args.rounds, "stock": stock, "floor": floor,
                       "baseline": baseline, "switchboard": real, "ratio": ratio, "jwt_ratio": jwt,
-                      "answered_per_s": round(answered_per_s, 1), "answered": answered(fake)}))
+                      "answered_per_s": round(answered_per_s, 1), "answered": delivered, "split": split,
+                      "split_ratio": split_ratio}))
+
+
+def split_run(fake: FakeBotFramework, env: dict[str, str], args: argparse.Namespace, service_url: str, token: str,
+              total: int) -> dict:
+    """The web process only acknowledges and queues; a `switchboard answers` process answers from the queue."""
+    port, before = free_port(), answered(fake)
+    web = [sys.executable, __file__, "--serve", str(port), "--no-answers"]
+    workers = [sys.executable, "-m", "adapters.cli", "answers"]
+    with server(web, env), server(workers, env, ready="answer workers are running"):
+        began = time.perf_counter()
+        acks = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", service_url, token, args.concurrent,
+                                         args.rounds, 20_000)))
+        fake.wait_for(lambda calls: answered(fake) >= before + total, timeout=1800)
+        answered_per_s = total / (time.perf_counter() - began)
+    return {"acks": acks, "answered_per_s": round(answered_per_s, 1)}
 
 
 if __name__ == "__main__":

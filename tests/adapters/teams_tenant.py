@@ -3,7 +3,10 @@
 Activities start from the real recorded ones in tests/fixtures/teams/ and get fresh ids,
 texts, conversations and senders, the fake's URL as `serviceUrl` and our bot as
 `recipient`. Each is posted to `/api/messages` with the JWT the Bot Framework would put on
-it (signed by the fake's test key, published as its OpenID metadata). Not registered in
+it (signed by the fake's test key, published as its OpenID metadata). Activities are
+answered by the web process's answer workers, from the delivery queue (Redis Streams when
+REDIS_URL is given, which `tenant` empties first unless told to keep it: a job a previous
+test left would otherwise hold a lane of the same chat). Not registered in
 tests/conftest.py: test modules import the fixtures they use.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+import redis
 
 from adapters.app import create_app
 from adapters.teams import TeamsChannel, TeamsSettings
@@ -204,11 +208,16 @@ def open_runtime(tmp_path: Path, sample_index_path: Path, embedder: Any, **env: 
 
 @contextlib.contextmanager
 def tenant(fake: FakeBotFramework, tmp_path: Path, sample_index_path: Path, embedder: Any, *,
-           channels: tuple[Any, ...] = (), settings: TeamsSettings | None = None, **env: str) -> Iterator[Tenant]:
+           channels: tuple[Any, ...] = (), settings: TeamsSettings | None = None, fresh: bool = True,
+           connector_timeout: float | None = None, **env: str) -> Iterator[Tenant]:
     """Our web process: create_app with the Teams channel (and `channels`: factories of
-    other channels, given the runtime), over the runtime of `tmp_path`."""
+    other channels, given the runtime), over the runtime of `tmp_path`; its Redis emptied
+    first when `fresh`."""
+    if fresh and env.get("REDIS_URL"):
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     runtime = open_runtime(tmp_path, sample_index_path, embedder, **env)
-    channel = TeamsChannel(runtime, settings or settings_for(fake))
+    options = {} if connector_timeout is None else {"connector_timeout": connector_timeout}
+    channel = TeamsChannel(runtime, settings or settings_for(fake), **options)
     extra = [make(runtime) for make in channels]
     with serve(create_app(runtime, [channel, *extra]), lifespan=True) as url, \
             httpx.Client(base_url=url, timeout=30) as http:

@@ -188,8 +188,9 @@ def test_a_restart_mid_claim_keeps_relaying_to_the_teams_customer(fake_teams, tm
         post, thread = escalate(t)
         t.click(cards(post)[0], "Claim", conversation=thread, user=ALICE)
         said_to(t, CHAT, 2)
+        t.channel.deliveries.wait(2)  # the Claim's job finished too: stopping now would leave it leased
     # a new web process: same database, same Redis, nothing in memory
-    with tenant(fake_teams, tmp_path, sample_index_path, embedder, REDIS_URL=redis_url) as t:
+    with tenant(fake_teams, tmp_path, sample_index_path, embedder, fresh=False, REDIS_URL=redis_url) as t:
         t.say("Are you still there?", conversation=thread, user=ALICE)
         assert said_to(t, CHAT, 3)[-1] == "**Alice Martin**: Are you still there?"
         t.say("Yes!")

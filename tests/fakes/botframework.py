@@ -17,7 +17,9 @@ One server (`FakeBotFramework.app()`) plays three parts, each on the real wire f
   `POST /v3/conversations/{id}/activities/{activityId}` (reply), `PUT …/{activityId}`
   (update), `DELETE …/{activityId}`. Each checks `Authorization: Bearer` against the tokens
   it issued (401 otherwise, unless `open_connector`). `throttle(times, retry_after)` makes the
-  next calls answer 429 with `Retry-After`, as Teams does past its rate limits.
+  next calls answer 429 with `Retry-After`, as Teams does past its rate limits; `fail(status,
+  times=n)` makes the next n answer an error (a 500 outage, a 403 roster refusal); `hold()`
+  makes the next one hang until released, as a connector that stopped answering does.
 
 Every connector request (answered, throttled or refused) is recorded as a `Call`; the
 server runs in its own thread (see `server.serve`), so state is guarded by a lock and
@@ -25,6 +27,7 @@ server runs in its own thread (see `server.serve`), so state is guarded by a loc
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
@@ -89,6 +92,7 @@ class FakeBotFramework:
     _issued: set[str] = field(default_factory=set, repr=False)
     _throttled: list[tuple[str, str, float]] = field(default_factory=list, repr=False)  # kind, type, Retry-After
     _failures: list[tuple[str, str, int]] = field(default_factory=list, repr=False)  # kind, type, status
+    _holds: list[tuple[str, str, threading.Event]] = field(default_factory=list, repr=False)  # kind, type, release
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -154,11 +158,20 @@ class FakeBotFramework:
         with self._lock:
             self._throttled += [(kind, type, -1 if retry_after is None else retry_after)] * times
 
-    def fail(self, status: int, kind: str = "", times: int = 1, type: str = "") -> None:
-        """The next `times` calls (of `kind` and activity `type`, or any) fail with `status`
-        (403: the bot was removed from the conversation, 500: the service failed)."""
+    def fail(self, status: int, kind: str = "", times: int = 1, type: str = "", after: int = 0) -> None:
+        """The next `times` calls (of `kind` and activity `type`, or any), once `after` more of
+        them went through, fail with `status` (403: the bot was removed from the conversation,
+        500: the service failed)."""
         with self._lock:
-            self._failures += [(kind, type, status)] * times
+            self._failures += [(kind, type, 0)] * after + [(kind, type, status)] * times
+
+    def hold(self, kind: str = "", type: str = "") -> threading.Event:
+        """The next call (of `kind` and activity `type`, or any) hangs until the returned event is
+        set, recorded as `held:{kind}`; then it answers 504 and keeps nothing (its caller gave up)."""
+        release = threading.Event()
+        with self._lock:
+            self._holds.append((kind, type, release))
+        return release
 
     @staticmethod
     def _take(queue: list[tuple[str, str, Any]], call: Call) -> Any:
@@ -184,6 +197,14 @@ class FakeBotFramework:
         body = json.loads(raw) if raw else {}
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         with self._changed:
+            release = self._take(self._holds, Call(kind, conversation, activity_id, body))
+            if release is not None:
+                self.calls.append(Call(f"held:{kind}", conversation, activity_id, body, bearer, 504))
+                self._changed.notify_all()
+        if release is not None:
+            await asyncio.to_thread(release.wait)
+            return JSONResponse({"error": {"code": "GatewayTimeout", "message": "held"}}, 504)
+        with self._changed:
             call = Call(kind, conversation, activity_id, body, bearer)
             self.calls.append(call)
             self._changed.notify_all()
@@ -197,7 +218,7 @@ class FakeBotFramework:
                 headers = {} if retry_after < 0 else {"Retry-After": f"{retry_after:g}"}
                 return JSONResponse(call.response, 429, headers=headers)
             failure = self._take(self._failures, call)
-            if failure is not None:
+            if failure:  # 0: one let through before the failures
                 call.status = failure
                 call.response = {"error": {"code": "BotNotInConversationRoster",
                                            "message": "The bot is not part of the conversation roster."}}

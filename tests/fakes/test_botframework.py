@@ -1,8 +1,10 @@
 """The fake Bot Framework speaks the real wire format: its tokens verify against the keys its
 OpenID metadata publishes (checked here with PyJWT alone, not botbuilder), its token endpoint
 is the AAD client-credentials grant, and its connector wants the bearer token it issued and
-answers 429 with Retry-After when told to."""
+answers 429 with Retry-After, fails or hangs when told to."""
 from __future__ import annotations
+
+import concurrent.futures
 
 import httpx
 import jwt
@@ -57,3 +59,18 @@ def test_the_connector_wants_an_issued_token_and_can_throttle(fake):
     assert updated.json() == {"id": sent.json()["id"]} and fake.activities[sent.json()["id"]]["text"] == "hello"
     assert [(c.kind, c.status) for c in fake.calls] == [("send", 401), ("send", 201), ("send", 429), ("send", 201),
                                                         ("update", 200)]
+
+
+def test_the_connector_can_fail_and_hang(fake):
+    fake.open_connector = True
+    url = f"{fake.url}/v3/conversations/a:1/activities"
+    fake.fail(500, kind="send", times=2)
+    assert [httpx.post(url, json={"type": "message"}).status_code for _ in range(3)] == [500, 500, 201]
+    release = fake.hold(kind="send", type="message")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(httpx.post, url, json={"type": "message", "text": "late"}, timeout=30)
+        [call] = fake.wait_for(lambda calls: [c for c in calls if c.kind == "held:send"])
+        assert not held.done() and call.activity["text"] == "late"
+        release.set()
+        assert held.result().status_code == 504
+    assert [c.status for c in fake.calls_of("send")] == [500, 500, 201]  # the held call kept nothing
