@@ -217,6 +217,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     async def run() -> Reply:
         try:
+            await asyncio.to_thread(runtime.warm)  # load the models outside the turn's deadline
             return await runtime.engine.handle(_cli_message(f"cli:{uuid.uuid4().hex}", args.question, args.profile))
         finally:
             await runtime.close()
@@ -233,6 +234,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     console.print("[dim]/reset forgets the conversation, /human asks for a person, /quit leaves.[/dim]")
 
     async def run() -> None:
+        warming = asyncio.create_task(asyncio.to_thread(runtime.warm))  # while the user types
         try:
             while True:
                 try:
@@ -249,6 +251,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 if text.strip() == "/human":
                     _print_reply(await runtime.engine.request_handoff(message))
                     continue
+                await warming  # the models load outside the turn's deadline
                 _print_reply(await runtime.engine.handle(message))
         finally:
             await runtime.close()
