@@ -41,7 +41,9 @@ def test_every_subscribed_event_and_command_reaches_a_listener(fake_slack, tmp_p
         unsubscribed = event(text="hello")
         unsubscribed["event"] = {"type": "reaction_added", "user": "U1", "reaction": "eyes",
                                  "item": {"type": "message", "channel": "C1", "ts": "1.2"}, "event_ts": "1.3"}
-        assert ws.deliver(unsubscribed).status_code == 404  # Bolt's answer when no listener matches
+        before = ws.channel.deliveries.counts["ignored"]
+        assert ws.deliver(unsubscribed).status_code == 200  # acknowledged at the door, never queued
+        assert ws.channel.deliveries.counts["ignored"] == before + 1
         for command in COMMANDS:
             form = {**payload("slash_command"), "team_id": TEAM, "command": command, "text": "",
                     "response_url": fake_slack.response_url("m")}
