@@ -58,6 +58,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters.bodies import read_bounded
 from adapters.deliveries import Deliveries
 from adapters.teams_auth import (CONNECTOR_TIMEOUT, EMULATOR_OPENID_URL, LOGIN_URL, OPENID_URL, Credentials,
                                  addressing, authentication, kept)
@@ -189,7 +190,7 @@ class TeamsChannel(ActivityHandler):
         header = request.headers.get("authorization", "")
         if not header and not self.settings.emulator:
             return Response(status_code=401)  # botbuilder refuses it too: not worth reading
-        raw = await _read(request, MAX_BODY)
+        raw = await read_bounded(request, MAX_BODY)
         if raw is None:
             return Response(status_code=413)
         data = _object(raw)
@@ -449,16 +450,6 @@ def _user(activity: Activity) -> User:
 
 
 # -- the door ------------------------------------------------------------------------------
-async def _read(request: Request, limit: int) -> bytes | None:
-    """The request body, or None past `limit` bytes (read no further)."""
-    if int(request.headers.get("content-length") or 0) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def _object(raw: bytes) -> dict[str, Any] | None:

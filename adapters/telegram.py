@@ -54,6 +54,7 @@ from telegram.ext import (BaseHandler, CallbackQueryHandler, CommandHandler, Ext
                           filters)
 from telegram.request import HTTPXRequest
 
+from adapters.bodies import read_bounded
 from adapters.deliveries import Deliveries
 from adapters.telegram_send import RETRIES, Limits, Outbox, decided, transient
 from bot.delivery import Work
@@ -186,17 +187,6 @@ def delivery_lane(bot_id: int, data: Mapping[str, Any]) -> tuple[str, str]:
     return alone, alone
 
 
-async def _read(request: Request, limit: int) -> bytes | None:
-    """The request body, or None when it is longer than `limit` bytes (read no further)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 # -- the channel ----------------------------------------------------------------------------------
@@ -259,7 +249,7 @@ class TelegramChannel:
         given = request.headers.get("x-telegram-bot-api-secret-token", "").encode()
         if not secret or not hmac.compare_digest(given, secret):
             return Response(status_code=403)
-        body = await _read(request, MAX_BODY)
+        body = await read_bounded(request, MAX_BODY)
         if body is None:
             return Response(status_code=413)
         try:
