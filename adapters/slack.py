@@ -42,8 +42,8 @@ from adapters.deliveries import Deliveries
 from adapters.progressive import Progressive
 from adapters.slack_desk import SlackDesk
 from adapters.slack_render import action_of, escape, fallback_text, mrkdwn, parse_value, render, split
-from bot.delivery import Transient, Work
-from bot.errors import ConfigError, MemoryUnavailable
+from bot.delivery import Transient, Work, retryable
+from bot.errors import ConfigError
 from bot.handoff import CustomerUnreachable
 from bot.queue import QueueUnavailable
 from bot.profiles import Profile
@@ -114,7 +114,6 @@ class SlackChannel:
                  api_timeout: float = API_TIMEOUT):
         self.engine, self.profiles, self.events = runtime.engine, runtime.profiles, runtime.events
         self.handoffs = runtime.handoffs
-        self.memory = runtime.memory
         self.settings = settings
         self.stream_interval = stream_interval
         self.deliveries = Deliveries()
@@ -631,8 +630,7 @@ def _transient(error: BaseException) -> bool:
     if isinstance(error, SlackApiError):
         status = getattr(error.response, "status_code", 0) or 0
         return status >= 500 or status == 429
-    return isinstance(error, (asyncio.TimeoutError, aiohttp.ClientError, MemoryUnavailable, QueueUnavailable,
-                              ConnectionError, TimeoutError))
+    return isinstance(error, aiohttp.ClientError) or retryable(error)
 
 
 def _retry_after(error: BaseException) -> float | None:

@@ -34,9 +34,8 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams_auth import TokenRefused
 from adapters.teams_cards import card_activity, render
-from bot.errors import MemoryUnavailable
+from bot.delivery import retryable
 from bot.profiles import Profile
-from bot.queue import QueueUnavailable
 from bot.types import Reply
 
 log = logging.getLogger(__name__)
@@ -68,8 +67,7 @@ def transient(exc: BaseException) -> bool:
         return code >= 500 or code in (408, 429)
     if isinstance(exc, TokenRefused):
         return exc.status >= 500 or exc.status == 429
-    return isinstance(exc, (ClientRequestError, httpx.TransportError, asyncio.TimeoutError, TimeoutError,
-                            ConnectionError, MemoryUnavailable, QueueUnavailable))
+    return isinstance(exc, (ClientRequestError, httpx.TransportError)) or retryable(exc)
 
 
 def describe(exc: BaseException) -> str:

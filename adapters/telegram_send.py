@@ -31,10 +31,8 @@ from telegram.warnings import PTBDeprecationWarning
 
 from adapters.progressive import Progressive
 from adapters.telegram_render import preview, render
-from bot.delivery import Transient, Work
-from bot.errors import MemoryUnavailable
+from bot.delivery import Transient, Work, retryable
 from bot.profiles import Profile
-from bot.queue import QueueUnavailable
 from bot.types import Reply
 
 RETRIES = 20  # 429s waited out before a call counts as failed
@@ -168,8 +166,7 @@ def transient(error: BaseException) -> Transient | None:
     5xx, a 429 the rate limiter could not wait out, a timeout (PTB's TimedOut), a lost
     connection, a store down. None for the rest, a 400 included (BadRequest is a NetworkError
     in PTB): the same request would be refused again."""
-    if isinstance(error, BadRequest) or not isinstance(error, (
-            NetworkError, RetryAfter, MemoryUnavailable, QueueUnavailable, ConnectionError, TimeoutError)):
+    if isinstance(error, BadRequest) or not (isinstance(error, (NetworkError, RetryAfter)) or retryable(error)):
         return None
     return Transient(f"Telegram {type(error).__name__}: {error}"[:300], _retry_after(error))
 

@@ -23,12 +23,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
-from bot.errors import SwitchboardError
+from bot.errors import MemoryUnavailable, SwitchboardError
 from bot.queue import Job, Queue, QueueUnavailable, consumer_name
 
 log = logging.getLogger(__name__)
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # ~2 minutes of retries, then a dead letter
+
+
+def retryable(error: BaseException) -> bool:
+    """Worth retrying whatever the channel: a store down (memory, queue), a lost connection,
+    a timeout. Channels add their platform's own (5xx, 429) in their `Transient` decision."""
+    return isinstance(error, (MemoryUnavailable, QueueUnavailable, ConnectionError, TimeoutError))
 
 
 class Transient(SwitchboardError):
@@ -125,11 +131,6 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-
-    async def run_until(self, done: Callable[[], bool]) -> None:
-        """Process jobs until `done()` (for `switchboard answers --once` and benchmarks)."""
-        while not done():
-            await self.step(wait=0.2)
 
     async def _worker(self, number: int) -> None:
         while not self._stopping.is_set():
