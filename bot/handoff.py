@@ -91,6 +91,7 @@ class Handoffs:
         self.http = http
         self.desks: dict[str, Desk] = {}
         self.couriers: dict[str, Courier] = {}
+        self.fallback_desk = ""  # "<platform>:<channel>" for profiles without agents (the /admin inbox)
 
     def add_desk(self, platform: str, desk: Desk) -> None:
         self.desks[platform] = desk
@@ -157,9 +158,13 @@ class Handoffs:
             Escalation.created_at <= escalation.created_at)).one())
 
     # -- the customer's side --------------------------------------------------------------------
+    def agents(self, profile: Profile) -> str:
+        """Where the profile's escalations go: its agents channel, else the fallback desk."""
+        return profile.handoff.agents or self.fallback_desk
+
     def routed(self, profile: Profile) -> bool:
         """Does this profile have an agents channel we can post in?"""
-        agents = profile.handoff.agents
+        agents = self.agents(profile)
         return bool(agents) and agents.split(":", 1)[0] in self.desks
 
     async def escalate(self, message: Message, conversation: Conversation, profile: Profile, language: str,
@@ -168,12 +173,12 @@ class Handoffs:
         current = await self.open_for(message.conversation)
         if current is not None:
             return await self.waiting(current, profile, language)
-        platform, channel = profile.handoff.agents.split(":", 1)
+        platform, channel = self.agents(profile).split(":", 1)
         now = self.clock()
         address = {**message.raw, "user": message.user.id}
         draft = Escalation(conversation=message.conversation, channel=message.channel, profile=profile.key,
                            state="queued", reason=reason.value, customer=message.user.name or message.user.id,
-                           language=language, address=json.dumps(address, default=str), desk=profile.handoff.agents,
+                           language=language, address=json.dumps(address, default=str), desk=self.agents(profile),
                            created_at=now)
 
         def create(session: Session) -> Escalation:
