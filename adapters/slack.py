@@ -41,14 +41,14 @@ from starlette.routing import BaseRoute, Route
 from adapters.deliveries import Deliveries
 from adapters.progressive import Progressive
 from adapters.slack_desk import SlackDesk
-from adapters.slack_render import action_of, escape, fallback_text, mrkdwn, parse_value, render, split
+from adapters.slack_render import PRESSABLE, escape, fallback_text, mrkdwn, pressed, render, split
 from bot.delivery import Transient, Work, retryable
 from bot.errors import ConfigError
 from bot.handoff import CustomerUnreachable
 from bot.queue import QueueUnavailable
 from bot.profiles import Profile
 from bot.runtime import Runtime
-from bot.types import Action, Message, Reply, User, new_reply_id
+from bot.types import ActionKind, Message, Reply, User
 
 log = logging.getLogger(__name__)
 # Bolt reads SLACK_BOT_TOKEN itself and warns that our explicit client wins: it does, by design.
@@ -133,17 +133,12 @@ class SlackChannel:
         self.app.error(self._listener_error)
         for event in EVENTS:
             self.app.event(event)(self._on_message)
-        self.app.action(re.compile(r"^rate_[1-5]$"))(self._on_rate)
         self.desk = SlackDesk(self, runtime.handoffs)
         self.desk.register(self.app)
         runtime.handoffs.add_desk("slack", self.desk)
         runtime.handoffs.add_courier("slack", self)
         self.app.command("/ask")(self._on_ask)
-        self.app.action("feedback_up")(self._on_feedback)
-        self.app.action("feedback_down")(self._on_feedback)
-        self.app.action("handoff")(self._on_handoff)
-        self.app.action("share")(self._on_share)
-        self.app.action(re.compile(r"^tool_(yes|no)$"))(self._on_confirm)
+        self.app.action(PRESSABLE)(self._on_press)
 
     # -- the Channel protocol ----------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -419,11 +414,7 @@ class SlackChannel:
 
     async def _apologise(self, client: AsyncWebClient, message: Message) -> None:
         profile = self.profiles.get(message.profile)
-        language = message.user.locale.split("-")[0] or profile.language
-        apology = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
-                        language=language, answered=False, actions=(Action(
-                            "handoff", profile.text("talk_to_human", language), "handoff", "ai_error"),))
-        await self.post(client, apology, profile, message.raw["channel"], message.raw["thread_ts"])
+        await self.post(client, self.engine.apology(message), profile, message.raw["channel"], message.raw["thread_ts"])
 
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
         """`bot.handoff.Courier`: a human agent's words (or a notice) to a Slack customer."""
@@ -456,50 +447,32 @@ class SlackChannel:
             await respond(response_type="ephemeral", blocks=blocks, text=fallback_text(blocks))
         context["switchboard_outcome"] = "answered" if reply.answered else "declined"
 
-    async def _button(self, ack: Any, body: dict, action: dict) -> tuple[Message, Profile] | None:
+    async def _on_press(self, ack: Any, body: dict, action: dict, client: AsyncWebClient, respond: Any) -> None:
+        """Any of our buttons: decoded here, handled by `Engine.press`, the reply shown to the
+        presser alone (a notice, or anything pressed on a private /ask answer) or in the thread."""
         await ack()
-        try:
-            reply_id, key = parse_value(action.get("value", ""))
-        except ValueError:
-            return None
-        conversation = await self.engine.history(key)
-        profile = self.profiles.get(conversation.profile)
-        message = Message(conversation=key, text="", user=User(id=body["user"]["id"]), channel="slack",
-                          profile=profile.key, id=reply_id)
-        return message, profile
-
-    async def _on_feedback(self, ack: Any, body: dict, action: dict, client: AsyncWebClient) -> None:
-        found = await self._button(ack, body, action)
-        if found:
-            message, _ = found
-            thanks = await self.engine.feedback(message, message.id, action["action_id"].removeprefix("feedback_"))
-            channel, thread = _place(message.conversation)
-            await client.chat_postEphemeral(channel=channel, user=message.user.id, thread_ts=thread, text=thanks)
-
-    async def _on_handoff(self, ack: Any, body: dict, action: dict, client: AsyncWebClient, respond: Any) -> None:
-        found = await self._button(ack, body, action)
-        if found:
-            message, profile = found
-            reply = await self.engine.request_handoff(message)
-            channel, thread = _place(message.conversation)
-            if body.get("container", {}).get("is_ephemeral"):
-                await respond(response_type="ephemeral", replace_original=False, text=mrkdwn(reply.answer))
-            else:
-                await self.post(client, reply, profile, channel, thread)
-
-    async def _on_confirm(self, ack: Any, body: dict, action: dict, client: AsyncWebClient, respond: Any) -> None:
-        found = await self._button(ack, body, action)
-        if not found:
+        decoded = pressed(body, action)
+        if decoded is None:
             return
-        message, profile = found
-        link = _link(message.conversation)
-        reply = await self.engine.confirm(replace(message, link=link), action_of(action["value"]),
-                                          action["action_id"] == "tool_yes")
-        channel, thread = _place(message.conversation)
-        if body.get("container", {}).get("is_ephemeral") or reply.notice:  # private, or for the clicker only
+        press, key = decoded
+        profile = self.profiles.get((await self.engine.history(key)).profile)
+        message = Message(conversation=key, text="", user=User(id=body["user"]["id"]), channel="slack",
+                          profile=profile.key, id=press.reply, link=_link(key))
+        reply = await self.engine.press(message, press)
+        if reply is None:
+            return
+        channel, thread = _place(key)
+        private = bool(body.get("container", {}).get("is_ephemeral"))
+        if press.kind is ActionKind.SHARE and not reply.notice:
+            await self._share(client, respond, message, reply, profile)
+        elif reply.notice and press.kind in (ActionKind.FEEDBACK, ActionKind.RATING) and not private:
+            await client.chat_postEphemeral(channel=channel, user=message.user.id, thread_ts=thread,
+                                            text=mrkdwn(reply.answer))
+        elif reply.notice or private:
             await respond(response_type="ephemeral", replace_original=False, text=mrkdwn(reply.answer))
         else:
-            await self._decided(client, body, action, message.user.id)
+            if press.kind is ActionKind.CONFIRM:
+                await self._decided(client, body, action, message.user.id)
             await self.post(client, reply, profile, channel, thread)
 
     async def _decided(self, client: AsyncWebClient, body: dict, action: dict, user: str) -> None:
@@ -514,29 +487,9 @@ class SlackChannel:
             await client.chat_update(channel=body["channel"]["id"], ts=question["ts"], blocks=blocks,
                                      text=question.get("text") or label)
 
-    async def _on_rate(self, ack: Any, body: dict, action: dict, client: AsyncWebClient) -> None:
-        await ack()
-        channel = body["channel"]["id"]
-        thread = (body.get("message") or {}).get("thread_ts") or body.get("container", {}).get("thread_ts")
-        key = f"slack:{body['team']['id']}:{channel}:{thread}"
-        thanks = await self.engine.rate(Message(conversation=key, text="", user=User(id=body["user"]["id"]),
-                                                channel="slack"), action.get("value", ""))
-        if thanks is not None:
-            await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], thread_ts=thread,
-                                            text=thanks.answer)
-
-    async def _on_share(self, ack: Any, body: dict, action: dict, client: AsyncWebClient, respond: Any) -> None:
-        found = await self._button(ack, body, action)
-        if not found:
-            return
-        message, profile = found
-        turns = (await self.engine.history(message.conversation)).turns
-        data = next((t.reply for t in turns if t.reply and t.reply.get("id") == message.id), None)
-        if data is None:
-            await respond(response_type="ephemeral", replace_original=False,
-                          text=profile.text("expired", profile.language))
-            return
-        reply = Reply.from_dict(data)
+    async def _share(self, client: AsyncWebClient, respond: Any, message: Message, reply: Reply,
+                     profile: Profile) -> None:
+        """A private /ask answer posted for the channel, with who shared it."""
         channel, thread = _place(message.conversation)
         note = profile.text("shared_by", reply.language, user=f"<@{message.user.id}>")
         try:

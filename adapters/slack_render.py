@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 
 from adapters.links import NO_LINKS, LinkPolicy, policy_for
 from adapters.markdown_layout import Layout, lay_out
 
 from bot.profiles import Profile
-from bot.types import Citation, Reply
+from bot.types import ActionKind, Citation, Press, Reply
 
 TEXT_LIMIT = 3000  # characters in a section block's text
 BLOCK_LIMIT = 50  # blocks in one message
@@ -107,6 +107,31 @@ def parse_value(value: str) -> tuple[str, str]:
 def action_of(value: str) -> str:
     """The proposed action's id in a Yes / No button's value ("" if none)."""
     return str(json.loads(value).get("a", ""))
+
+
+PRESSABLE = re.compile(r"^(feedback_(up|down)|handoff|share|tool_(yes|no)|rate_[1-5])$")
+
+
+def pressed(body: Mapping[str, Any], action: Mapping[str, Any]) -> tuple[Press, str] | None:
+    """A Switchboard button's press decoded: (the press, its conversation key); None if the
+    action isn't one of ours or its value was tampered with."""
+    action_id, value = str(action.get("action_id", "")), str(action.get("value", ""))
+    if action_id.startswith("rate_"):  # after a person resolved the thread: the thread is the conversation
+        thread = (body.get("message") or {}).get("thread_ts") or (body.get("container") or {}).get("thread_ts")
+        if not thread:
+            return None
+        key = f"slack:{body['team']['id']}:{body['channel']['id']}:{thread}"
+        return Press(ActionKind.RATING, value), key
+    try:
+        reply_id, key = parse_value(value)
+        if action_id.startswith("tool_"):
+            return Press(ActionKind.CONFIRM, action_id.removeprefix("tool_"), action_of(value)), key
+    except (ValueError, AttributeError):
+        return None
+    if action_id.startswith("feedback_"):
+        return Press(ActionKind.FEEDBACK, action_id.removeprefix("feedback_"), reply_id), key
+    kind = {"handoff": ActionKind.HANDOFF, "share": ActionKind.SHARE}.get(action_id)
+    return (Press(kind, "", reply_id), key) if kind else None
 
 
 def _sources(citations: Sequence[Citation], profile: Profile, language: str, policy: LinkPolicy) -> dict[str, Any]:

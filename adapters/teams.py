@@ -73,7 +73,7 @@ from bot.handoff import CustomerUnreachable
 from bot.profiles import ChannelConfig, Profile
 from bot.queue import QueueUnavailable
 from bot.runtime import Runtime
-from bot.types import Action, HandoffReason, Message, Reply, User, new_reply_id
+from bot.types import Message, Reply, User
 
 log = logging.getLogger(__name__)
 
@@ -384,10 +384,7 @@ class TeamsChannel(ActivityHandler):
     async def _apologise(self, context: TurnContext, message: Message) -> None:
         profile = self.profiles.get(message.profile)
         language = await self._language(message, profile)
-        apology = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
-                        language=language, answered=False, actions=(Action(
-                            "handoff", profile.text("talk_to_human", language), "handoff",
-                            HandoffReason.AI_ERROR.value),))
+        apology = self.engine.apology(message, language)
         await self.outbox(context).reply(apology, profile)
 
     async def _joined(self, context: TurnContext) -> str:

@@ -20,16 +20,15 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from botbuilder.core import InvokeResponse, TurnContext
 
-from adapters.teams_cards import clicked, text_card
+from adapters.teams_cards import clicked, pressed, text_card
 from adapters.teams_desk import MESSAGE, invoke_message
-from bot.types import HandoffReason, Message, User
+from bot.types import ActionKind, Message, User
 
 if TYPE_CHECKING:
     from adapters.teams import TeamsChannel
 
 INVOKE_WAIT = 4.0  # how long the door waits for a press's invoke response (Teams gives up after ~5 s)
 ACK = "✓"  # an invoke response with nothing more to say
-REASONS = {reason.value: reason for reason in HandoffReason}
 
 
 class Buttons:
@@ -99,23 +98,16 @@ class Buttons:
                           user=User(id=sender.id, name=sender.name or "", locale=activity.locale or ""),
                           private=activity.conversation.conversation_type == "personal", id=activity.id or "",
                           raw=channel.raw(activity))
-        kind, value, reply_id = data["sb"], str(data.get("v", "")), str(data.get("r", ""))
-        if kind == "feedback" and value in ("up", "down") and reply_id.startswith("r_"):
-            return "answered", invoke_message(await channel.engine.feedback(message, reply_id, value))
-        if kind == "handoff":
-            reason = REASONS.get(str(data.get("why", "")), HandoffReason.CUSTOMER_REQUEST)
-            reply = await channel.decided(context, lambda: channel.engine.request_handoff(message, reason))
-            await channel.send(context, reply, profile)
-            return "answered", None
-        if kind == "confirm" and str(data.get("a", "")).startswith("t_"):  # Yes / No to a proposed action
-            reply = await channel.decided(context, lambda: channel.engine.confirm(
-                message, str(data["a"]), data.get("v") is True))
-            if reply.notice:  # "already handled": the clicker's, in place
-                return "answered", invoke_message(reply.answer)
-            await channel.send(context, reply, profile)
-            return "answered", None
-        if kind == "rate":
-            thanks = await channel.engine.rate(message, value)
-            language = remembered.language or profile.language
-            return "answered", invoke_message(thanks.answer if thanks else profile.text("expired", language))
-        return "ignored", None
+        press = pressed(data)
+        if press is None:
+            return "ignored", None
+        if press.kind in (ActionKind.HANDOFF, ActionKind.CONFIRM):  # decided once, resent on a retry
+            reply = await channel.decided(context, lambda: channel.engine.press(message, press))
+        else:
+            reply = await channel.engine.press(message, press)
+        if reply is None:
+            return "ignored", None
+        if reply.notice:  # a thank-you, "already handled": the clicker's, in place
+            return "answered", invoke_message(reply.answer)
+        await channel.send(context, reply, profile)
+        return "answered", None

@@ -32,7 +32,7 @@ from botbuilder.schema import Activity
 from adapters.links import NO_LINKS, LinkPolicy, policy_for
 from adapters.markdown_layout import Layout, lay_out
 from bot.profiles import Profile
-from bot.types import Citation, HandoffReason, Reply
+from bot.types import ActionKind, Citation, HandoffReason, Press, Reply
 
 MESSAGE_LIMIT = 28_000  # bytes of one activity as Teams receives it (JSON)
 TEXT_LIMIT = 20_000  # JSON-encoded characters of answer text in one card (sources and buttons fit beside)
@@ -210,6 +210,20 @@ def clicked(activity: Activity) -> dict[str, Any] | None:
         action_ = value.get("action") if isinstance(value.get("action"), dict) else {}
         value = action_.get("data") if isinstance(action_.get("data"), dict) else {}
     return dict(value) if value.get("sb") in ACTIONS else None
+
+
+def pressed(data: Mapping[str, Any]) -> Press | None:
+    """One of our (non-desk) buttons' data decoded, None when it doesn't carry what it should."""
+    kind, value, reply = data.get("sb"), data.get("v"), str(data.get("r", ""))
+    if kind == "feedback" and value in ("up", "down") and reply.startswith("r_"):
+        return Press(ActionKind.FEEDBACK, str(value), reply)
+    if kind == "handoff":
+        return Press(ActionKind.HANDOFF, str(data.get("why", "")), reply)
+    if kind == "confirm" and str(data.get("a", "")).startswith("t_"):
+        return Press(ActionKind.CONFIRM, "yes" if value is True else "no", str(data["a"]))
+    if kind == "rate":
+        return Press(ActionKind.RATING, str(value or ""))
+    return None
 
 
 def activity_of(data: Mapping[str, Any]) -> Activity:

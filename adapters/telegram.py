@@ -56,6 +56,7 @@ from telegram.request import HTTPXRequest
 
 from adapters.bodies import read_bounded
 from adapters.deliveries import Deliveries
+from adapters.telegram_render import pressed
 from adapters.telegram_send import RETRIES, Limits, Outbox, decided, transient
 from bot.delivery import Work
 from bot.errors import ConfigError, SwitchboardError
@@ -63,7 +64,7 @@ from bot.handoff import CustomerUnreachable
 from bot.profiles import ChannelConfig, Profile
 from bot.queue import QueueUnavailable
 from bot.runtime import Runtime
-from bot.types import Action, HandoffReason, Message, Reply, User
+from bot.types import ActionKind, Message, Reply, User
 
 log = logging.getLogger(__name__)
 
@@ -330,9 +331,7 @@ class TelegramChannel:
         if message is None:
             return
         profile, language = self._profile(message), await self._language(message)
-        human = Action("handoff", profile.text("talk_to_human", language), "handoff", HandoffReason.AI_ERROR.value)
-        apology = Reply(id="", conversation=message.conversation, answer=profile.text("error", language),
-                        language=language, actions=(human,), answered=False)
+        apology = self.runtime.engine.apology(message, language)
         try:
             await Outbox(self.bot, message.raw).reply(apology, profile)
         except TelegramError as exc:  # blocked, or Telegram unreachable: the delivery_failed event says it
@@ -442,21 +441,17 @@ class TelegramChannel:
             return None
         chat = query.message.chat
         message = _message(self.settings.bot_id, chat, _topic(query.message), query.from_user, self._config(chat.id))
-        kind, _, rest = (query.data or "").partition(":")
-        value, _, reply_id = rest.partition(":")
-        engine, out, profile = self.runtime.engine, Outbox(self.bot, message.raw), self._profile(message)
-        if kind == "fb" and value in ("up", "down") and reply_id:
-            return await engine.feedback(message, reply_id, value)
-        if kind == "human":
-            reason = HandoffReason(rest) if rest in {r.value for r in HandoffReason} else HandoffReason.CUSTOMER_REQUEST
-            await out.resume(work, await decided(work, lambda: engine.request_handoff(message, reason)), profile)
-        if kind == "ok" and value in ("yes", "no") and reply_id:  # Yes / No to a proposed action
-            reply = await decided(work, lambda: engine.confirm(message, reply_id, value == "yes"))
-            if reply.notice:  # "already handled": a toast for the presser
-                return reply.answer
-            await out.resume(work, reply, profile)
+        press = pressed(query.data or "")
+        if press is None:
             return None
-        if kind == "rate":
-            thanks = await engine.rate(message, rest)
-            return thanks.answer if thanks else None
+        engine, profile = self.runtime.engine, self._profile(message)
+        if press.kind in (ActionKind.HANDOFF, ActionKind.CONFIRM):  # decided once, resent on a retry
+            reply = await decided(work, lambda: engine.press(message, press))
+        else:
+            reply = await engine.press(message, press)
+        if reply is None:
+            return None
+        if reply.notice:  # a thank-you, "already handled": a toast for the presser
+            return reply.answer
+        await Outbox(self.bot, message.raw).resume(work, reply, profile)
         return None

@@ -26,7 +26,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from adapters.links import NO_LINKS, LinkPolicy, defang, policy_for
 
 from bot.profiles import Profile
-from bot.types import Citation, HandoffReason, Reply
+from bot.types import ActionKind, Citation, HandoffReason, Press, Reply
 
 LIMIT = 4096  # visible characters (UTF-16 code units) of one message, after entity parsing
 _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
@@ -249,6 +249,21 @@ def keyboard(reply: Reply, profile: Profile) -> InlineKeyboardMarkup | None:
     if ratings:
         rows.append(ratings)
     return InlineKeyboardMarkup(rows) if rows else None
+
+
+def pressed(data: str) -> Press | None:
+    """A button's callback_data (as `keyboard` wrote it) decoded; None for anything else."""
+    kind, _, rest = data.partition(":")
+    value, _, reply_id = rest.partition(":")
+    if kind == "fb" and value in ("up", "down") and reply_id:
+        return Press(ActionKind.FEEDBACK, value, reply_id)
+    if kind == "human":
+        return Press(ActionKind.HANDOFF, rest)
+    if kind == "ok" and value in ("yes", "no") and reply_id:
+        return Press(ActionKind.CONFIRM, value, reply_id)
+    if kind == "rate":
+        return Press(ActionKind.RATING, rest)
+    return None
 
 
 def render(reply: Reply, profile: Profile, limit: int = LIMIT) -> Rendered:

@@ -38,7 +38,8 @@ from bot.pii import Masker, seal, unseal
 from bot.profiles import Profile, Profiles
 from bot.store import Escalation, EventLog
 from bot.tools import ToolContext, Toolbox
-from bot.types import Action, Citation, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
+from bot.types import (Action, ActionKind, Citation, Conversation, Handoff, HandoffReason, Message, Press, Reply,
+                       Turn, new_reply_id)
 from knowledge.language import detect
 from knowledge.retrieval import Hit, Retriever
 
@@ -237,8 +238,8 @@ class Engine:
     def _consent(self, message: Message, profile: Profile, language: str, pending: Pending) -> Reply:
         question = consent_question(self.toolbox.get(pending.tool), pending, profile, language)
         return Reply(id=new_reply_id(), conversation=message.conversation, answer=question, language=language,
-                     actions=(Action("tool_yes", profile.text("confirm_yes", language), "confirm", pending.id),
-                              Action("tool_no", profile.text("confirm_no", language), "confirm", pending.id)))
+                     actions=(Action("tool_yes", profile.text("confirm_yes", language), ActionKind.CONFIRM, pending.id),
+                              Action("tool_no", profile.text("confirm_no", language), ActionKind.CONFIRM, pending.id)))
 
     async def _tool_failure(self, message: Message, conversation: Conversation, profile: Profile,
                             language: str, query: str) -> _Outcome:
@@ -388,7 +389,8 @@ class Engine:
 
     @staticmethod
     def _human_action(profile: Profile, language: str, reason: HandoffReason) -> Action:
-        return Action(id="handoff", label=profile.text("talk_to_human", language), kind="handoff", value=reason.value)
+        return Action(id="handoff", label=profile.text("talk_to_human", language), kind=ActionKind.HANDOFF,
+                      value=reason.value)
 
     def _handoff_reply(self, conversation: str, profile: Profile, language: str, reason: HandoffReason) -> Reply:
         """No agents channel takes this profile's handoffs: say so, and how else to reach people
@@ -474,6 +476,48 @@ class Engine:
         return reply
 
     # -- other requests from adapters ---------------------------------------------------
+    async def press(self, message: Message, pressed: Press) -> Reply | None:
+        """Any button the engine emitted, pressed on any channel. The reply says what to show:
+        a `notice` only to whoever pressed (a thank-you, "already handled"), anything else to
+        the conversation. None when the press carries nothing to act on (stale or forged)."""
+        kind, value = pressed.kind, pressed.value
+        if kind is ActionKind.FEEDBACK and value in ("up", "down") and pressed.reply:
+            conversation = await self.memory.load(message.conversation)
+            thanks = await self.feedback(message, pressed.reply, value)
+            profile = self.profiles.get(message.profile or conversation.profile)
+            return Reply(id=new_reply_id(), conversation=message.conversation, answer=thanks, answered=False,
+                         language=conversation.language or profile.language)
+        if kind is ActionKind.HANDOFF:
+            reasons = {r.value for r in HandoffReason}
+            return await self.request_handoff(
+                message, HandoffReason(value) if value in reasons else HandoffReason.CUSTOMER_REQUEST)
+        if kind is ActionKind.CONFIRM and value in ("yes", "no") and pressed.reply:
+            return await self.confirm(message, pressed.reply, value == "yes")
+        if kind is ActionKind.RATING:
+            rated = await self.rate(message, value)
+            return rated if rated is not None else await self.remembered(message, "")  # "expired"
+        if kind is ActionKind.SHARE and pressed.reply:
+            return await self.remembered(message, pressed.reply)
+        return None
+
+    async def remembered(self, message: Message, reply_id: str) -> Reply:
+        """An earlier reply of the conversation, as it was shown; or the "expired" notice."""
+        conversation = await self.memory.load(message.conversation)
+        data = next((t.reply for t in conversation.turns if t.reply and t.reply.get("id") == reply_id), None)
+        if data is not None:
+            return Reply.from_dict(data)
+        profile = self.profiles.get(message.profile or conversation.profile)
+        return self._notice(message, profile, "expired", conversation.language or profile.language)
+
+    def apology(self, message: Message, language: str = "") -> Reply:
+        """What a channel shows when it gave up on a message (its answer could not be made or
+        sent after every retry): the profile's apology, with a person offered."""
+        profile = self.profiles.get(message.profile)
+        language = language or message.user.locale.split("-")[0] or profile.language
+        return Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
+                     language=language, answered=False,
+                     actions=(self._human_action(profile, language, HandoffReason.AI_ERROR),))
+
     async def request_handoff(self, message: Message, reason: HandoffReason = HandoffReason.CUSTOMER_REQUEST) -> Reply:
         """The user pressed "Talk to a human" (or /human): escalate where the profile routes
         handoffs, else record and acknowledge it. Never raises."""

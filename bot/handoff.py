@@ -30,7 +30,7 @@ from sqlmodel import Session, func, select
 from bot.memory import Memory, remember
 from bot.profiles import Automation, Profile, Profiles
 from bot.store import Escalation, Event, EventLog, OwnerChange
-from bot.types import Action, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
+from bot.types import Action, ActionKind, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class Handoffs:
         if after == "resolved":
             text = (profile.text("closing", closed.language, agent=closed.agent_name) + "\n\n"
                     + profile.text("rate_question", closed.language))
-            actions = tuple(Action(id=f"rate_{n}", label=str(n), kind="rating", value=f"{closed.id}:{n}")
+            actions = tuple(Action(id=f"rate_{n}", label=str(n), kind=ActionKind.RATING, value=f"{closed.id}:{n}")
                             for n in RATINGS)
             await self._tell(closed, text, actions=actions)
         else:

@@ -76,14 +76,39 @@ class Citation:
     updated_at: str | None = None
 
 
+class ActionKind(str, Enum):
+    """What a button does. Every channel encodes a button as (kind, value, reply) in its own
+    format and decodes a press back into a `Press`; one `Engine.press` handles them all."""
+
+    FEEDBACK = "feedback"  # 👍 / 👎 on an answer: value "up" / "down"
+    HANDOFF = "handoff"  # talk to a human: value a HandoffReason
+    CONFIRM = "confirm"  # Yes / No to a proposed action: value "yes" / "no", reply the pending action
+    RATING = "rating"  # 1–5 after a person resolved the conversation: value "<escalation>:<n>"
+    SHARE = "share"  # post a privately shown answer for everyone (Slack's /ask)
+    LINK = "link"
+
+
 @dataclass(frozen=True)
 class Action:
     """A button the adapter should render under the reply."""
 
-    id: str  # stable identifier adapters route on: "handoff", "feedback_up", ...
+    id: str  # stable identifier adapters route on: "handoff", "tool_yes", "rate_3", ...
     label: str
-    kind: str  # "handoff" | "feedback" | "link" | "confirm" (value: the pending action's id)
+    kind: ActionKind
     value: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ActionKind(self.kind))  # from a remembered turn: a string
+
+
+@dataclass(frozen=True)
+class Press:
+    """A button pressed on some channel, decoded: its kind, the value it carried, and the
+    reply (or pending action, for CONFIRM) it was under."""
+
+    kind: ActionKind
+    value: str = ""
+    reply: str = ""
 
 
 @dataclass(frozen=True)

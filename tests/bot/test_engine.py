@@ -9,7 +9,7 @@ from bot.answering import ExtractiveAnswerer
 from bot.errors import MemoryUnavailable
 from bot.engine import MAX_MESSAGE_CHARS, Engine
 from bot.memory_redis import RedisMemory
-from bot.types import HandoffReason, Message, User
+from bot.types import Action, ActionKind, HandoffReason, Message, Press, Reply, User
 from tests.fakes.server import free_port
 
 
@@ -154,3 +154,35 @@ async def test_a_thread_joined_mid_way_starts_from_what_was_said(engine, memory)
     assert [t.role for t in turns] == ["user", "user", "assistant"] and turns[0].text.startswith("What are")
     alone = await engine.handle(ask("and for Belgium?", "slack:T:C1:9.2"))
     assert alone.answer != joined.answer
+
+
+async def test_one_press_handles_every_kind_of_button(engine, events):
+    """Every channel decodes its buttons into a Press; Engine.press does what the kind says."""
+    reply = await engine.handle(ask("Do you sell gift wrapping?", "web:press"))
+    thanks = await engine.press(ask("", "web:press"), Press(ActionKind.FEEDBACK, "down", reply.id))
+    assert thanks.notice and thanks.answer == "Thanks for your feedback!"
+    assert [f.value for f in events.feedbacks(reply.id)] == ["down"]
+    shared = await engine.press(ask("", "web:press"), Press(ActionKind.SHARE, "", reply.id))
+    assert shared == reply  # the answer as it was shown, to post again
+    expired = await engine.press(ask("", "web:press"), Press(ActionKind.SHARE, "", "r_unknown"))
+    assert expired.notice and expired.answer != reply.answer
+    handed = await engine.press(ask("", "web:press"), Press(ActionKind.HANDOFF, "not-a-reason"))
+    assert handed.handoff is not None and handed.handoff.reason is HandoffReason.CUSTOMER_REQUEST
+    assert events.events(kind="handoff_requested")
+
+
+@pytest.mark.parametrize("press", [Press(ActionKind.FEEDBACK, "sideways", "r_1"), Press(ActionKind.FEEDBACK, "up"),
+                                   Press(ActionKind.CONFIRM, "maybe", "t_1"), Press(ActionKind.CONFIRM, "yes"),
+                                   Press(ActionKind.SHARE), Press(ActionKind.LINK, "x", "r_1")])
+async def test_a_press_that_carries_nothing_to_act_on_does_nothing(engine, events, press):
+    assert await engine.press(ask("", "web:forged"), press) is None
+    assert events.events("web:forged") == [] and events.feedbacks("r_1") == []
+
+
+def test_a_remembered_action_gets_its_kind_back():
+    action = Action("handoff", "Talk to a human", "handoff", "ai_error")
+    assert action.kind is ActionKind.HANDOFF
+    reply = Reply(id="r_1", conversation="web:x", answer="", language="en", actions=(action,))
+    assert Reply.from_dict(reply.to_dict()).actions[0].kind is ActionKind.HANDOFF
+    with pytest.raises(ValueError):
+        Action("x", "X", "explode")
