@@ -110,6 +110,7 @@ class DenseView:
     public: np.ndarray
     matrix: np.ndarray
     languages: np.ndarray  # each row's document language (knowledge/crosslingual.py centres by it)
+    partial: bool = False  # only a query's candidates (an approximate search), not every chunk
 
 
 def title_hash(title: str, model: str) -> str:
@@ -349,6 +350,12 @@ class Index:
             view = self._load_dense(generation)
             self._dense = view
         return view
+
+    def dense_candidates(self, vector: np.ndarray, sources: Sequence[str] | None, public_only: bool,
+                         wanted: Sequence[int], depth: int) -> DenseView:
+        """The rows a dense search of `vector` ranks: here every chunk (the search is exact,
+        the caller filters); an approximate index returns its nearest rows plus `wanted`."""
+        return self.dense_view()
 
     def _load_dense(self, generation: int) -> DenseView:
         # Rows are streamed into preallocated arrays: fetching every blob first would hold

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 (SQLite FTS5) and dense embeddings, fused.
+"""Hybrid retrieval: BM25 (SQLite FTS5, or its port to PostgreSQL) and dense embeddings, fused.
 
 Fusion is a convex combination of normalized scores over the union of both rankings' top
 `depth` candidates. It keeps how much better the best passages are, which ranks throw away:
@@ -24,7 +24,8 @@ import numpy as np
 from knowledge import lexical, spelling
 from knowledge.embeddings import Embedder
 from knowledge.crosslingual import LanguageSpace, space_for
-from knowledge.index import DenseView, Index, StoredChunk
+from knowledge.index import DenseView, StoredChunk
+from knowledge.indexes import KnowledgeIndex
 from knowledge.language import detect
 
 # The share of BM25 in each mode's score: dense is the stronger signal, BM25 adds exact
@@ -49,9 +50,9 @@ class Hit:
 
 
 class Retriever:
-    """Searches one `Index` with one `Embedder`."""
+    """Searches one index (SQLite or PostgreSQL: knowledge/indexes.py) with one `Embedder`."""
 
-    def __init__(self, index: Index, embedder: Embedder, depth: int = 50):
+    def __init__(self, index: KnowledgeIndex, embedder: Embedder, depth: int = 50):
         self.index = index
         self.embedder = embedder
         self.depth = depth
@@ -96,7 +97,7 @@ class Retriever:
         terms = lexical.terms(query, language, vocabulary)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)
         vector = self._vector(query)
-        view = self.index.dense_view()
+        view = self.index.dense_candidates(vector, None, False, [h.stored.rowid for h in hits], 0)
         judged = []
         for hit in hits:
             at = int(np.searchsorted(view.rowids, hit.stored.rowid))
@@ -123,7 +124,7 @@ class Retriever:
         """Raw, language-centred and language-adjusted cosines (knowledge/crosslingual.py) of
         the dense top `depth` and of the `wanted` rowids (BM25's candidates), and the dense
         ranking (adjusted, best first)."""
-        view = self.index.dense_view()
+        view = self.index.dense_candidates(vector, sources, public_only, wanted, self.depth)
         if not len(view.rowids):
             return {}, {}, {}, []
         mask = np.ones(len(view.rowids), dtype=bool)
@@ -153,6 +154,8 @@ class Retriever:
                 dict(zip(rowids, ranking[picks].tolist())), dense)
 
     def _row_norms(self, view: DenseView) -> np.ndarray:
+        if view.partial:  # a query's candidates: a few hundred rows, computed each time
+            return self.space.row_norms(view.matrix, view.languages)
         if self._norms is None or self._norms[0] != view.generation:
             self._norms = (view.generation, self.space.row_norms(view.matrix, view.languages))
         return self._norms[1]

@@ -20,6 +20,7 @@ from knowledge.retrieval import Retriever
 from tests.fakes.jira_api import FakeJira
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.server import serve
+from tests.pgvector_service import pgvector_server
 from tests.services import postgres_server, redis_server
 
 pytest_plugins = ["tests.adapters.slack_workspace"]  # the `fake_slack` fixture
@@ -36,6 +37,13 @@ def redis_url():
 @pytest.fixture(scope="session")
 def postgres_url():
     with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pgvector_url():
+    """A PostgreSQL with pgvector (tests/pgvector_service.py), for the PostgreSQL index."""
+    with pgvector_server() as url:
         yield url
 
 

