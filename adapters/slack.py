@@ -133,7 +133,7 @@ class SlackChannel:
         self.app.error(self._listener_error)
         for event in EVENTS:
             self.app.event(event)(self._on_message)
-        self.desk = SlackDesk(self, runtime.handoffs)
+        self.desk = SlackDesk(client, runtime, self.display_name)
         self.desk.register(self.app)
         runtime.handoffs.add_desk("slack", self.desk)
         runtime.handoffs.add_courier("slack", self)

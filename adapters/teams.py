@@ -50,9 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 from botbuilder.core import ActivityHandler, CloudAdapterBase, InvokeResponse, TurnContext, serializer_helper
-from botbuilder.schema import (Activity, ActivityTypes, ChannelAccount, ConversationAccount, ConversationParameters,
-                               ConversationReference)
-from botframework.connector import Channels
+from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 from msrest.exceptions import HttpOperationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -63,10 +61,10 @@ from adapters.deliveries import Deliveries
 from adapters.teams_auth import (CONNECTOR_TIMEOUT, EMULATOR_OPENID_URL, LOGIN_URL, OPENID_URL, Credentials,
                                  addressing, authentication, kept)
 from adapters.teams_buttons import ACK, Buttons
-from adapters.teams_cards import (activity_of, added_to_chat, card_activity, clicked, mentions_bot, text_card,
+from adapters.teams_cards import (activity_of, added_to_chat, clicked, mentions_bot, text_card,
                                   words)
 from adapters.teams_desk import TeamsDesk, invoke_message
-from adapters.teams_send import Outbox, Throttle, describe, place, retry_after, status, transient
+from adapters.teams_send import Outbox, Sender, Throttle, describe, place, retry_after, status, transient
 from bot.delivery import Transient, Work
 from bot.errors import ConfigError, SwitchboardError
 from bot.handoff import CustomerUnreachable
@@ -164,10 +162,11 @@ class TeamsChannel(ActivityHandler):
                                    timeout=connector_timeout)
         self.adapter = CloudAdapterBase(self.auth)
         self.throttle = throttle or Throttle()
-        self._heard: dict[str, str] = {}  # channel id -> the serviceUrl it was last heard from
+        self.sender = Sender(self.adapter, self.throttle, app_id=settings.app_id, tenant_id=settings.tenant_id,
+                             service_url=settings.service_url)
         self.pipeline = runtime.pipeline
         self.pipeline.add(self, self.deliveries)
-        self.desk = TeamsDesk(self, runtime.handoffs)
+        self.desk = TeamsDesk(self.sender, runtime)
         self.buttons = Buttons(self)
         runtime.handoffs.add_desk(self.name, self.desk)
         runtime.handoffs.add_courier(self.name, self)
@@ -203,7 +202,7 @@ class TeamsChannel(ActivityHandler):
             activity = activity_of(data or {})
         except ValueError:
             return Response(status_code=400)
-        self._hear(activity)
+        self.sender.hear(activity)
         found = delivery_key(activity, raw)
         if found is None:
             self.deliveries.count("ignored")
@@ -219,14 +218,6 @@ class TeamsChannel(ActivityHandler):
             log.warning("Teams activity not queued: %s", exc)
             return Response(status_code=503)
         return Response(status_code=200)
-
-    def _hear(self, activity: Activity) -> None:
-        """Remember where a channel was last heard from: where to post there later (the desk)."""
-        if activity.conversation.conversation_type != "channel" or not activity.service_url:
-            return
-        channel = place(activity.conversation.id)
-        if channel in self._heard or len(self._heard) < 10_000:
-            self._heard[channel] = activity.service_url
 
     # -- the answer workers' side ------------------------------------------------------------
     async def process(self, work: Work) -> str:
@@ -301,7 +292,7 @@ class TeamsChannel(ActivityHandler):
 
     # -- activities in -----------------------------------------------------------------------
     async def on_turn(self, turn_context: TurnContext) -> None:
-        self._hear(turn_context.activity)
+        self.sender.hear(turn_context.activity)
         await super().on_turn(turn_context)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
@@ -329,7 +320,7 @@ class TeamsChannel(ActivityHandler):
                 "scope": activity.conversation.conversation_type or "personal"}
 
     def outbox(self, context: TurnContext) -> Outbox:
-        return Outbox(context, self.throttle)
+        return self.sender.outbox(context)
 
     # -- questions -----------------------------------------------------------------------------
     async def to_message(self, activity: Activity, config: ChannelConfig) -> Message | None:
@@ -398,43 +389,12 @@ class TeamsChannel(ActivityHandler):
         return "answered"
 
     # -- proactive: the courier, and the desk's posts ------------------------------------------
-    def reference(self, conversation_id: str) -> ConversationReference:
-        """Where to post in a channel conversation the bot wasn't just called from."""
-        service_url = self._heard.get(place(conversation_id), self.settings.service_url)
-        return ConversationReference(
-            channel_id=Channels.ms_teams, service_url=service_url,
-            conversation=ConversationAccount(id=conversation_id, is_group=True, conversation_type="channel",
-                                             tenant_id=self.settings.tenant_id or None),
-            bot=ChannelAccount(id=f"28:{self.settings.app_id}"))
-
-    async def proactive(self, reference: ConversationReference, work: Callable[[Outbox], Awaitable[T]]) -> T:
-        """Run `work` with an outbox in the referenced conversation (botbuilder's continue_conversation)."""
-        done: list[T] = []
-
-        async def callback(context: TurnContext) -> None:
-            done.append(await work(self.outbox(context)))
-        await self.adapter.continue_conversation(reference, callback, bot_app_id=self.settings.app_id or None)
-        return done[0]
-
-    async def start_thread(self, channel_id: str, card: dict[str, Any]) -> str:
-        """Post `card` as a new conversation in a channel (TeamsInfo's way); the post's id."""
-        parameters = ConversationParameters(is_group=True, channel_data={"channel": {"id": channel_id}},
-                                            activity=card_activity(card), tenant_id=self.settings.tenant_id or None)
-        created: list[str] = []
-
-        async def callback(context: TurnContext) -> None:
-            created.append(context.activity.id)
-        await self.throttle.call(channel_id, lambda: self.adapter.create_conversation(
-            self.settings.app_id or None, callback, parameters, Channels.ms_teams,
-            self._heard.get(channel_id, self.settings.service_url), None))
-        return created[-1]
-
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
         """`bot.handoff.Courier`: a human agent's words (or a notice) to a Teams customer."""
         reference = ConversationReference().deserialize(dict(address["reference"]))
         profile = self.profiles.get(self.profiles.channel("teams", place(reference.conversation.id)).profile)
         try:
-            await self.proactive(reference, lambda out: out.reply(reply, profile))
+            await self.sender.proactive(reference, lambda out: out.reply(reply, profile))
         except HttpOperationError as exc:
             if status(exc) in (403, 404):  # the app was removed, the chat deleted, the user blocked it
                 raise CustomerUnreachable(f"HTTP {status(exc)}") from exc

@@ -16,36 +16,29 @@ refusal to a message is a reply in the chain that @mentions the agent.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, Mention
 
 from adapters.teams_cards import action, card, card_activity, markdown, text_block, text_card, words
-from adapters.teams_send import place
-from bot.handoff import AgentResult, DeskUnavailable, Handoffs
-from bot.memory import KeyedLocks
+from adapters.teams_send import Sender, place
+from bot import desk
+from bot.handoff import DeskUnavailable
 from bot.profiles import Profile
+from bot.runtime import Runtime
 from bot.store import Escalation
 from bot.types import Conversation
 
-if TYPE_CHECKING:
-    from adapters.teams import TeamsChannel
-
 log = logging.getLogger(__name__)
 
-BUTTONS = {"queued": ("claim",), "claimed": ("resolve", "return_to_bot", "unclaim")}
-MOVES = {"resolve": "resolve", "return_to_bot": "give_back", "unclaim": "unclaim"}
-LAST_MESSAGES = 6
-EXCERPT = 300
 CARD = "application/vnd.microsoft.card.adaptive"
 MESSAGE = "application/vnd.microsoft.activity.message"
 
 
-def _excerpt(text: str) -> str:
-    """A customer's words, short, and unable to make a link agents might click by mistake."""
-    flat = " ".join(text.split()).replace("](", "] (")
-    return flat if len(flat) <= EXCERPT else flat[:EXCERPT].rsplit(" ", 1)[0] + "…"
+def _inert(text: str) -> str:
+    """A customer's words, unable to make a link agents might click by mistake."""
+    return text.replace("](", "] (")
 
 
 def thread(escalation: Escalation) -> str:
@@ -53,24 +46,15 @@ def thread(escalation: Escalation) -> str:
     return f"{escalation.desk.split(':', 1)[1]};messageid={escalation.post}"
 
 
-def escalation_card(escalation: Escalation, conversation: Conversation, profile: Profile) -> dict[str, Any]:
-    """The escalation card for its current state."""
-    lang, agent = profile.language, escalation.agent_name or escalation.agent
-    facts = [("Customer", escalation.customer), ("Channel", escalation.channel), ("Language", escalation.language),
-             ("Reason", escalation.reason.replace("_", " "))]
-    lines = [f"_Earlier:_ {_excerpt(q)}" for q in conversation.summary.splitlines()[-3:] if q]
-    for turn in conversation.turns[-LAST_MESSAGES:]:
-        who = escalation.customer if turn.role == "user" else "Bot"
-        lines.append(f"**{who}:** {_excerpt(turn.text)}")
-    status = {"queued": profile.text("desk_waiting", lang), "claimed": profile.text("desk_claimed", lang, agent=agent),
-              "resolved": profile.text("desk_resolved", lang, agent=agent),
-              "bot": profile.text("desk_returned", lang, agent=agent)}[escalation.state]
-    body = [text_block(profile.text("desk_title", lang, customer=escalation.customer), size="Medium", weight="Bolder"),
-            {"type": "FactSet", "facts": [{"title": title, "value": value} for title, value in facts]},
-            text_block("\n\n".join(lines) or "—"), text_block(status, isSubtle=True)]
-    buttons = [action(profile.text(name, lang), {"sb": "desk", "do": name, "e": escalation.id},
-                      "positive" if name in ("claim", "resolve") else "default")
-               for name in BUTTONS.get(escalation.state, ())]
+def escalation_card(view: desk.View) -> dict[str, Any]:
+    """An escalation's post (bot/desk.py's view) as an Adaptive Card."""
+    lines = [f"_Earlier:_ {_inert(line.text)}" if line.earlier else f"**{line.who}:** {_inert(line.text)}"
+             for line in view.lines]
+    body = [text_block(view.title, size="Medium", weight="Bolder"),
+            {"type": "FactSet", "facts": [{"title": title, "value": value} for title, value in view.facts]},
+            text_block("\n\n".join(lines) or "—"), text_block(view.status, isSubtle=True)]
+    buttons = [action(b.label, {"sb": "desk", "do": b.name, "e": view.escalation},
+                      "positive" if b.primary else "default") for b in view.buttons]
     return card(body, buttons)
 
 
@@ -80,41 +64,45 @@ def invoke_message(text: str) -> dict[str, Any]:
 
 
 class TeamsDesk:
-    """`bot.handoff.Desk` in a Teams channel, plus what agents do there."""
+    """`bot.handoff.Desk` in a Teams channel, plus what agents do there. It posts with the
+    channel's `Sender`; nothing else of the channel."""
 
-    def __init__(self, channel: "TeamsChannel", handoffs: Handoffs):
-        self.channel, self.handoffs = channel, handoffs
-        self._locks = KeyedLocks()  # one agent message at a time per escalation: order is kept
+    def __init__(self, sender: Sender, runtime: Runtime):
+        self.sender, self.runtime, self.handoffs = sender, runtime, runtime.handoffs
+
+    async def _card(self, escalation: Escalation) -> dict[str, Any]:
+        conversation = await self.runtime.engine.history(escalation.conversation)
+        return escalation_card(desk.view(escalation, conversation, self.runtime.profiles))
 
     # -- the Desk port ------------------------------------------------------------------------
     async def post(self, channel: str, escalation: Escalation, conversation: Conversation, profile: Profile) -> str:
         try:
-            return await self.channel.start_thread(channel, escalation_card(escalation, conversation, profile))
+            return await self.sender.start_thread(
+                channel, escalation_card(desk.view(escalation, conversation, self.runtime.profiles)))
         except Exception as exc:  # removed from the team, channel gone, Teams down
             raise DeskUnavailable(type(exc).__name__) from exc
 
     async def update(self, escalation: Escalation, profile: Profile) -> None:
-        conversation = await self.channel.engine.history(escalation.conversation)
-        updated = card_activity(escalation_card(escalation, conversation, profile))
+        updated = card_activity(await self._card(escalation))
         updated.id = escalation.post
-        await self.channel.proactive(self.channel.reference(thread(escalation)), lambda out: out.update(updated))
+        await self.sender.proactive(self.sender.reference(thread(escalation)), lambda out: out.update(updated))
 
     async def relay(self, escalation: Escalation, author: str, text: str) -> None:
         said = text_card(f"**{author}:** {markdown(text)}")
         try:
-            await self.channel.proactive(self.channel.reference(thread(escalation)), lambda out: out.card(said))
+            await self.sender.proactive(self.sender.reference(thread(escalation)), lambda out: out.card(said))
         except Exception as exc:
             raise DeskUnavailable(type(exc).__name__) from exc
 
     async def remind(self, escalation: Escalation, group: str, text: str) -> None:
         # Teams tags can't be @mentioned by id alone: the group is named, the reminder says the rest
         text = f"**{group}** {text}"
-        await self.channel.proactive(self.channel.reference(thread(escalation)),
-                                     lambda out: out.card(text_card(text)))
+        await self.sender.proactive(self.sender.reference(thread(escalation)), lambda out: out.card(text_card(text)))
 
     # -- agents at work -----------------------------------------------------------------------
     async def on_message(self, context: TurnContext) -> str:
-        """A message in the agents channel: relay it if it's in an escalation's reply chain."""
+        """A message in the agents channel: relay it if it's in an escalation's reply chain
+        (the delivery pipeline's lane: relayed one at a time, in order)."""
         activity = context.activity
         conversation = activity.conversation.id
         root = conversation.split(";messageid=", 1)[1] if ";messageid=" in conversation else ""
@@ -124,10 +112,8 @@ class TeamsDesk:
         if escalation is None:
             return "ignored"
         agent = activity.from_property
-        text = words(activity)
-        async with self._locks.hold(f"escalation:{escalation.id}", 60):
-            result = await self.handoffs.from_agent(escalation, agent.id, text)
-        notice = await self._refusal(result, agent.id)
+        result = await self.handoffs.from_agent(escalation, agent.id, words(activity))
+        notice = await desk.refusal(result, agent.id, "teams", self.runtime.events, self.runtime.profiles)
         if notice:
             await self.tell(context, agent, notice)
         return "relayed" if result.ok else "refused"
@@ -140,31 +126,18 @@ class TeamsDesk:
             escalation = await self.handoffs.get(int(data.get("e", "")))
         except (TypeError, ValueError):
             escalation = None
-        if escalation is None or escalation.desk != f"teams:{place(activity.conversation.id)}" or \
-                name not in ("claim", *MOVES):
+        if escalation is None or escalation.desk != f"teams:{place(activity.conversation.id)}":
             return "ignored", None  # not a card of this desk
-        if name == "claim":
-            result = await self.handoffs.claim(escalation, agent.id, agent.name or agent.id)
-        else:
-            result = await getattr(self.handoffs, MOVES[name])(escalation, agent.id)
-        notice = await self._refusal(result, agent.id)
+
+        async def named() -> str:
+            return agent.name or agent.id
+        result = await desk.act(self.handoffs, escalation, name, agent.id, named)
+        if result is None:
+            return "ignored", None
+        notice = await desk.refusal(result, agent.id, "teams", self.runtime.events, self.runtime.profiles)
         if notice:
             return "refused", invoke_message(notice)
-        current = result.escalation or escalation
-        profile = self.channel.profiles.get(current.profile)
-        conversation = await self.channel.engine.history(current.conversation)
-        return "answered", {"statusCode": 200, "type": CARD, "value": escalation_card(current, conversation, profile)}
-
-    async def _refusal(self, result: AgentResult, agent: str) -> str:
-        """What an agent is told when their action was refused (recorded as an event); "" if none."""
-        if result.ok or not result.notice:
-            return ""
-        escalation = result.escalation
-        await self.channel.events.record("agent_refused", escalation.conversation if escalation else "",
-                                         channel="teams", agent=agent, notice=result.notice,
-                                         escalation=escalation.id if escalation else None)
-        profile = self.channel.profiles.get(escalation.profile if escalation else "")
-        return profile.text(result.notice, profile.language, **(result.values or {}))
+        return "answered", {"statusCode": 200, "type": CARD, "value": await self._card(result.escalation or escalation)}
 
     async def tell(self, context: TurnContext, agent: ChannelAccount, text: str) -> None:
         """A reply in the agent's reply chain that @mentions them (Teams has no private messages there)."""
@@ -172,6 +145,6 @@ class TeamsDesk:
         mention = Mention(mentioned=ChannelAccount(id=agent.id, name=name), text=f"<at>{name}</at>", type="mention")
         notice = Activity(type=ActivityTypes.message, text=f"<at>{name}</at> {text}", entities=[mention])
         try:
-            await self.channel.outbox(context).send(notice)
+            await self.sender.outbox(context).send(notice)
         except Exception:
             log.warning("could not tell agent %s in %s", agent.id, context.activity.conversation.id, exc_info=True)

@@ -28,8 +28,10 @@ from collections import deque
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import httpx
-from botbuilder.core import TurnContext
-from botbuilder.schema import Activity, ActivityTypes
+from botbuilder.core import BotAdapter, TurnContext
+from botbuilder.schema import (Activity, ActivityTypes, ChannelAccount, ConversationAccount, ConversationParameters,
+                               ConversationReference)
+from botframework.connector import Channels
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams_auth import TokenRefused
@@ -204,3 +206,56 @@ class Outbox:
             finally:
                 self.typed.set()
             await asyncio.sleep(TYPING_EVERY)
+
+
+class Sender:
+    """What is sent to Teams outside a turn: the desk's posts in agents channels, and agents'
+    words to customers (botbuilder's continue/create conversation), all through the throttle.
+    It remembers the serviceUrl each channel was last heard from: where to post there later."""
+
+    def __init__(self, adapter: BotAdapter, throttle: Throttle, *, app_id: str, tenant_id: str, service_url: str):
+        self.adapter, self.throttle = adapter, throttle
+        self.app_id, self.tenant_id, self.service_url = app_id, tenant_id, service_url
+        self._heard: dict[str, str] = {}  # channel id -> the serviceUrl it was last heard from
+
+    def hear(self, activity: Activity) -> None:
+        """Note where a channel conversation's activity came from."""
+        if activity.conversation.conversation_type != "channel" or not activity.service_url:
+            return
+        channel = place(activity.conversation.id)
+        if channel in self._heard or len(self._heard) < 10_000:
+            self._heard[channel] = activity.service_url
+
+    def outbox(self, context: TurnContext) -> Outbox:
+        return Outbox(context, self.throttle)
+
+    def reference(self, conversation_id: str) -> ConversationReference:
+        """Where to post in a channel conversation the bot wasn't just called from."""
+        service_url = self._heard.get(place(conversation_id), self.service_url)
+        return ConversationReference(
+            channel_id=Channels.ms_teams, service_url=service_url,
+            conversation=ConversationAccount(id=conversation_id, is_group=True, conversation_type="channel",
+                                             tenant_id=self.tenant_id or None),
+            bot=ChannelAccount(id=f"28:{self.app_id}"))
+
+    async def proactive(self, reference: ConversationReference, work: Callable[[Outbox], Awaitable[T]]) -> T:
+        """Run `work` with an outbox in the referenced conversation (botbuilder's continue_conversation)."""
+        done: list[T] = []
+
+        async def callback(context: TurnContext) -> None:
+            done.append(await work(self.outbox(context)))
+        await self.adapter.continue_conversation(reference, callback, bot_app_id=self.app_id or None)
+        return done[0]
+
+    async def start_thread(self, channel_id: str, card: dict[str, Any]) -> str:
+        """Post `card` as a new conversation in a channel (TeamsInfo's way); the post's id."""
+        parameters = ConversationParameters(is_group=True, channel_data={"channel": {"id": channel_id}},
+                                            activity=card_activity(card), tenant_id=self.tenant_id or None)
+        created: list[str] = []
+
+        async def callback(context: TurnContext) -> None:
+            created.append(context.activity.id)
+        await self.throttle.call(channel_id, lambda: self.adapter.create_conversation(
+            self.app_id or None, callback, parameters, Channels.ms_teams,
+            self._heard.get(channel_id, self.service_url), None))
+        return created[-1]

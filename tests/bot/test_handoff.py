@@ -352,3 +352,39 @@ async def test_answers_are_confirmed_assumed_resolved_and_reopened(world):
     assert [e.kind for e in world.events.events("web:quiet")] == ["answered", "resolution_assumed", "reopened",
                                                                     "answered"]
     assert [e.kind for e in world.events.events("web:liked")][-1] == "resolution_confirmed"
+
+
+async def test_every_desk_shows_and_acts_through_one_channel_neutral_view(world):
+    """bot/desk.py: the post's facts, lines and buttons for each state; one dispatcher for the
+    buttons; a refusal told (and recorded) the same way on every desk."""
+    from bot import desk
+
+    await world.engine.handle(ask("Do you sell gift wrapping?"))
+    await world.engine.handle(ask("word " * 200))
+    await world.engine.request_handoff(ask(""))
+    [escalation] = world.desk.posts
+    conversation = await world.engine.history(escalation.conversation)
+    queued = desk.view(escalation, conversation, world.engine.profiles)
+    assert [b.name for b in queued.buttons] == ["claim"] and queued.buttons[0].primary
+    assert dict(queued.facts)["Customer"] == "Ada" and queued.lines[0] == desk.Line("Ada", "Do you sell gift wrapping?")
+    long = next(line.text for line in queued.lines if line.text.startswith("word"))
+    assert len(long) <= desk.EXCERPT + 1 and long.endswith("…")
+
+    assert await desk.act(world.handoffs, escalation, "explode", "agent1", lambda: None) is None
+    names = []
+
+    async def alice() -> str:
+        names.append("asked")
+        return "Alice"
+    claimed = await desk.act(world.handoffs, escalation, "claim", "agent1", alice)
+    assert claimed.ok and names == ["asked"]
+    view = desk.view(claimed.escalation, conversation, world.engine.profiles)
+    assert [b.name for b in view.buttons] == ["resolve", "return_to_bot", "unclaim"] and "Alice" in view.status
+
+    late = await desk.act(world.handoffs, escalation, "claim", "agent2", alice)
+    notice = await desk.refusal(late, "agent2", "test", world.events, world.engine.profiles)
+    assert not late.ok and notice and "Alice" in notice
+    [refused] = world.events.events(kind="agent_refused")
+    assert refused.channel == "test"
+    resolved = await desk.act(world.handoffs, claimed.escalation, "resolve", "agent1", alice)
+    assert resolved.ok and await desk.refusal(resolved, "agent1", "test", world.events, world.engine.profiles) == ""
