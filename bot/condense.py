@@ -32,6 +32,18 @@ FOLLOW_UP = re.compile(
 
 def joined(text: str, conversation: Conversation) -> str | None:
     """`text` after the previous standalone question, or None at the start of a conversation."""
+    previous = _previous(conversation)
+    return f"{previous} {text}" if previous else None
+
+
+def condensed(query: str, conversation: Conversation) -> bool:
+    """Was `query` joined to the conversation's previous question (a follow-up searched with
+    its context)? Such a query means nothing outside its conversation (bot/cache.py)."""
+    previous = _previous(conversation)
+    return bool(previous) and query.startswith(f"{previous} ")
+
+
+def _previous(conversation: Conversation) -> str:
     asked = [t for t in conversation.turns if t.role == "user" and smalltalk.kind(t.text) is None]
     # the last question the bot searched for; in a thread it joined, the last one asked
     previous = next((t.query for t in reversed(asked) if t.query), "") \
@@ -39,7 +51,7 @@ def joined(text: str, conversation: Conversation) -> str | None:
         or (asked[-1].text if asked else "")
     if not previous and conversation.summary:
         previous = conversation.summary.rsplit("\n", 1)[-1]
-    return f"{previous} {text}" if previous else None
+    return previous
 
 
 def is_follow_up(text: str) -> bool:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from bot import condense, noise, smalltalk
+from bot import accounting, condense, noise, smalltalk
 from bot.acting import Outcome as Acted
 from bot.acting import Pending, ToolLoop, consent_question, draft_of, exchange
 from bot.answering import Answerer, Draft, decline_text
@@ -94,6 +94,7 @@ class Engine:
         if not text or len(text) > MAX_MESSAGE_CHARS:
             return await self._reject(message, profile, text)
         deadline: asyncio.Timeout | None = None
+        meter = accounting.begin(profile, message.channel)  # what this turn's model calls cost (bot/accounting.py)
         try:
             async with self.memory.lock(message.conversation):
                 # The profile's turn_deadline bounds the work once the lock is held (the wait for
@@ -144,7 +145,7 @@ class Engine:
             outcome.event, message.conversation, channel=message.channel, reply_id=outcome.reply.id,
             question=text, query=outcome.query, language=outcome.reply.language,
             confidence=outcome.reply.confidence, profile=profile.key,
-            documents=[c.document_id for c in outcome.reply.citations])
+            documents=[c.document_id for c in outcome.reply.citations], **meter.fields())
         return dataclasses.replace(outcome.reply, answer=masker.unmask(outcome.reply.answer))  # theirs to see
 
     async def _turn(self, message: Message, text: str, conversation: Conversation, profile: Profile,
