@@ -1,6 +1,7 @@
 """The ASGI web process: every channel's routes in one Starlette app.
 
-Mounted here: the web chat (`/`, `/api/...`), `/healthz`, `/metrics`, and the routes of
+Mounted here: the web chat (`/`, `/api/...`), the operator console (`/admin`,
+adapters/admin), `/healthz`, `/metrics`, and the routes of
 every configured channel adapter (`/slack/events`, `/telegram/webhook`, ...). A channel
 is anything with `routes()`, `start()` and `stop()`: started with the app (Socket Mode
 connections, webhook registration, send queues) and stopped before the runtime closes.
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters.admin import AdminConsole
 from adapters.deliveries import Deliveries
 from adapters.metrics import Metrics
 from adapters.web import WebChat
@@ -31,6 +33,7 @@ log = logging.getLogger("switchboard")
 SLA_CHECK_SECONDS = 30  # how often unclaimed escalations are checked against their SLA
 RESOLUTION_CHECK_SECONDS = 600  # how often quiet conversations are checked for assumed resolution
 EVENT_FLUSH_SECONDS = 5  # how often events kept during a database outage are offered to it again
+STAFF_CHECK_SECONDS = 60  # how often the console looks whether an operator account exists (the CLI makes them)
 
 
 async def _every(seconds: float, job) -> None:
@@ -79,7 +82,8 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
         started: list[Channel] = []
         timers = [asyncio.create_task(_every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla)),
                   asyncio.create_task(_every(RESOLUTION_CHECK_SECONDS, runtime.handoffs.check_resolutions)),
-                  asyncio.create_task(_every(EVENT_FLUSH_SECONDS, runtime.events.flush))]
+                  asyncio.create_task(_every(EVENT_FLUSH_SECONDS, runtime.events.flush)),
+                  asyncio.create_task(_every(STAFF_CHECK_SECONDS, console.refresh))]
         try:
             for channel in channels:
                 await channel.start()
@@ -100,11 +104,13 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
             await runtime.close()  # its event log writes what an outage kept, if the database answers
 
     web = WebChat(runtime.engine, runtime.profiles.get().name)
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics_page), *web.routes()]
+    console = AdminConsole(runtime)  # the operator console at /admin (docs/admin.md)
+    routes = [Route("/healthz", healthz), Route("/metrics", metrics_page), *web.routes(), *console.routes()]
     for channel in channels:
         routes += channel.routes()
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
+    app.state.console = console
     return app
 
 

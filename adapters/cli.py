@@ -1,4 +1,4 @@
-"""The `switchboard` command: serve, chat, ask, ingest, sources, sync, eval, worker.
+"""The `switchboard` command: serve, chat, ask, ingest, sources, sync, eval, worker, admin.
 
 This is the composition root: the only module that reads `os.environ`, once, into
 `bot.settings.Settings`. Errors an operator can fix (a bad profiles file, a missing
@@ -24,7 +24,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adapters import cli_sources
+from adapters import cli_admin, cli_index, cli_sources
 from bot.errors import ConfigError, SwitchboardError
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -326,7 +326,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         with _progress_bar() as bar:
             task = bar.add_task("indexing", total=len(corpus), item="")
             evaluation = RetrievalEval(corpus, E5Embedder(),
-                                       lambda r, item: bar.update(task, advance=1, item=item.title[:40]))
+                                       lambda r, item: bar.update(task, advance=1, item=item.title[:40]),
+                                       index_url=args.index_url)
         try:
             scores = evaluation.run(queries, args.mode).to_dict()
         finally:
@@ -499,11 +500,15 @@ def parser() -> argparse.ArgumentParser:
                         help="the source exists with another folder: remove its documents and index PATH instead")
     ingest.set_defaults(func=cmd_ingest)
     cli_sources.add_parsers(sub, _with_settings)
+    cli_index.add_parsers(sub, _with_settings)
+    cli_admin.add_parsers(sub, _with_settings)
     ev = sub.add_parser("eval", help="measure retrieval or answers on your own data", epilog=EVAL_FORMATS,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("kind", choices=["retrieval", "answers", "conversations"])
     ev.add_argument("--corpus", default="", help="retrieval (needed), answers (optional): documents, JSON lines")
     ev.add_argument("--queries", default="", help="retrieval, answers: questions, JSON lines")
+    ev.add_argument("--index-url", default="",
+                    help="retrieval: index in a throwaway schema of this PostgreSQL (default: a temporary SQLite file)")
     ev.add_argument("--mode", choices=["lexical", "dense", "hybrid"], default="hybrid",
                     help="retrieval: which search to score (default hybrid, as the bot uses)")
     ev.add_argument("--profile", default="", help="answers: the profile that answers (default: the default one)")
