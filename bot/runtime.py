@@ -23,7 +23,7 @@ from bot.acting import ToolLoop
 from bot.answering import Answerer, ExtractiveAnswerer, GenerativeAnswerer
 from bot.delivery import Pipeline
 from bot.engine import Engine
-from bot.errors import SwitchboardError
+from bot.errors import ConfigError, SwitchboardError
 from bot.handoff import Handoffs
 from bot.memory import Memory
 from bot.memory_redis import RedisMemory
@@ -39,7 +39,8 @@ from bot.tools import Toolbox
 from bot.tools import catalog
 from knowledge.connectors.folder import FolderConnector
 from knowledge.embeddings import E5Embedder, Embedder
-from knowledge.index import Index
+from knowledge.index import IndexOpenError
+from knowledge.indexes import KnowledgeIndex, open_index
 from knowledge.ingest import Ingestor, Progress, Report
 from knowledge.language import detect
 from knowledge.retrieval import Retriever
@@ -78,7 +79,7 @@ class Runtime:
 
     settings: Settings
     profiles: Profiles
-    index: Index
+    index: KnowledgeIndex
     embedder: Embedder
     events: EventLog
     memory: Memory
@@ -94,7 +95,7 @@ class Runtime:
         profiles = load_profiles(settings.profiles_path)
         catalog.check_profiles(profiles)
         toolbox = toolbox if toolbox is not None else catalog.build_toolbox(settings)
-        index = Index(settings.index_path)
+        index = open_knowledge(settings)
         embedder = embedder or E5Embedder()
         events = EventLog(connect(settings.database_url))
         memory: Memory = (RedisMemory(settings.redis_url, ttl=settings.memory_ttl) if settings.redis_url
@@ -184,6 +185,16 @@ class Runtime:
             await model.close()
         self.events.close()
         self.index.close()
+
+
+def open_knowledge(settings: Settings) -> KnowledgeIndex:
+    """The knowledge index the settings name: PostgreSQL when INDEX_URL is set, else the SQLite
+    file. A PostgreSQL schema that is behind this Switchboard stops the start, naming
+    `switchboard migrate`."""
+    try:
+        return open_index(settings.index_url or settings.index_path, settings.index_schema)
+    except IndexOpenError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def pii_key(settings: Settings) -> bytes:

@@ -63,6 +63,20 @@ def _tools(env: Mapping[str, str]) -> dict[str, object]:
             "tool_steps": _int(env, "SWITCHBOARD_TOOL_STEPS", 4)}
 
 
+def _index(env: Mapping[str, str], home: Path) -> dict[str, object]:
+    """INDEX_URL selects the knowledge index: postgresql://… for PostgreSQL + pgvector, else
+    (unset or sqlite:///path) the SQLite file. DATABASE_URL is never used for it: an index
+    moving by itself when the events database moves would be an empty index."""
+    url = env.get("INDEX_URL", "").strip()
+    path = env.get("SWITCHBOARD_INDEX") or home / "index.sqlite3"
+    if url.startswith("sqlite:///"):
+        url, path = "", url[len("sqlite:///"):]
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"INDEX_URL must be postgresql://… or sqlite:///path, not {_mask_url(url)!r}")
+    return {"index_path": Path(path).expanduser().absolute(), "index_url": url,
+            "index_schema": env.get("INDEX_SCHEMA", "").strip() or "knowledge"}
+
+
 def _moderation(env: Mapping[str, str]) -> ModerationSettings:
     try:
         return ModerationSettings.from_env(env)
@@ -77,6 +91,8 @@ class Settings:
     home: Path = Path("var")
     database_url: str = ""
     index_path: Path = Path("var/index.sqlite3")
+    index_url: str = ""  # INDEX_URL: a PostgreSQL index shared by every process (empty: the SQLite file)
+    index_schema: str = "knowledge"
     redis_url: str = ""
     memory_ttl: int = 30 * 24 * 3600
     profiles_path: Path = DEFAULT_PROFILES
@@ -115,7 +131,7 @@ class Settings:
         return cls(
             home=home,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'switchboard.db'}",
-            index_path=Path(env.get("SWITCHBOARD_INDEX") or home / "index.sqlite3").expanduser().absolute(),
+            **_index(env, home),
             redis_url=env.get("REDIS_URL", ""),
             memory_ttl=_int(env, "SWITCHBOARD_MEMORY_TTL", cls.memory_ttl),
             profiles_path=profiles,
@@ -137,6 +153,7 @@ class Settings:
     def redacted(self) -> dict[str, str]:
         """Settings fit for a log line: secrets and credentials in URLs masked."""
         return {"home": str(self.home), "database": _mask_url(self.database_url), "redis": _mask_url(self.redis_url),
+                "index": _mask_url(self.index_url) or str(self.index_path),
                 "llm": self.llm, "api_key": "***" if self.openai_api_key else "", "profiles": str(self.profiles_path),
                 "jira": self.jira_url, "shopify": self.shopify_store_url}
 
@@ -154,7 +171,9 @@ class Settings:
         tools = ", ".join(name for name, on in (("Jira", self.jira_url), ("Shopify", self.shopify_store_url)) if on)
         queue = f"Redis Streams {_mask_url(self.redis_url)}" if self.redis_url else \
             f"SQLite {self.home / 'queue.sqlite3'}"
-        return [("data folder", str(self.home)), ("index", str(self.index_path)),
+        index = f"PostgreSQL {_mask_url(self.index_url)} (schema {self.index_schema})" if self.index_url else \
+            str(self.index_path)
+        return [("data folder", str(self.home)), ("index", index),
                 ("database", _mask_url(self.database_url)), ("memory", memory), ("delivery queue", queue),
                 ("LLM", self.llm),
                 ("profiles", str(self.profiles_path)), ("tools", tools or "none")]

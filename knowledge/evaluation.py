@@ -1,6 +1,7 @@
 """Retrieval evaluation on a user's own data: recall@1, recall@5 and MRR@10.
 
-The corpus (`{id, title, text}` JSON lines) is indexed in a throwaway index; each query
+The corpus (`{id, title, text}` JSON lines) is indexed in a throwaway index (an SQLite file
+in a temp folder, or with `index_url` a new schema in that PostgreSQL, dropped after); each query
 (`{query, relevant: [id, ...]}`) is searched and the gold documents are looked for among
 the documents of the retrieved chunks.
 """
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 import json
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from knowledge.documents import Document, Failure
 from knowledge.embeddings import Embedder
+from knowledge import index_pg_schema
 from knowledge.index import Index
+from knowledge.indexes import KnowledgeIndex, is_postgres
 from knowledge.ingest import Ingestor, Progress
 from knowledge.language import detect
 from knowledge.retrieval import Retriever, documents_in_order
@@ -92,11 +96,26 @@ def score(rankings: list[list[str]], golds: list[set[str]]) -> Scores:
 class RetrievalEval:
     """Indexes a corpus once, then scores query sets in any mode."""
 
-    def __init__(self, corpus: list[dict], embedder: Embedder, progress: Progress | None = None):
+    def __init__(self, corpus: list[dict], embedder: Embedder, progress: Progress | None = None,
+                 index_url: str = ""):
         self._dir = tempfile.TemporaryDirectory(prefix="switchboard-eval-")
-        self.index = Index(Path(self._dir.name) / "index.sqlite3")
-        Ingestor(self.index, embedder).ingest(JsonlCorpus(corpus), progress)
+        self._schema = f"eval_{uuid.uuid4().hex[:12]}" if index_url and is_postgres(index_url) else ""
+        self._url = index_url
+        self.index = self._open()
+        try:
+            Ingestor(self.index, embedder).ingest(JsonlCorpus(corpus), progress)
+        except BaseException:
+            self.close()
+            raise
         self.retriever = Retriever(self.index, embedder)
+
+    def _open(self) -> KnowledgeIndex:
+        if not self._schema:
+            return Index(Path(self._dir.name) / "index.sqlite3")
+        from knowledge.index_pg import PgIndex
+
+        index_pg_schema.migrate(self._url, self._schema)
+        return PgIndex(self._url, self._schema)
 
     def run(self, queries: list[dict], mode: str = "hybrid") -> Scores:
         rankings = [documents_in_order(self.retriever.search(str(q["query"]), k=30, mode=mode)) for q in queries]
@@ -104,4 +123,6 @@ class RetrievalEval:
 
     def close(self) -> None:
         self.index.close()
+        if self._schema:
+            index_pg_schema.drop(self._url, self._schema)
         self._dir.cleanup()
