@@ -30,7 +30,8 @@ from knowledge.chunking import chunk_document
 from knowledge.connectors.errors import ConnectorError
 from knowledge.documents import Chunk, Document, Failure, Removed
 from knowledge.embeddings import Embedder
-from knowledge.index import Index, title_hash
+from knowledge.index import title_hash
+from knowledge.indexes import KnowledgeIndex
 
 BATCH_CHUNKS = 64
 
@@ -80,9 +81,9 @@ Progress = Callable[[Report, "Document | Failure"], None]
 
 
 class Ingestor:
-    """Writes documents into an `Index`, embedding with an `Embedder`."""
+    """Writes documents into an index (SQLite or PostgreSQL), embedding with an `Embedder`."""
 
-    def __init__(self, index: Index, embedder: Embedder, sanitizing: bool = True):
+    def __init__(self, index: KnowledgeIndex, embedder: Embedder, sanitizing: bool = True):
         self.index = index
         self.embedder = embedder
         self.sanitizing = sanitizing  # off only to measure what it prevents (bench/security.py)

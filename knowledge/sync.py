@@ -8,8 +8,8 @@ a pass completes, so after a crash the next sync resumes from the same point: do
 already written are unchanged and cost nothing.
 
 A `Lock` guards each source: the worker passes a Redis lock (bot/locks.py) so workers on
-several hosts agree; without Redis, a lease in the index file does the same for processes
-sharing it. A sync that finds its source locked raises `Busy` and changes nothing.
+several hosts agree; without Redis, a lease in the index does the same for processes
+sharing it (the SQLite file on one host, or PostgreSQL across hosts). A sync that finds its source locked raises `Busy` and changes nothing.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Callable, ContextManager, Iterator, Mapping
 
 from knowledge import sources
 from knowledge.embeddings import Embedder
-from knowledge.index import Index
+from knowledge.indexes import KnowledgeIndex
 from knowledge.ingest import Ingestor, Progress, Report
 
 Lock = Callable[[str], ContextManager[bool]]  # enter: True if this process may sync the source now
@@ -36,7 +36,7 @@ class UnknownSource(LookupError):
     """Raised for a source name the index doesn't have."""
 
 
-def lease_lock(index: Index, ttl: float = 300.0) -> Lock:
+def lease_lock(index: KnowledgeIndex, ttl: float = 300.0) -> Lock:
     """Locks held as leases in the index file, renewed while the sync runs."""
     @contextlib.contextmanager
     def hold(name: str) -> Iterator[bool]:
@@ -72,7 +72,7 @@ def _renewing(renew: Callable[[], object], every: float) -> Iterator[None]:
 class Syncer:
     """Syncs the index's sources with their connectors."""
 
-    def __init__(self, index: Index, embedder: Embedder, credentials: Mapping[str, str], *,
+    def __init__(self, index: KnowledgeIndex, embedder: Embedder, credentials: Mapping[str, str], *,
                  lock: Lock | None = None, clock: Callable[[], float] = time.time, margin: float = MARGIN):
         self.index = index
         self.ingestor = Ingestor(index, embedder)
