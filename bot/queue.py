@@ -329,6 +329,8 @@ class RedisQueue:
         try:
             return await coroutine
         except RedisError as exc:
+            if "NOGROUP" in str(exc):  # Redis came back without its data: make the group again
+                self._group_ready = False
             raise QueueUnavailable(f"delivery queue (Redis): {exc}") from exc
 
     async def _group(self) -> None:
@@ -413,7 +415,9 @@ class RedisQueue:
             except QueueUnavailable:
                 held["busy"] = False
                 raise
-            if head is None or head.decode() != entry:
+            if head is None and await self._call(self.client.get(self.prefix + "id:" + held["id"])) is None:
+                pass  # Redis lost the lane (restarted without its data): the job held here is all there is
+            elif head is None or head.decode() != entry:
                 held["busy"] = False
                 continue
             outbox = await self._call(self.client.hget(self.prefix + "outbox", entry))

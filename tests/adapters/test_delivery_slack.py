@@ -17,6 +17,7 @@ import pytest
 
 from tests.adapters.slack_workspace import BOT, SECRET, event, sign, workspace
 from tests.fakes.server import free_port
+from tests.services import redis_service
 
 QUESTION = "How long do I have to return an item?"
 FAST = (0.05,) * 8  # the pipeline's backoff, shortened: these tests count attempts, not seconds
@@ -149,3 +150,43 @@ def test_a_question_acknowledged_before_a_crash_is_answered_once_after_restart(q
         second.send_signal(signal.SIGTERM)
         second.wait(30)
     assert len(answers(fake_slack)) == 1
+
+
+def _retries(ws) -> float:
+    text = ws.http.get("/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('switchboard_retries_total{channel="slack"}'))
+
+
+def test_a_redis_outage_is_waited_out_and_every_question_answered_once(fake_slack, tmp_path, sample_index_path,
+                                                                        embedder):
+    """Redis (memory and queue) killed while one question is being answered and another
+    arrives, then back without its data: the first is retried until it is answered, the
+    second is refused at the door (503: Slack delivers it again) and answered on redelivery;
+    one answer each, no apology."""
+    with redis_service() as redis, workspace(fake_slack, tmp_path, sample_index_path, embedder, api_timeout=1.0,
+                                             REDIS_URL=redis.url) as ws:
+        ws.runtime.pipeline.backoff = (1.0,) * 8  # time enough to bring Redis back between attempts
+        release = fake_slack.hold("reactions.add")  # the worker took the first question
+        try:
+            first = event(text=f"<@{BOT}> {QUESTION}", channel="C00FAKECHAN1")
+            assert ws.deliver(first).status_code == 200
+            fake_slack.wait_for("held:reactions.add", timeout=60)
+            redis.stop()
+            second = event(text=f"<@{BOT}> Do you sell gift wrapping?", channel="C00FAKECHAN2")
+            assert ws.deliver(second).status_code == 503  # not stored, so not acknowledged
+        finally:
+            release.set()
+        deadline = time.monotonic() + 60
+        while _retries(ws) < 1:  # the first question met the outage and waits for its next attempt
+            assert time.monotonic() < deadline, "the outage was never retried"
+            time.sleep(0.05)
+        redis.start()
+        assert ws.deliver(second, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}).status_code == 200
+        assert ws.channel.deliveries.wait(2, timeout=60) == {"answered": 2}
+        [one] = answers(fake_slack, "C00FAKECHAN1")
+        [two] = answers(fake_slack, "C00FAKECHAN2")
+        assert "30 days" in json.dumps(one["blocks"]) and one["thread_ts"] == first["event"]["ts"]
+        assert two["thread_ts"] == second["event"]["ts"]
+        assert "went wrong" not in json.dumps([one, two])
+        assert "delivery_failed" not in [e.kind for e in ws.runtime.events.events()]
