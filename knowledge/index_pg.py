@@ -10,8 +10,8 @@ numbered migrations (knowledge/index_pg_schema.py, `switchboard migrate`).
 - **Leases** are one conditional UPDATE, atomic across processes and hosts.
 - **Lexical search** is FTS5's BM25 ported to SQL over the same pre-computed terms
   (knowledge/index_pg_wire.py): a GIN index on the tsvector finds the chunks holding any
-  query term; IDF comes from the `vocabulary` table (chunks per term), |D| and avgdl from
-  the stored lengths. Same weights (title 2, body 1), k1 1.2, b 0.75: the scores equal FTS5's.
+  query term; f comes from each chunk's weighted term counts (`tf`), IDF from the
+  `vocabulary` table (chunks per term), |D| and avgdl from the stored lengths. Same weights (title 2, body 1), k1 1.2, b 0.75: the scores equal FTS5's.
 - **Dense search** asks pgvector's HNSW index (inner product, as SQLite's exact search
   scores: a row is the mean of a chunk's and its title's unit vectors, so not unit length)
   for the nearest `CANDIDATES`× depth rows of each document language, plus BM25's
@@ -31,29 +31,31 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from knowledge import index_pg_schema as schema_
 from knowledge.documents import Chunk, Document
 from knowledge.index import FAILED_KEPT, FTS_WEIGHTS, DenseView, Flagged, IndexOpenError, SourceInfo, \
     StoredChunk, title_hash
-from knowledge.index_pg_wire import distinct_terms, register_vector, tsquery, tsvector
+from knowledge.index_pg_wire import distinct_terms, frequencies, register_vector, tsquery, tsvector
 
 DEFAULT_SCHEMA = "knowledge"
 CANDIDATES = 3  # HNSW candidates per document language, as a multiple of the retriever's depth
 EF_SEARCH = 200  # HNSW's search breadth (pgvector's default is 40)
 K1, B = 1.2, 0.75  # FTS5's BM25 constants
 
+# FTS5's bm25(): the sum over query terms of IDF × f·(k1+1) / (f + k1·(1 - b + b·|D|/avgdl)); the
+# GIN index finds the chunks holding any term, `tf` gives f (one jsonb lookup per term: unnesting
+# the tsvector of each matching row cost 4× more at 10k chunks).
 BM25_SQL = f"""
-SELECT c.rowid, SUM(q.idf * m.f * {K1 + 1} / (m.f + {K1} * ({1 - B} + {B} * c.length / %(avgdl)s))) AS score
-FROM chunks c
-CROSS JOIN LATERAL (
-  SELECT u.lexeme, {FTS_WEIGHTS[0]} * cardinality(array_positions(u.weights, 'A'))
-                 + {FTS_WEIGHTS[1]} * cardinality(array_positions(u.weights, 'D')) AS f
-  FROM unnest(c.terms) u WHERE u.lexeme = ANY(%(terms)s)) m
-JOIN unnest(%(terms)s::text[], %(idfs)s::float8[]) AS q(term, idf) ON q.term = m.lexeme
+SELECT c.rowid, {{score}} AS score
+FROM chunks c CROSS JOIN LATERAL (
+  SELECT {{lookups}}, {K1}::float8 * ({1 - B}::float8 + {B}::float8 * c.length / %(avgdl)s::float8) AS norm OFFSET 0) f
 WHERE c.terms @@ %(query)s::tsquery {{filters}}
-GROUP BY c.rowid ORDER BY score DESC, c.rowid LIMIT %(limit)s
+ORDER BY score DESC, c.rowid LIMIT %(limit)s
 """
+BM25_LOOKUP = "(c.tf -> %(term{n})s)::float8 AS f{n}"  # OFFSET 0 above: each looked up once a row
+BM25_TERM = f"COALESCE(%(idf{{n}})s::float8 * f.f{{n}} * {K1 + 1} / (f.f{{n}} + f.norm), 0)"
 SOURCE_COLUMNS = ("name, kind, config, status, error, documents, chunks, failures, last_sync, cursor, "
                   "checkpoint, failed")
 
@@ -189,7 +191,8 @@ class PgIndex:
                 dense = vector if title is None else (vector + title) * np.float32(0.5)
                 chunks.append((chunk.source, chunk.document_id, chunk.id, chunk.ordinal, chunk.heading, chunk.text,
                                document.visibility, document.language, digest, model, vector, dense,
-                               " ".join(head), " ".join(body), len(head) + len(body), tsvector(head, body)))
+                               " ".join(head), " ".join(body), len(head) + len(body), tsvector(head, body),
+                               Jsonb(frequencies(head, body, FTS_WEIGHTS))))
         self._insert(documents, chunks, quarantine, distinct_terms(flat_terms[:at]))
 
     def _insert(self, documents: list[tuple], chunks: list[tuple], quarantine: list[tuple], counts) -> None:
@@ -206,8 +209,9 @@ class PgIndex:
                 cur.executemany("INSERT INTO quarantine (source, document_id, kind, rule, snippet) "
                                 "VALUES (%s, %s, %s, %s, %s)", quarantine)
                 cur.executemany("INSERT INTO chunks (source, document_id, id, ordinal, heading, text, visibility, "
-                                "language, hash, model, embedding, dense, head, body, length, terms) VALUES "
-                                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %b, %b, %s, %s, %s, %s::tsvector)", chunks)
+                                "language, hash, model, embedding, dense, head, body, length, terms, tf) VALUES "
+                                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %b, %b, %s, %s, %s, %s::tsvector, %s)",
+                                chunks)
             terms = sorted(counts)  # one lock order for every writer
             db.execute("INSERT INTO vocabulary SELECT * FROM unnest(%s::text[], %s::int[]) ON CONFLICT (term) "
                        "DO UPDATE SET chunks = vocabulary.chunks + excluded.chunks",
@@ -270,8 +274,12 @@ class PgIndex:
             return []
         idfs = [max(math.log((rows - hits[t] + 0.5) / (hits[t] + 0.5)), 1e-6) for t in unique]
         filters, params = _filters(sources, public_only)
-        params.update(terms=unique, idfs=idfs, query=tsquery(unique), avgdl=tokens / rows, limit=limit)
-        return [(r[0], float(r[1])) for r in self._rows(BM25_SQL.format(filters=filters), params)]
+        params.update(query=tsquery(unique), avgdl=tokens / rows, limit=limit)
+        for n, (term, idf) in enumerate(zip(unique, idfs)):
+            params.update({f"term{n}": term, f"idf{n}": idf})
+        query = BM25_SQL.format(score=" + ".join(BM25_TERM.format(n=n) for n in range(len(unique))),
+                                lookups=", ".join(BM25_LOOKUP.format(n=n) for n in range(len(unique))), filters=filters)
+        return [(r[0], float(r[1])) for r in self._rows(query, params)]
 
     def dense_candidates(self, vector: np.ndarray, sources: Sequence[str] | None, public_only: bool,
                          wanted: Sequence[int], depth: int) -> DenseView:

@@ -79,6 +79,15 @@ def tsvector(head: Sequence[str], body: Sequence[str]) -> str:
     return " ".join(f"{_quoted(t)}:{','.join(p)}" for t, p in positions.items())
 
 
+def frequencies(head: Sequence[str], body: Sequence[str], weights: tuple[float, float]) -> dict[str, float]:
+    """Each indexable term's weighted count in the chunk (FTS5's f(q, D) with column weights)."""
+    counts: dict[str, float] = {}
+    for terms, weight in ((head, weights[0]), (body, weights[1])):
+        for term in indexable(terms):
+            counts[term] = counts.get(term, 0.0) + weight
+    return counts
+
+
 def tsquery(terms: Sequence[str]) -> str:
     """Any of `terms` (already unique), as a tsquery literal."""
     return " | ".join(_quoted(t) for t in terms)
