@@ -66,35 +66,50 @@ class PgIndex:
     def __init__(self, url: str, schema: str = DEFAULT_SCHEMA, search: str = "hnsw"):
         self.url, self.schema, self.search = url, schema, search  # search: "hnsw", or "exact" (benchmarks)
         self._lock = threading.RLock()
-        try:
-            self._db = psycopg.connect(url, autocommit=True)
-        except psycopg.Error as exc:
-            raise IndexOpenError(f"cannot open the knowledge index at {_masked(url)}: {exc}") from exc
-        try:
-            schema_.check(self._db, schema, _masked(url))
-            self._db.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
-            self._db.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
-            self._db.execute("SET hnsw.iterative_scan = relaxed_order")  # a filtered search still fills its LIMIT
-            register_vector(self._db)
-        except BaseException:
-            self._db.close()
-            raise
+        self._closed = False
+        self._db = self._connect()
         self._vocabulary: tuple[int, dict[str, int]] | None = None
         self._languages: tuple[int, list[str]] | None = None
 
+    def _connect(self) -> psycopg.Connection:
+        try:
+            db = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise IndexOpenError(f"cannot open the knowledge index at {_masked(self.url)}: {exc}") from exc
+        try:
+            schema_.check(db, self.schema, _masked(self.url))
+            db.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
+            db.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+            db.execute("SET hnsw.iterative_scan = relaxed_order")  # a filtered search still fills its LIMIT
+            register_vector(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @property
+    def _conn(self) -> psycopg.Connection:
+        """The connection, made again after the server went away (the call that saw it failed)."""
+        if self._db.broken and not self._closed:
+            self._db = self._connect()
+        return self._db
+
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection]:
-        with self._lock, self._db.transaction():
-            self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-            yield self._db
+        with self._lock:
+            db = self._conn
+            with db.transaction():
+                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                yield db
 
     def _rows(self, query: str, params: Sequence[Any] | dict = (), binary: bool = False) -> list[tuple]:
         with self._lock:
-            return self._db.cursor(binary=binary).execute(query, params).fetchall()
+            return self._conn.cursor(binary=binary).execute(query, params).fetchall()
 
     def generation(self) -> int:
         return self._rows("SELECT value FROM meta WHERE key = 'generation'")[0][0]
@@ -122,14 +137,14 @@ class PgIndex:
         atomic across every process and host sharing this database."""
         now = time.time()
         with self._lock:
-            return self._db.execute(
+            return self._conn.execute(
                 "UPDATE sources SET lease_owner = %s, lease_until = %s WHERE name = %s AND "
                 "(lease_owner IS NULL OR lease_owner = %s OR lease_until < %s)",
                 (owner, now + ttl, name, owner, now)).rowcount == 1
 
     def release(self, name: str, owner: str) -> None:
         with self._lock:
-            self._db.execute("UPDATE sources SET lease_owner = NULL, lease_until = NULL "
+            self._conn.execute("UPDATE sources SET lease_owner = NULL, lease_until = NULL "
                              "WHERE name = %s AND lease_owner = %s", (name, owner))
 
     def set_status(self, name: str, status: str, error: str | None = None, failures: int = 0,
@@ -292,10 +307,11 @@ class PgIndex:
             params.update(vector=np.asarray(vector, dtype=np.float32), limit=depth * CANDIDATES)
             nearest = (f"SELECT {columns} FROM chunks c WHERE c.language = %(language)s {filters} "
                        "ORDER BY c.dense <#> %(vector)b LIMIT %(limit)s")
-            with self._lock, self._db.transaction():
+            languages = self._document_languages()
+            with self._lock, self._conn.transaction():
                 if self.search == "exact":
                     self._db.execute("SET LOCAL enable_indexscan = off")
-                for language in self._document_languages():
+                for language in languages:
                     rows += self._db.cursor(binary=True).execute(nearest, {**params, "language": language}).fetchall()
         return _view(rows)
 

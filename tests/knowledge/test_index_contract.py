@@ -207,3 +207,23 @@ def test_backends_rank_alike(both, embedder):
             hits = [[(h.stored.chunk.id, round(h.score, 6)) for h in Retriever(index, embedder).search(query, mode=mode)]
                     for index in (sqlite, postgres)]
             assert hits[0] == hits[1], (query, mode)
+
+
+def test_postgres_index_reconnects_after_an_outage(embedder, tmp_path):
+    """The server goes away and comes back: the call that met the outage fails, the next works."""
+    import psycopg
+
+    from tests.pgvector_service import pgvector_service
+
+    with pgvector_service() as service, migrated_schema(service.url) as schema:
+        index = PgIndex(service.url, schema)
+        try:
+            ingest(index, embedder, write_corpus(tmp_path / "kb"))
+            service.stop()
+            with pytest.raises(psycopg.OperationalError):
+                index.sources()
+            service.start()
+            assert [s.name for s in index.sources()] == ["kb"]
+            assert Retriever(index, embedder).search("return an item", k=1)[0].stored.chunk.document_id == "returns"
+        finally:
+            index.close()
