@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
-from bot.errors import MemoryUnavailable, SwitchboardError
+from bot.errors import MemoryUnavailable, StoreUnavailable, SwitchboardError
 from bot.queue import Job, Queue, QueueUnavailable, consumer_name
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # ~2 minutes of retries,
 def retryable(error: BaseException) -> bool:
     """Worth retrying whatever the channel: a store down (memory, queue), a lost connection,
     a timeout. Channels add their platform's own (5xx, 429) in their `Transient` decision."""
-    return isinstance(error, (MemoryUnavailable, QueueUnavailable, ConnectionError, TimeoutError))
+    return isinstance(error, (MemoryUnavailable, StoreUnavailable, QueueUnavailable, ConnectionError, TimeoutError))
 
 
 class Transient(SwitchboardError):

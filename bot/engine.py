@@ -27,7 +27,7 @@ from bot import accounting, condense, noise, smalltalk
 from bot.acting import Outcome as Acted
 from bot.acting import Pending, ToolLoop, consent_question, draft_of, exchange
 from bot.answering import Answerer, Draft, decline_text
-from bot.errors import ConversationBusy, MemoryUnavailable
+from bot.errors import ConversationBusy, MemoryUnavailable, StoreUnavailable
 from bot.evidence import confidence, prefer_language, snippet
 from bot.handoff import TURN_ENDS, Handoffs
 from bot.intents import wants_human
@@ -87,8 +87,9 @@ class Engine:
     # -- the turn ------------------------------------------------------------------------
     async def handle(self, message: Message, on_text: OnText | None = None, *, durable: bool = False) -> Reply:
         """Answer one message. Never raises: failures become an apology reply; except, with
-        `durable` (a delivery queue will retry it), a conversation store that is down raises
-        MemoryUnavailable, so the question is answered once the store is back, not apologised for."""
+        `durable` (a delivery queue will retry it), a store that is down raises MemoryUnavailable
+        (conversations) or StoreUnavailable (handoffs), so the question is answered once the
+        store is back, not apologised for."""
         profile = self.profiles.get(message.profile)
         text = message.text.strip()
         if not text or len(text) > MAX_MESSAGE_CHARS:
@@ -128,7 +129,7 @@ class Engine:
             reply = self._notice(message, profile, "busy", language)
             await self.events.record("busy", message.conversation, channel=message.channel, reply_id=reply.id)
             return reply
-        except MemoryUnavailable as exc:
+        except (MemoryUnavailable, StoreUnavailable) as exc:
             if durable:
                 raise
             log.exception("turn failed in %s", message.conversation)

@@ -18,5 +18,10 @@ class MemoryUnavailable(SwitchboardError):
     """Raised when the conversation store (Redis, SQLite) cannot be reached."""
 
 
+class StoreUnavailable(SwitchboardError):
+    """Raised when the database of events and handoffs (SQLite, PostgreSQL) cannot be reached
+    for something a turn can't do without (who owns the conversation)."""
+
+
 class ConversationBusy(SwitchboardError):
     """Raised when another turn of the same conversation holds its lock for too long."""

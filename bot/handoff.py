@@ -29,7 +29,8 @@ from sqlmodel import Session, func, select
 
 from bot.memory import Memory, remember
 from bot.profiles import Automation, Profile, Profiles
-from bot.store import Escalation, Event, EventLog, OwnerChange
+from bot.errors import StoreUnavailable
+from bot.store import Escalation, Event, EventLog, OwnerChange, describe, unreachable
 from bot.types import Action, ActionKind, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,17 @@ class Handoffs:
 
     # -- storage (SQL off the event loop) -------------------------------------------------------
     async def _run(self, fn: Callable[[Session], Any]) -> Any:
+        """`fn` in a session, off the event loop. StoreUnavailable when the database can't be
+        reached (a queued turn is then retried, not answered as if no human owned it)."""
         def work() -> Any:
             with Session(self.db, expire_on_commit=False) as session:
                 return fn(session)
-        return await asyncio.to_thread(work)
+        try:
+            return await asyncio.to_thread(work)
+        except Exception as exc:
+            if unreachable(exc):
+                raise StoreUnavailable(f"handoffs database: {describe(exc)}") from exc
+            raise
 
     async def open_for(self, conversation: str) -> Escalation | None:
         """The conversation's open escalation (a human owns it or is coming), if any."""

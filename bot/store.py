@@ -23,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, func, select
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,12 @@ class EventLog:
             with Session(self.engine) as session:
                 return session.exec(select(Event).where(Event.conversation == conversation, Event.kind.in_(kinds))
                                     .order_by(Event.id.desc()).limit(1)).first()
-        return await asyncio.to_thread(read)
+        try:
+            return await asyncio.to_thread(read)
+        except Exception as exc:
+            if unreachable(exc):  # a turn needs it: a queued one is retried once the database is back
+                raise StoreUnavailable(f"events database: {describe(exc)}") from exc
+            raise
 
     def feedbacks(self, reply_id: str | None = None) -> list[Feedback]:
         with Session(self.engine) as session:

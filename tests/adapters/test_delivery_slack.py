@@ -17,7 +17,7 @@ import pytest
 
 from tests.adapters.slack_workspace import BOT, SECRET, event, sign, workspace
 from tests.fakes.server import free_port
-from tests.services import redis_service
+from tests.services import postgres_service, redis_service
 
 QUESTION = "How long do I have to return an item?"
 FAST = (0.05,) * 8  # the pipeline's backoff, shortened: these tests count attempts, not seconds
@@ -190,3 +190,28 @@ def test_a_redis_outage_is_waited_out_and_every_question_answered_once(fake_slac
         assert two["thread_ts"] == second["event"]["ts"]
         assert "went wrong" not in json.dumps([one, two])
         assert "delivery_failed" not in [e.kind for e in ws.runtime.events.events()]
+
+
+def test_a_question_asked_while_the_database_is_down_is_answered_once_it_is_back(fake_slack, tmp_path,
+                                                                                 sample_index_path, embedder):
+    """PostgreSQL (events and handoffs) stopped: who owns the conversation can't be known, so
+    the question is retried, not answered as if no human had it, nor apologised for; once the
+    database is back it is answered once, and the events of the outage are written."""
+    with postgres_service() as database, workspace(fake_slack, tmp_path, sample_index_path, embedder,
+                                                   api_timeout=1.0, DATABASE_URL=database.url) as ws:
+        ws.runtime.pipeline.backoff = (2.0,) * 8  # time enough to start PostgreSQL again between attempts
+        database.stop()
+        body = event(text=f"<@{BOT}> {QUESTION}")
+        assert ws.deliver(body).status_code == 200  # the queue is not the database: acknowledged
+        deadline = time.monotonic() + 60
+        while _retries(ws) < 1:
+            assert time.monotonic() < deadline, "the outage was never retried"
+            time.sleep(0.05)
+        assert answers(fake_slack) == []
+        database.start()
+        assert ws.channel.deliveries.wait(1, timeout=60) == {"answered": 1}
+        [answer] = answers(fake_slack)
+        assert "30 days" in json.dumps(answer["blocks"]) and "went wrong" not in json.dumps(answer)
+        ws.runtime.events.flush()
+        kinds = [e.kind for e in ws.runtime.events.events()]
+        assert kinds.count("answered") == 1 and "delivery_failed" not in kinds and "turn_failed" not in kinds
