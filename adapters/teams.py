@@ -360,7 +360,7 @@ class TeamsChannel(ActivityHandler):
 
         async def think() -> Reply:
             async with out.typing():
-                return await self.engine.handle(message)
+                return await self.engine.handle(message, durable=True)  # a store down: retried, not apologised
         reply = await self.decided(context, think)
         await self.send(context, reply, profile, out)
         return "answered" if reply.answered else "declined"

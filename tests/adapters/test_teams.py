@@ -400,3 +400,29 @@ def test_emulator_mode_trusts_unsigned_requests_and_says_so(fake_teams, tmp_path
     assert "WITHOUT authentication" in caplog.text
     normal = settings_for(fake_teams)
     assert not normal.emulator and normal.app_id
+
+
+def test_a_question_asked_while_the_database_is_down_is_answered_once_it_is_back(fake_teams, tmp_path,  # noqa: F811
+                                                                                 sample_index_path, embedder,
+                                                                                 redis_url):
+    """Who owns the conversation can't be known with the handoffs database down: the question
+    is retried (not answered as if no human had it, nor apologised for) and answered after."""
+    import time
+
+    from tests.services import postgres_service
+
+    with postgres_service() as database, tenant(fake_teams, tmp_path, sample_index_path, embedder,
+                                                REDIS_URL=redis_url, DATABASE_URL=database.url) as t:
+        t.runtime.pipeline.backoff = (2.0,) * 8  # time enough to start PostgreSQL again between attempts
+        registry = t.runtime.pipeline.metrics.registry
+        database.stop()
+        t.say(QUESTION)
+        deadline = time.monotonic() + 60
+        while not registry.get_sample_value("switchboard_retries_total", {"channel": "teams"}):
+            assert time.monotonic() < deadline, "the outage was never retried"
+            time.sleep(0.05)
+        assert t.answers() == []
+        database.start()
+        assert t.channel.deliveries.wait(1, timeout=60) == {"answered": 1}
+        [answer] = t.answers()
+        assert "30 days" in text(cards(answer)[0])
