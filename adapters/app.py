@@ -63,7 +63,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
     """The web process's ASGI app over an opened runtime (closed at shutdown). With `answers`,
     the process also runs answer workers on the delivery queue (bot/delivery.py); without,
     a separate `switchboard answers` process must."""
-    metrics = Metrics(runtime.events, runtime.index, channels, runtime.pipeline.queue)
+    metrics = Metrics(runtime.events, runtime.index, channels, runtime.pipeline.queue, ledger=runtime.ledger)
     runtime.pipeline.metrics = metrics  # it times acknowledgements and answers, counts retries and dead letters
 
     async def healthz(request: Request) -> JSONResponse:

@@ -7,6 +7,8 @@ one: tests build many apps in one process). Two kinds of series:
   from the event database, deliveries by channel and outcome, the index's chunk count,
   the delivery queue's depth and oldest job. A dependency that is down only loses its own
   series, and `switchboard_dependency_up{dependency=...}` says which one (1 or 0);
+- kept by the engine's parts in the runtime's `Ledger` (bot/accounting.py): LLM tokens and
+  estimated cost by profile, channel and model, fallbacks, answer cache outcomes, routes;
 - observed as things happen, by the delivery pipeline (`create_app` sets
   `runtime.pipeline.metrics`): `observe_ack`, `observe_answer`, `retried`, `dead_letter`.
   `set_queue` sets the queue gauges for a part that watches the queue itself.
@@ -22,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from adapters.deliveries import Deliveries
+from bot.accounting import Ledger
 from bot.queue import Queue
 from bot.store import EventLog, describe
 from knowledge.index import Index
@@ -55,8 +58,9 @@ class Metrics:
     """The metrics of one web process: `await render()` is the body of `/metrics`."""
 
     def __init__(self, events: EventLog, index: Index, channels: Sequence[Counted] = (),
-                 queue: Queue | None = None, timeout: float = READ_SECONDS):
+                 queue: Queue | None = None, timeout: float = READ_SECONDS, ledger: Ledger | None = None):
         self.events, self.index, self.channels, self.queue = events, index, channels, queue
+        self.ledger = ledger  # tokens, cost, answer cache and routing totals (bot/accounting.py)
         self.timeout = timeout
         self.registry = CollectorRegistry(auto_describe=False)
         self._ack = Histogram("switchboard_ack_seconds", "Time to store a platform delivery and acknowledge it",
@@ -132,6 +136,8 @@ class Metrics:
         for dependency, answered in readings.up:
             up.add_metric([dependency], 1 if answered else 0)
         yield up
+        if self.ledger is not None:
+            yield from ledger_families(self.ledger)
 
     def _deliveries(self) -> Metric:
         family = CounterMetricFamily("switchboard_deliveries", "Platform deliveries by channel and outcome",
@@ -145,6 +151,31 @@ class Metrics:
             for outcome, n in counts:
                 family.add_metric([channel.name, outcome], n)
         return family
+
+
+LEDGER = (  # (series, help, the ledger's counter, its labels)
+    ("switchboard_llm_tokens", "LLM tokens by profile, channel, model and direction (in, out), from the API's usage",
+     "tokens", ("profile", "channel", "model", "direction")),
+    ("switchboard_llm_cost_dollars", "Estimated LLM cost in US dollars (the profiles' prices)", "cost",
+     ("profile", "channel", "model")),
+    ("switchboard_llm_calls", "LLM calls by profile, channel and model", "calls", ("profile", "channel", "model")),
+    ("switchboard_llm_fallbacks", "Routed LLM calls that failed over to the other model", "fallbacks",
+     ("profile", "model")),
+    ("switchboard_answer_cache", "Answer cache lookups by outcome (hit, similar, miss, stale, bypass)", "cache",
+     ("profile", "outcome")),
+    ("switchboard_routes", "Turns routed to the cheap or strong model, and why", "routes",
+     ("profile", "tier", "reason")),
+)
+
+
+def ledger_families(ledger: Ledger) -> Iterator[Metric]:
+    """The ledger's counters, one family each (bot/accounting.py)."""
+    totals = ledger.snapshot()
+    for name, documentation, counter, labels in LEDGER:
+        family = CounterMetricFamily(name, documentation, labels=list(labels))
+        for key, value in sorted(totals[counter].items()):
+            family.add_metric(list(key), value)
+        yield family
 
 
 async def _nothing() -> Any:

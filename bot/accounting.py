@@ -20,6 +20,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
+from bot.errors import ConfigError
+
 if TYPE_CHECKING:
     from bot.profiles import Profile
     from bot.routing import Decision
@@ -144,3 +146,20 @@ def charge(model: str, tokens_in: int, tokens_out: int, ledger: Ledger | None = 
     if ledger is not None:
         ledger.charged(meter.profile_key if meter else "", meter.channel if meter else "", usage)
     return usage
+
+
+def parse_prices(where: str, data: Any) -> dict[str, Price]:
+    """A `prices` table: model name -> {input = …, output = …} in dollars per million tokens."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: 'prices' must be a table of \"<model>\" = {{ input = …, output = … }}")
+    prices = {}
+    for model, value in data.items():
+        ok = isinstance(value, dict) and not set(value) - {"input", "output"} and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value.values())
+        if not ok:
+            raise ConfigError(f"{where}: prices.\"{model}\" must be {{ input = …, output = … }}, "
+                              "dollars per million tokens, 0 or more")
+        prices[model] = Price(float(value.get("input", 0)), float(value.get("output", 0)))
+    return prices

@@ -191,6 +191,9 @@ class GenerativeAnswerer:
                      conversation: Conversation, on_text: OnText | None = None) -> Draft | None:
         if not hits:
             return None
+        route = getattr(self.model, "route", None)  # a routed model (bot/routing.py) picks cheap or strong now
+        if route is not None:
+            route(question, hits, conversation, profile, language)
         gate = SentenceGate(hits, language, on_text)
         await self.model.complete(self.messages(question, hits, language, profile, conversation), on_text=gate.feed)
         text = (await gate.finish()).strip()

@@ -38,7 +38,7 @@ import numpy as np
 from bot import accounting, condense, smalltalk
 from bot.accounting import Ledger
 from bot.answering import Answerer, Draft
-from bot.cache_stores import CacheStore, CacheUnavailable
+from bot.cache_stores import SIMILARITY, CacheStore, CacheUnavailable
 from bot.model import OnText
 from bot.pii import PLACEHOLDER
 from bot.profiles import Profile
@@ -47,9 +47,6 @@ from knowledge.retrieval import Hit
 
 log = logging.getLogger(__name__)
 
-SIMILARITY = 0.95  # cosine of two questions' e5 embeddings taken as the same question (bench/cache.py)
-TTL = 24 * 3600
-SIZE = 10_000
 PUNCTUATION = re.compile(r"[^\w\s]+")
 
 

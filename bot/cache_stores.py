@@ -16,15 +16,49 @@ import asyncio
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.errors import SwitchboardError
+from bot.errors import ConfigError, SwitchboardError
 
 BUCKET_KEPT = 32  # entries read per bucket: near-duplicates of one question, newest first
+SIMILARITY = 0.95  # cosine of two questions' e5 embeddings taken as the same question (bench/cache.py)
+TTL = 24 * 3600
+SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """ANSWER_CACHE (on / off; default: on when an LLM writes the answers, since quoting is
+    already free), ANSWER_CACHE_TTL (seconds), ANSWER_CACHE_SIZE (entries) and
+    ANSWER_CACHE_SIMILARITY (the cosine from which two questions are one; above 1: exact only)."""
+
+    enabled: bool | None = None  # None: on with an LLM
+    ttl: int = TTL
+    size: int = SIZE
+    similarity: float = SIMILARITY
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "CacheSettings":
+        switch = env.get("ANSWER_CACHE", "").strip().lower()
+        if switch not in ("", "on", "off", "1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(f"ANSWER_CACHE must be on or off, not {switch!r}")
+        values = {}
+        for key, name, kind in (("ttl", "ANSWER_CACHE_TTL", int), ("size", "ANSWER_CACHE_SIZE", int),
+                                ("similarity", "ANSWER_CACHE_SIMILARITY", float)):
+            raw = env.get(name, "").strip()
+            try:
+                values[key] = kind(raw) if raw else getattr(cls, key)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+            if values[key] <= 0:
+                raise ConfigError(f"{name} must be above 0")
+        enabled = None if not switch else switch in ("on", "1", "true", "yes")
+        return cls(enabled, **values)
 
 
 class CacheUnavailable(SwitchboardError):

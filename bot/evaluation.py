@@ -64,7 +64,8 @@ async def _eval_engine(settings: Settings, corpus: list[dict] | None, profile: s
             profiles = dataclasses.replace(runtime.profiles, by_key={base.key: dataclasses.replace(base, sources=None)},
                                            default=base.key)
         yield Engine(memory=InMemoryMemory(), retriever=Retriever(index, runtime.embedder),
-                     answerer=runtime.answerer, profiles=profiles, events=runtime.events)
+                     answerer=getattr(runtime.answerer, "inner", runtime.answerer),  # measured uncached
+                     profiles=profiles, events=runtime.events)
     finally:
         await runtime.close()
         scratch.cleanup()

@@ -9,7 +9,8 @@ it finished (a proxy's page instead of events, a stream cut off), which would ot
 read as an empty answer and be declined as "not found".
 
 The client retries once (a 5xx, a 429, a dropped connection), and connecting gives up
-after 5 s. What bounds a turn is the profile's `turn_deadline` (bot/engine.py), not the
+after 5 s. Each call's tokens (the `usage` the endpoint returns; streamed, the last chunk,
+asked for with `stream_options.include_usage`) are charged to the turn (bot/accounting.py). What bounds a turn is the profile's `turn_deadline` (bot/engine.py), not the
 per-call timeout: a hanging endpoint is cut there, however long `timeout` is.
 """
 from __future__ import annotations
@@ -20,7 +21,10 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import openai
 
+from bot import accounting
+from bot.accounting import Ledger
 from bot.errors import ModelError
+from bot.memory import estimate_tokens
 
 OnText = Callable[[str], Awaitable[None]]
 CONNECT_TIMEOUT = 5.0  # seconds: an endpoint that can't be reached is given up early, and retried once
@@ -71,8 +75,9 @@ class OpenAIChatModel:
     """Chat completions through `openai.AsyncOpenAI`."""
 
     def __init__(self, model: str, base_url: str = "", api_key: str = "", timeout: float = 60.0,
-                 max_retries: int = 1):
+                 max_retries: int = 1, ledger: Ledger | None = None):
         self.name = model
+        self.ledger = ledger  # running token and cost totals for /metrics (bot/accounting.py)
         self.client = openai.AsyncOpenAI(base_url=base_url or None, api_key=api_key or "not-needed",
                                          timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
                                          max_retries=max_retries)
@@ -86,8 +91,11 @@ class OpenAIChatModel:
         extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
         try:
             if on_text is None:
-                return _completion(await self.client.chat.completions.create(
-                    model=self.name, messages=list(messages), max_tokens=max_tokens, temperature=0, **extra))
+                response = await self.client.chat.completions.create(
+                    model=self.name, messages=list(messages), max_tokens=max_tokens, temperature=0, **extra)
+                completion = _completion(response)
+                self._charge(messages, completion, getattr(response, "usage", None))
+                return completion
             return await self._stream(messages, on_text, max_tokens, extra)
         except openai.APIStatusError as exc:
             raise ModelError(f"LLM endpoint answered HTTP {exc.status_code}") from exc
@@ -102,14 +110,29 @@ class OpenAIChatModel:
                       extra: dict[str, Any]) -> Completion:
         streamed = _Streamed()
         stream = await self.client.chat.completions.create(
-            model=self.name, messages=list(messages), max_tokens=max_tokens, temperature=0, stream=True, **extra)
+            model=self.name, messages=list(messages), max_tokens=max_tokens, temperature=0, stream=True,
+            stream_options={"include_usage": True}, **extra)
+        usage = None
         async for chunk in stream:
+            usage = getattr(chunk, "usage", None) or usage  # the last chunk, with no choices, when asked for
             text = streamed.add(chunk.choices[0] if chunk.choices else None)
             if text:
                 await on_text(text)
         if not streamed.finished:
             raise ModelError("LLM endpoint's stream ended without a finish_reason (not a stream, or cut off)")
-        return streamed.completion()
+        completion = streamed.completion()
+        self._charge(messages, completion, usage)
+        return completion
+
+    def _charge(self, messages: Sequence[dict], completion: Completion, usage: Any) -> None:
+        """Charge the call to the turn (bot/accounting.py): the endpoint's `usage`, else an estimate."""
+        tokens_in, tokens_out = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+        if isinstance(tokens_in, int) and isinstance(tokens_out, int):
+            accounting.charge(self.name, tokens_in, tokens_out, self.ledger)
+            return
+        sent = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+        written = estimate_tokens(completion.text + "".join(c.arguments for c in completion.calls))
+        accounting.charge(self.name, sent, written, self.ledger, estimated=True)
 
     async def close(self) -> None:
         await self.client.close()

@@ -21,8 +21,10 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import strings
+from bot.accounting import Price, parse_prices
 from bot.errors import ConfigError
 from bot.pii import PiiPolicy, parse_policy
+from bot.routing import ModelPlan, parse_plan
 
 OVERRIDABLE = ("fallback", "offer_human", "greeting", "handoff_unclaimed", "closing")
 EVENTS = ("escalation_unclaimed", "ai_failed")  # what automations can be triggered by
@@ -112,6 +114,8 @@ class Profile:
     allowed_domains: tuple[str, ...] = ()  # links to these (and subdomains) and to cited sources may open
     pii: PiiPolicy = PiiPolicy()  # what personal data is masked before it is stored or leaves (bot/pii.py)
     turn_deadline: float = 20.0  # seconds a turn may take (retrieval, model, tools); then an apology and a human
+    models: ModelPlan | None = None  # a cheap and a strong model, routed per turn (bot/routing.py); None: the default
+    prices: Mapping[str, Price] = field(default_factory=dict)  # per model, to estimate each turn's cost
 
     def reads(self, source: str) -> bool:
         """May this profile's answers come from `source`?"""
@@ -167,7 +171,7 @@ def _field(where: str, data: Mapping[str, Any], key: str, kind: type, default: A
     raise ConfigError(f"{where}: '{key}' must be {kind.__name__}, not {type(value).__name__}")
 
 
-def _profile(path: Path, key: str, data: Any) -> Profile:
+def _profile(path: Path, key: str, data: Any, prices: Mapping[str, Price]) -> Profile:
     where = f"{path}: profile '{key}'"
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a table")
@@ -191,7 +195,8 @@ def _profile(path: Path, key: str, data: Any) -> Profile:
         contact=_contact(where, data.get("contact", {})),
         allowed_domains=_strings(where, data, "allowed_domains") or (),
         pii=parse_policy(_field(where, data, "pii", dict, None), f"{where}: pii"),
-        turn_deadline=_deadline(where, data))
+        turn_deadline=_deadline(where, data), models=parse_plan(where, data.get("models")),
+        prices={**prices, **parse_prices(where, data.get("prices"))})
 
 
 def _deadline(where: str, data: Mapping[str, Any]) -> float:
@@ -284,7 +289,8 @@ def load_profiles(path: str | Path) -> Profiles:
     tables = data.get("profiles")
     if not isinstance(tables, dict) or not tables:
         raise ConfigError(f"{path}: no [profiles.<name>] table")
-    by_key = {key: _profile(path, key, value) for key, value in tables.items()}
+    prices = parse_prices(f"{path}: [prices]", data.get("prices"))  # every profile's, unless it sets its own
+    by_key = {key: _profile(path, key, value, prices) for key, value in tables.items()}
     defaults = [key for key, value in tables.items() if isinstance(value, dict) and value.get("default")]
     if len(defaults) > 1:
         raise ConfigError(f"{path}: several profiles say default = true ({', '.join(defaults)})")

@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from bot.acting import ToolLoop
-from bot.answering import Answerer, ExtractiveAnswerer, GenerativeAnswerer
+from bot.accounting import Ledger
+from bot.answering import Answerer
 from bot.delivery import Pipeline
 from bot.engine import Engine
 from bot.errors import ConfigError, SwitchboardError
 from bot.handoff import Handoffs
+from bot.llm_setup import writers
 from bot.memory import Memory
 from bot.memory_redis import RedisMemory
 from bot.memory_sqlite import SqliteMemory
-from bot.model import OpenAIChatModel
 from bot.moderation import moderator
 from bot.pii import new_key
 from bot.profiles import Profiles, load_profiles
@@ -89,6 +89,7 @@ class Runtime:
     toolbox: Toolbox
     pipeline: Pipeline  # the delivery queue and this process's answer workers (bot/delivery.py)
     health_checks: list[HealthCheck] = field(default_factory=list)  # registered by other parts (add_check)
+    ledger: Ledger = field(default_factory=Ledger)  # running totals for /metrics (bot/accounting.py)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None, toolbox: Toolbox | None = None) -> "Runtime":
@@ -100,12 +101,9 @@ class Runtime:
         events = EventLog(connect(settings.database_url))
         memory: Memory = (RedisMemory(settings.redis_url, ttl=settings.memory_ttl) if settings.redis_url
                           else SqliteMemory(settings.home / "memory.sqlite3", ttl=settings.memory_ttl))
-        answerer: Answerer = ExtractiveAnswerer()
-        acting = None
-        if settings.uses_llm:
-            model = OpenAIChatModel(settings.chat_model, settings.openai_base_url, settings.openai_api_key,
-                                    settings.model_timeout)
-            answerer, acting = GenerativeAnswerer(model), ToolLoop(model, settings.tool_steps)
+        ledger = Ledger()  # tokens, cost, cache and routing totals for /metrics (bot/accounting.py)
+        made = writers(settings, profiles, index, embedder.query, ledger)  # LLM, routing, cache: bot/llm_setup.py
+        answerer, acting = made.answerer, made.acting
         handoffs = Handoffs(events.engine, events, profiles, memory)
         engine = Engine(memory=memory, retriever=Retriever(index, embedder), answerer=answerer,
                         profiles=profiles, events=events, handoffs=handoffs, toolbox=toolbox, acting=acting,
@@ -115,7 +113,7 @@ class Runtime:
         pipeline = Pipeline(open_queue(settings.redis_url, settings.home, settings.queue_lease),
                             workers=settings.answer_workers, record=events.record)
         runtime = cls(settings, profiles, index, embedder, events, memory, answerer, engine, handoffs, toolbox,
-                      pipeline)
+                      pipeline, ledger=ledger)
         runtime.add_check("delivery queue", lambda: queue_problems(pipeline))
         return runtime
 
@@ -183,6 +181,9 @@ class Runtime:
         model = getattr(self.answerer, "model", None)
         if model is not None:
             await model.close()
+        cache = getattr(self.answerer, "cache", None)
+        if cache is not None:
+            await cache.close()
         self.events.close()
         self.index.close()
 

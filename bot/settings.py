@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from bot.cache_stores import CacheSettings
 from bot.errors import ConfigError
 from bot.moderation import ModerationSettings
 
@@ -116,6 +117,7 @@ class Settings:
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     answer_workers: int = 4  # answer tasks per process taking jobs from the delivery queue
     queue_lease: int = 30  # seconds a taken job stays with its worker without a heartbeat
+    answer_cache: CacheSettings = field(default_factory=CacheSettings)  # ANSWER_CACHE_* (bot/cache.py)
 
     @property
     def uses_llm(self) -> bool:
@@ -148,6 +150,7 @@ class Settings:
             moderation=_moderation(env),
             answer_workers=_int(env, "ANSWER_WORKERS", cls.answer_workers),
             queue_lease=_int(env, "QUEUE_LEASE", cls.queue_lease),
+            answer_cache=CacheSettings.from_env(env),
         )
 
     def redacted(self) -> dict[str, str]:

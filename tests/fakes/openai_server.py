@@ -15,6 +15,13 @@ request; none left: nothing flagged), in the shape of OpenAI's moderation object
 (`self-harm/intent`, `harassment/threatening`…) in `categories` and `category_scores`.
 A step can be an HTTP error, or be held until the test releases it (a slow endpoint).
 
+Every completion carries a realistic `usage` (prompt and completion tokens counted from
+the request's messages and the answer, about as a BPE tokenizer counts English: words and
+punctuation, plus the chat format's few tokens per message; a step may set its own
+`usage`); a stream carries it in a last chunk with no choices when the request asks with
+`stream_options: {"include_usage": true}`, as OpenAI does, and not otherwise. `latency`
+(seconds) delays every completion, for benchmarks of slow and fast endpoints.
+
 A completion step can also hang (`hang`): no answer (streamed: no more chunks after its
 `chunks`) until the client goes away or the test calls `release()`, as a stuck endpoint
 behaves. A fixture that scripts one calls `release()` at teardown, so the server can stop.
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -61,6 +69,7 @@ class Step:
     hang: bool = False  # held (after its `chunks`, when streamed) until the client leaves or release()
     body: str | None = None  # sent as it is, HTTP 200, instead of a completion
     content_type: str = "application/json"  # of `body`
+    usage: tuple[int, int] | None = None  # (prompt, completion) tokens to report instead of the count
 
     def tool_calls(self) -> list[dict[str, Any]]:
         return [{"id": c.id or f"call_{n}_{abs(hash(c.name)) % 10_000}", "type": "function",
@@ -95,6 +104,7 @@ class ScriptedOpenAI:
     moderations: list[Moderated] = field(default_factory=list)
     moderation_requests: list[dict[str, Any]] = field(default_factory=list)
     held: int = 0  # completion requests that hung
+    latency: float = 0.0  # seconds every completion waits before answering (benchmarks)
     abandoned: threading.Event = field(default_factory=threading.Event)  # a client gave up a held request
     _holds: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
     _released: bool = False
@@ -151,6 +161,8 @@ class ScriptedOpenAI:
         if not self.steps:
             return JSONResponse({"error": {"message": "no scripted step left", "type": "server_error"}}, 500)
         step = self.steps.pop(0)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if step.status != 200:
             return JSONResponse({"error": {"message": "scripted failure", "type": "server_error", "code": None}},
                                 status_code=step.status)
@@ -159,7 +171,7 @@ class ScriptedOpenAI:
         if step.hang and not (body.get("stream") and step.chunks):
             return await self._hang(request)
         if body.get("stream"):
-            return StreamingResponse(self._stream(body["model"], step), media_type="text/event-stream")
+            return StreamingResponse(self._stream(body, step), media_type="text/event-stream")
         text = step.text or "".join(step.chunks or ())
         message: dict[str, Any] = {"role": "assistant", "content": text or (None if step.calls else "")}
         if step.calls:
@@ -168,13 +180,17 @@ class ScriptedOpenAI:
             "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
             "choices": [{"index": 0, "message": message,
                          "logprobs": None, "finish_reason": "tool_calls" if step.calls else "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}})
+            "usage": usage(body, step)})
 
-    async def _stream(self, model: str, step: Step):
+    async def _stream(self, body: dict[str, Any], step: Step):
+        model = body["model"]
+
         def chunk(delta: dict, finish: str | None = None) -> bytes:
             data = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
                     "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": None,
                                                  "finish_reason": finish}]}
+            if (body.get("stream_options") or {}).get("include_usage"):
+                data["usage"] = None  # every chunk says null, the last one (no choices) the totals
             return f"data: {json.dumps(data)}\n\n".encode()
         yield chunk({"role": "assistant", "content": None if step.calls and not step.text else ""})
         for piece in step.chunks or ([step.text] if step.text or not step.calls else []):
@@ -193,4 +209,28 @@ class ScriptedOpenAI:
             for part in (arguments[:half], arguments[half:]):
                 yield chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
         yield chunk({}, "tool_calls" if step.calls else "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            data = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
+                    "model": model, "choices": [], "usage": usage(body, step)}
+            yield f"data: {json.dumps(data)}\n\n".encode()
         yield b"data: [DONE]\n\n"
+
+
+TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def tokens(text: str) -> int:
+    """About what a BPE tokenizer counts for English text: words and punctuation marks."""
+    return len(TOKEN.findall(text))
+
+
+def usage(body: dict[str, Any], step: Step) -> dict[str, int]:
+    """The `usage` object of a completion answering `body` with `step`."""
+    if step.usage is not None:
+        prompt, completion = step.usage
+    else:
+        prompt = 3 + sum(4 + tokens(str(m.get("content") or "")) for m in body.get("messages", []))
+        prompt += sum(tokens(json.dumps(t)) for t in body.get("tools", []))
+        completion = tokens(step.text or "".join(step.chunks or ())) + sum(
+            tokens(c.raw_arguments()) + 3 for c in step.calls)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
