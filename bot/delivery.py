@@ -29,6 +29,7 @@ from bot.queue import Job, Queue, QueueUnavailable, consumer_name
 log = logging.getLogger(__name__)
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # ~2 minutes of retries, then a dead letter
+DRAIN = 8.0  # seconds a stopping process gives the answers in progress to finish
 
 
 def retryable(error: BaseException) -> bool:
@@ -123,13 +124,17 @@ class Pipeline:
         self._stopping.clear()
         self._tasks = [asyncio.create_task(self._worker(n), name=f"answers-{n}") for n in range(self.workers)]
 
-    async def stop(self) -> None:
-        """Stop taking jobs; jobs being processed are cancelled and stay leased, so they are
-        taken again (by this host's next process at once, or by another after the lease)."""
+    async def stop(self, drain: float = DRAIN) -> None:
+        """Stop taking jobs and let the ones in progress finish, for up to `drain` seconds (a
+        deploy's SIGTERM: answers in flight are sent, not left to a lease). Any still running
+        then is cancelled and stays leased: taken again by this host's next process at once
+        (SQLite), or by another worker after its lease (Redis)."""
         self._stopping.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, running = await asyncio.wait(self._tasks, timeout=drain)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
     async def _worker(self, number: int) -> None:

@@ -138,3 +138,67 @@ async def test_redis_down_is_a_clear_error():
     with pytest.raises(QueueUnavailable, match="Redis"):
         await queue.put("d1", "slack", "c", {})
     await queue.close()
+
+
+class Gate:
+    """A pipeline handler whose jobs wait for the test to open the gate."""
+
+    name = "gate"
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.taken, self.open, self.done = asyncio.Event(), asyncio.Event(), []
+
+    async def process(self, work) -> str:
+        self.taken.set()
+        await self.open.wait()
+        self.done.append(work.job.id)
+        return "answered"
+
+    async def failed(self, work, error) -> None:
+        raise AssertionError(f"not expected: {error!r}")
+
+
+async def test_stopping_lets_the_answer_in_progress_finish(make_queue):
+    """A deploy's SIGTERM: the pipeline stops taking jobs, and the one being answered is
+    finished and marked done rather than left to its lease."""
+    import asyncio
+
+    from bot.delivery import Pipeline
+
+    queue, gate = make_queue(), Gate()
+    pipeline = Pipeline(queue, workers=1)
+    pipeline.add(gate)
+    await queue.put("d1", "gate", "c1", {})
+    pipeline.start()
+    await asyncio.wait_for(gate.taken.wait(), 30)
+    stopping = asyncio.create_task(pipeline.stop(drain=30))
+    await asyncio.sleep(0)  # the stop has begun: nothing new is taken from here on
+    await queue.put("d2", "gate", "c2", {})
+    gate.open.set()
+    await stopping
+    assert gate.done == ["d1"]
+    assert (await queue.stats()).depth == 1  # d2 waits for the next process; d1 is done
+    await _close(queue)
+
+
+async def test_an_answer_that_outlasts_the_drain_stays_leased_for_the_next_process(make_queue):
+    import asyncio
+
+    from bot.delivery import Pipeline
+
+    queue, gate = make_queue(lease=0.5), Gate()
+    pipeline = Pipeline(queue, workers=1)
+    pipeline.add(gate)
+    await queue.put("d1", "gate", "c1", {})
+    pipeline.start()
+    await asyncio.wait_for(gate.taken.wait(), 30)
+    await pipeline.stop(drain=0.05)  # cancelled: not done, not lost
+    assert gate.done == [] and (await queue.stats()).depth == 1
+    other = make_queue(lease=0.5)
+    deadline = asyncio.get_running_loop().time() + 30
+    while (job := await other.take("next", wait=0.2)) is None:  # after the lease
+        assert asyncio.get_running_loop().time() < deadline
+    assert job.id == "d1"
+    await _close(queue, other)
