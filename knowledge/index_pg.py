@@ -80,7 +80,9 @@ class PgIndex:
             schema_.check(db, self.schema, _masked(self.url))
             db.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
             db.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
-            db.execute("SET hnsw.iterative_scan = relaxed_order")  # a filtered search still fills its LIMIT
+            version = db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+            if version and tuple(int(p) for p in version[0].split(".")[:2]) >= (0, 8):
+                db.execute("SET hnsw.iterative_scan = relaxed_order")  # a filtered search still fills its LIMIT
             register_vector(db)
         except BaseException:
             db.close()
