@@ -15,12 +15,14 @@ import asyncio
 import json
 import time
 from typing import Any, AsyncIterator
+from urllib.parse import quote
 
 from sqlmodel import Session, select
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from adapters.admin.auth import Visit
 from adapters.admin.feed import Feed
+from adapters.web import render_html
 from adapters.admin.html import ago, esc, form, h, join, table, tag, when
 from bot import strings
 from bot.handoff import OPEN, Handoffs
@@ -84,7 +86,7 @@ class Inbox:
                      if notice in NOTICES else "",
                      tag("section", live, id="live", aria_live="polite"), compose])
         return visit.page(f"{escalation.customer or 'Customer'} · {escalation.channel}", body, current="inbox",
-                          live=f"/admin/api/stream?escalation={escalation.id}")
+                          live=f"/admin/api/stream?conversation={quote(escalation.conversation)}")
 
     def _notice(self, key: str, escalation: Escalation) -> str:
         if key == "empty":
@@ -122,7 +124,7 @@ class Inbox:
                 meta.append(f"confidence {float(reply['confidence']):.2f}")
             who = "Customer" if turn.role == "user" else "Bot / agent"
             items.append((turn.at, tag("li", join([tag("span", f"{who} · {when(turn.at)}", class_="who"),
-                                                   tag("p", turn.text), tag("small", " · ".join(meta))]),
+                                                   _said(turn), tag("small", " · ".join(meta))]),
                                        class_=f"line {turn.role}")))
         for note in notes:
             items.append((note.at, tag("li", join([tag("span", f"Note by {note.author} · {when(note.at)}",
@@ -181,7 +183,7 @@ class Inbox:
 
     # -- the live stream ------------------------------------------------------------------------
     async def stream(self, visit: Visit) -> Response:
-        wanted = visit.request.query_params.get("escalation", "")
+        wanted = visit.request.query_params.get("conversation", "")
         return StreamingResponse(self._events(wanted), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -194,9 +196,17 @@ class Inbox:
                 except asyncio.TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                if wanted and str(change.get("escalation")) != wanted and change["kind"] != "escalated":
+                if wanted and change.get("conversation") != wanted:
                     continue
                 yield f"event: change\ndata: {json.dumps(change)}\n\n".encode()
+
+
+def _said(turn: Any) -> h:
+    """A remembered turn's words: the bot's and agents' Markdown rendered (raw HTML escaped,
+    links inert: adapters/web.py), the customer's as plain text."""
+    if turn.role == "user":
+        return tag("p", turn.text)
+    return tag("div", h(render_html(turn.text)), class_="said")
 
 
 def _owner(escalation: Escalation) -> str:

@@ -37,6 +37,7 @@ class Stream:
 
     def __init__(self, operator: Operator, query: str = ""):
         self.changes: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []  # every change `until` took, in order
         self.opened = threading.Event()
         self.http = httpx.Client(base_url=str(operator.http.base_url), cookies=operator.http.cookies,
                                  timeout=httpx.Timeout(60, read=None))
@@ -62,6 +63,7 @@ class Stream:
                 change = self.changes.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
                 break
+            self.seen.append(change)
             if change["kind"] == kind:
                 return change
         raise AssertionError(f"no {kind} change within {WAIT} s")
@@ -74,6 +76,7 @@ def test_a_web_customer_is_helped_from_the_inbox_end_to_end(console):
     agent = console.signed_in("agent", name="Alice")
     stream = Stream(agent)
     customer, conversation = httpx.Client(base_url=console.url, timeout=60), uuid.uuid4().hex
+    mine = Stream(agent, f"?conversation=web%3A{conversation}")  # what a conversation's page listens to
     try:
         chat(customer, conversation, "How long do I have to return an item?")
         handed = customer.post("/api/handoff", json={"conversation": conversation}).json()
@@ -97,6 +100,8 @@ def test_a_web_customer_is_helped_from_the_inbox_end_to_end(console):
 
         assert chat(customer, conversation, "The blue lamp, order 1234")[-1][1]["answer"] == ""
         assert stream.until("relayed")["conversation"] == f"web:{conversation}"
+        mine.until("relayed")
+        assert [c["kind"] for c in mine.seen] == ["escalated", "claimed", "relayed_out", "note", "relayed"]
         shown = agent.page(page).text
         for said in ("The blue lamp, order 1234", "Hello! Which item is it?", "Customer seems in a hurry"):
             assert said in shown
@@ -112,6 +117,7 @@ def test_a_web_customer_is_helped_from_the_inbox_end_to_end(console):
         assert escalation_of_any(agent, conversation) is None  # no longer in the inbox
     finally:
         stream.close()
+        mine.close()
         customer.close()
 
 

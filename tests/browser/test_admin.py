@@ -1,0 +1,107 @@
+"""The operator console in a real browser (Debian's headless Chromium through Selenium),
+against the real app on a loopback port with the embedded default profiles: no Slack,
+no Teams, only an operator account made as `switchboard admin create` makes it.
+
+An agent signs in with the one-time password and chooses their own; a web chat visitor
+(in another tab) asks a question and presses "Talk to a human"; the conversation appears
+in the agent's inbox without a reload (server-sent events); the agent claims it and
+replies; the visitor's page shows the reply without a reload; the visitor answers and
+the agent's page shows it without a reload. The inbox and conversation screenshots go
+to docs/images/ (docs/admin.md shows them).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.app import create_app
+from tests.adapters.test_web import open_runtime
+from tests.browser.test_web_chat import CHROMEDRIVER, CHROMIUM, ask, bubbles, browser, idle, until, viewport  # noqa: F401
+from tests.fakes.server import serve
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "docs" / "images"
+NEW_PASSWORD = "a long enough password"
+
+
+@pytest.fixture(scope="module")
+def console_site(tmp_path_factory, sample_index_path, embedder):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("chromium and chromium-driver are not installed (scripts/install-test-services)")
+    home = tmp_path_factory.mktemp("home")
+    runtime = open_runtime(home, sample_index_path, embedder)
+    app = create_app(runtime)
+    email, password = "alice@example.com", app.state.console.operators.create("alice@example.com", "agent",
+                                                                              "Alice")[1]
+    with serve(app) as url:
+        yield url, email, password
+
+
+def fill(driver, field: str, text: str) -> None:
+    element = driver.find_element(By.ID, field)
+    element.clear()
+    element.send_keys(text)
+
+
+def live_text(driver) -> str:
+    return driver.find_element(By.ID, "live").text
+
+
+def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browser):
+    url, email, password = console_site
+    viewport(browser, 1100, 900)
+    agent_tab = browser.current_window_handle
+    browser.get(f"{url}/admin/inbox")  # no session: the sign-in form
+    until(browser, lambda d: d.current_url.startswith(f"{url}/admin/login"))
+    fill(browser, "email", email)
+    fill(browser, "password", password)
+    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    until(browser, lambda d: d.current_url == f"{url}/admin/password")
+    fill(browser, "new", NEW_PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    until(browser, lambda d: d.current_url == f"{url}/admin/inbox")
+    until(browser, lambda d: d.execute_script("return document.body.dataset.live") == "on")
+    assert "No conversation waits for a person." in live_text(browser)
+
+    browser.switch_to.new_window("tab")
+    customer_tab = browser.current_window_handle
+    browser.get(url)
+    until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
+    assert "30 days" in ask(browser, "How long do I have to return an item?")["text"]
+    browser.find_element(By.ID, "human").click()
+    until(browser, lambda d: idle(d) and len(bubbles(d)) == 3)
+    assert "asked a member of our team" in bubbles(browser)[-1]["text"]
+
+    browser.switch_to.window(agent_tab)  # the inbox was not reloaded: the stream brought it
+    link = until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#live a[href^='/admin/inbox/']"))[0]
+    assert "Web visitor" in link.text and "waiting" in live_text(browser)
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(IMAGES / "admin-inbox.png"))
+    link.click()
+    until(browser, lambda d: "How long do I have to return an item?" in live_text(d))
+    browser.find_element(By.CSS_SELECTOR, "#live form[action$='/claim'] button").click()
+    until(browser, lambda d: "claimed by Alice" in live_text(d))
+    until(browser, lambda d: d.execute_script("return document.body.dataset.live") == "on")
+    fill(browser, "reply", "Hello! Which item would you like to return?")
+    browser.find_element(By.CSS_SELECTOR, "form.compose button").click()
+    until(browser, lambda d: "Which item would you like to return?" in live_text(d))
+    until(browser, lambda d: d.execute_script("return document.body.dataset.live") == "on")
+
+    browser.switch_to.window(customer_tab)  # the visitor's page fetched it: no reload
+    until(browser, lambda d: any(b["text"] == "Alice: Hello! Which item would you like to return?"
+                                 for b in bubbles(d)))
+    field = browser.find_element(By.ID, "input")
+    field.send_keys("The blue lamp, order 1234\n")
+    until(browser, lambda d: idle(d) and bubbles(d)[-1]["text"] == "The blue lamp, order 1234")
+
+    browser.switch_to.window(agent_tab)
+    until(browser, lambda d: "The blue lamp, order 1234" in live_text(d))
+    refreshed = int(browser.execute_script("return document.getElementById('live').dataset.refreshed || 0"))
+    assert refreshed >= 1  # it came through the stream, not a reload
+    browser.save_screenshot(str(IMAGES / "admin-conversation.png"))
+    viewport(browser, 390, 844, mobile=True)
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
