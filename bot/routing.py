@@ -1,7 +1,7 @@
 """Model routing: a cheap model for simple questions, the strong one for the rest.
 
 A profile may name two OpenAI-compatible endpoints (`[profiles.<key>.models]`, see
-docs/configuration.md#model-routing): `cheap` and `strong`. For each turn `decide` picks:
+docs/configuration.md#model-routing-and-prices): `cheap` and `strong`. For each turn `decide` picks:
 
 - the strong model for a tool turn (bot/acting.py), a follow-up searched with the
   conversation (bot/condense.py), a conversation past `long_history` questions, a
