@@ -20,6 +20,7 @@ from adapters.admin.auth import Gate, Visit
 from adapters.admin.feed import INBOX, PLATFORM, ConsoleDesk, Feed
 from adapters.admin.html import table, tag, when
 from adapters.admin.inbox import Inbox
+from adapters.admin.overview import Overview
 from bot.operators import Operators
 
 
@@ -34,6 +35,7 @@ class AdminConsole:
         self.handoffs.add_desk(PLATFORM, ConsoleDesk(self.feed))
         self.gate = Gate(self.operators, on_sign_in=lambda: self._staffed(True))
         self.inbox = Inbox(self.handoffs, self.operators, self.feed, runtime.engine)
+        self.overview = Overview(runtime.events.engine)
         self._staffed(self.operators.any())
 
     def _staffed(self, staffed: bool) -> None:
@@ -74,6 +76,8 @@ class AdminConsole:
             Route("/admin/inbox/{id}/{action}", guard(inbox.act), methods=["POST"]),
             Route("/admin/api/inbox", guard(inbox.list_json, api=True)),
             Route("/admin/api/stream", guard(inbox.stream, api=True)),
+            Route("/admin/overview", guard(self.overview.page, role="admin")),
+            Route("/admin/api/metrics", guard(self.overview.api, role="admin", api=True)),
             Route("/admin/audit", guard(self.audit, role="admin")),
             Route("/admin/api/{rest:path}", guard(self.missing, api=True), methods=["GET", "POST"]),
             Route("/admin/{rest:path}", guard(self.missing), methods=["GET", "POST"]),
