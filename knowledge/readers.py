@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
+from knowledge import sanitize
 from knowledge.documents import VISIBILITIES, Document
 from knowledge.language import detect
 
@@ -116,8 +117,11 @@ class _HtmlToMarkdown(HTMLParser):
         self.skipping = 0
         self.title = ""
         self._in_title = False
+        self.hiding = sanitize.Hiding()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.hiding.start(tag, attrs):  # display:none, white text…: kept marked, for sanitize.clean
+            return
         if tag == "title":
             self._in_title = True
         if tag in self.SKIP:
@@ -132,6 +136,10 @@ class _HtmlToMarkdown(HTMLParser):
             self.out.append("\n\n" if tag != "br" else "\n")
 
     def handle_endtag(self, tag: str) -> None:
+        hidden = self.hiding.end(tag)
+        if hidden is not None:
+            self.out.append(hidden)
+            return
         if tag == "title":
             self._in_title = False
         if tag in self.SKIP and self.skipping:
@@ -140,6 +148,8 @@ class _HtmlToMarkdown(HTMLParser):
             self.out.append("\n")
 
     def handle_data(self, data: str) -> None:
+        if self.hiding.data(data):
+            return
         if self._in_title:
             self.title += data
         elif not self.skipping:

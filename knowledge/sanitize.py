@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from knowledge import injection
 
@@ -40,6 +41,54 @@ DETAILS = re.compile(r"<details\b[^>]*>(.*?)</details\s*>", re.I | re.S)
 INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
 BASE64 = re.compile(r"(?<![\w+/=.:-])[A-Za-z0-9+/]{32,}={0,2}(?![\w+/=])")
 HIDDEN_KEPT = 20  # hidden texts looked at for instructions, per document
+
+
+def hides(attrs: Iterable[tuple[str, str | None]]) -> bool:
+    """Whether an element with these attributes is hidden from readers (the HIDING rules:
+    display:none, white text, font-size 0, `hidden`…). Converters of HTML to Markdown drop
+    attributes, so they ask this first and keep what it hides as `hidden_text`."""
+    return bool(HIDING.search(" " + " ".join(f'{k}="{v}"' if v is not None else k for k, v in attrs)))
+
+
+def hidden_text(text: str) -> str:
+    """A hidden element's text as a converter keeps it in its Markdown: marked hidden, so that
+    `clean` strips it, counts it and checks it for instructions like any hidden HTML."""
+    return f"<span hidden>{html.escape(text, quote=False)}</span>" if text.strip() else ""
+
+
+class Hiding:
+    """For an HTMLParser-based converter: whether it is inside a hidden element, and that
+    element's text. Feed it every start tag, end tag and text before the converter's own rules."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self._text: list[str] = []
+
+    def start(self, tag: str, attrs: Iterable[tuple[str, str | None]]) -> bool:
+        """True when the tag is inside (or opens) a hidden element: not the converter's."""
+        if self.depth:
+            self.depth += tag not in VOID
+            return True
+        if tag not in VOID and hides(attrs):
+            self.depth = 1
+            return True
+        return False
+
+    def end(self, tag: str) -> str | None:
+        """None outside a hidden element; else "" while inside, and the `hidden_text` when it closes."""
+        if not self.depth:
+            return None
+        if tag not in VOID:
+            self.depth -= 1
+        if self.depth:
+            return ""
+        text, self._text = "".join(self._text), []
+        return hidden_text(text)
+
+    def data(self, data: str) -> bool:
+        if self.depth:
+            self._text.append(data)
+        return bool(self.depth)
 
 
 @dataclass(frozen=True)

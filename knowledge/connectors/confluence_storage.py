@@ -17,6 +17,8 @@ import html.entities
 import re
 import xml.etree.ElementTree as ET
 
+from knowledge import sanitize
+
 BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table", "pre", "blockquote", "div", "hr",
           "section", "article", "li", "ac:layout", "ac:layout-section", "ac:layout-cell", "ac:task-list",
           "ac:rich-text-body", "ac:adf-extension", "ac:structured-macro", "ac:macro"}
@@ -108,6 +110,8 @@ def _paragraph(run: list[str]) -> list[str]:
 
 def _block(el: ET.Element) -> list[str]:
     name = _name(el)
+    if sanitize.hides(el.attrib.items()):
+        return [hidden] if (hidden := sanitize.hidden_text("".join(el.itertext()))) else []
     if re.fullmatch(r"h[1-6]", name):
         text = _inline_children(el).replace("\n", " ").strip()
         return [f"{'#' * int(name[1])} {text}"] if text else []
@@ -240,6 +244,8 @@ def _inline(el: ET.Element) -> str:
     name = _name(el)
     if name in HIDDEN or name.startswith("ri:"):
         return ""
+    if sanitize.hides(el.attrib.items()):  # display:none, white text…: kept marked, for sanitize.clean
+        return sanitize.hidden_text("".join(el.itertext()))
     if name == "br":
         return "\n"
     if name == "code":

@@ -16,6 +16,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any, Callable, Iterator, Protocol
 
+from knowledge import sanitize
 from knowledge.connectors.errors import ConnectorError, CredentialError
 from knowledge.documents import Document, Failure
 from knowledge.language import detect
@@ -150,8 +151,11 @@ class _DocsHtml(HTMLParser):
         self.lists: list[list[Any]] = []  # [tag, items so far, level or None] per open list
         self.rows: list[list[str]] | None = None  # the table being read
         self.cell: list[str] | None = None
+        self.hiding = sanitize.Hiding()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.hiding.start(tag, attrs):  # display:none, white text…: kept marked, for sanitize.clean
+            return
         if tag in self.SKIP:
             self.skipping += 1
         elif tag == "table" and self.rows is None:
@@ -195,6 +199,13 @@ class _DocsHtml(HTMLParser):
         self._emit(newline + "  " * depth + (f"{count + 1}." if tag == "ol" else "-") + " ")
 
     def handle_endtag(self, tag: str) -> None:
+        hidden = self.hiding.end(tag)
+        if hidden is not None:
+            if self.cell is not None:
+                self.cell.append(hidden)
+            else:
+                self._emit(hidden)
+            return
         if tag in self.SKIP:
             self.skipping = max(0, self.skipping - 1)
         elif self.rows is not None:
@@ -211,7 +222,7 @@ class _DocsHtml(HTMLParser):
             self._emit("\n")
 
     def handle_data(self, data: str) -> None:
-        if self.skipping:
+        if self.hiding.data(data) or self.skipping:
             return
         text = re.sub(r"\s+", " ", data)
         if self.cell is not None:
