@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.admin.auth import Gate, Visit
+from adapters.admin.conversations import Conversations
 from adapters.admin.feed import INBOX, PLATFORM, ConsoleDesk, Feed
 from adapters.admin.html import table, tag, when
 from adapters.admin.inbox import Inbox
@@ -36,6 +37,7 @@ class AdminConsole:
         self.gate = Gate(self.operators, on_sign_in=lambda: self._staffed(True))
         self.inbox = Inbox(self.handoffs, self.operators, self.feed, runtime.engine)
         self.overview = Overview(runtime.events.engine)
+        self.conversations = Conversations(runtime.events.engine, runtime.engine, self.operators)
         self._staffed(self.operators.any())
 
     def _staffed(self, staffed: bool) -> None:
@@ -76,6 +78,8 @@ class AdminConsole:
             Route("/admin/inbox/{id}/{action}", guard(inbox.act), methods=["POST"]),
             Route("/admin/api/inbox", guard(inbox.list_json, api=True)),
             Route("/admin/api/stream", guard(inbox.stream, api=True)),
+            Route("/admin/conversations", guard(self.conversations.list_page)),
+            Route("/admin/conversations/{key:path}", guard(self.conversations.record_page)),
             Route("/admin/overview", guard(self.overview.page, role="admin")),
             Route("/admin/api/metrics", guard(self.overview.api, role="admin", api=True)),
             Route("/admin/audit", guard(self.audit, role="admin")),

@@ -18,7 +18,7 @@ from adapters.web import CSP
 HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store", "Referrer-Policy": "same-origin",
            "X-Content-Type-Options": "nosniff"}
 NAV = (("overview", "Overview", "admin"), ("inbox", "Inbox", "agent"), ("conversations", "Conversations", "agent"),
-       ("knowledge", "Knowledge", "admin"), ("audit", "Audit", "admin"))
+       ("audit", "Audit", "admin"))
 
 
 class h(str):
@@ -34,7 +34,7 @@ def join(pieces: Iterable[object]) -> h:
     return h("".join(esc(piece) for piece in pieces))
 
 
-def tag(name: str, content: object = "", **attrs: object) -> h:
+def tag(name: str, content: object = "", /, **attrs: object) -> h:
     """`<name attrs>content</name>`; an attribute `class_` is `class`, a False/None one left out."""
     rendered = "".join(f' {key.rstrip("_").replace("_", "-")}="{esc(value)}"' if value is not True
                        else f' {key.rstrip("_").replace("_", "-")}'

@@ -114,26 +114,8 @@ class Inbox:
     async def _transcript(self, escalation: Escalation) -> h:
         remembered = await self.engine.history(escalation.conversation)
         notes = await self.operators.notes(escalation.id)
-        items: list[tuple[float, h]] = []
-        for turn in remembered.turns:
-            reply = turn.reply or {}
-            meta = []
-            if turn.role == "assistant" and reply.get("citations"):
-                meta.append("Sources: " + ", ".join(str(c.get("title", "")) for c in reply["citations"]))
-            if turn.role == "assistant" and reply.get("confidence"):
-                meta.append(f"confidence {float(reply['confidence']):.2f}")
-            who = "Customer" if turn.role == "user" else "Bot / agent"
-            items.append((turn.at, tag("li", join([tag("span", f"{who} · {when(turn.at)}", class_="who"),
-                                                   _said(turn), tag("small", " · ".join(meta))]),
-                                       class_=f"line {turn.role}")))
-        for note in notes:
-            items.append((note.at, tag("li", join([tag("span", f"Note by {note.author} · {when(note.at)}",
-                                                       class_="who"), tag("p", note.text)]), class_="line note")))
-        items.sort(key=lambda item: item[0])
         changes = await self._history(escalation)
-        history = tag("details", join([tag("summary", "Escalation history"), tag("ul", join(
-            tag("li", f"{when(c.at)}: {c.before} → {c.after} by {c.actor} ({c.why})") for c in changes))]))
-        return join([tag("ol", join(item for _, item in items), class_="transcript"), history])
+        return join([transcript(remembered.turns, notes), history_html(changes)])
 
     async def _history(self, escalation: Escalation) -> list[OwnerChange]:
         def work() -> list[OwnerChange]:
@@ -199,6 +181,35 @@ class Inbox:
                 if wanted and change.get("conversation") != wanted:
                     continue
                 yield f"event: change\ndata: {json.dumps(change)}\n\n".encode()
+
+
+def transcript(turns: Any, notes: Any = (), feedback: dict[str, str] | None = None) -> h:
+    """Remembered turns (and internal notes) in time order, each answer with its sources,
+    confidence and, given `feedback` (reply id -> "up"/"down"), the customer's 👍/👎."""
+    items: list[tuple[float, h]] = []
+    for turn in turns:
+        reply, meta = turn.reply or {}, []
+        if turn.role == "assistant" and reply.get("citations"):
+            meta.append("Sources: " + ", ".join(str(c.get("title", "")) for c in reply["citations"]))
+        if turn.role == "assistant" and reply.get("confidence"):
+            meta.append(f"confidence {float(reply['confidence']):.2f}")
+        if feedback and reply.get("id") in feedback:
+            meta.append("👍" if feedback[reply["id"]] == "up" else "👎")
+        who = "Customer" if turn.role == "user" else "Bot / agent"
+        items.append((turn.at, tag("li", join([tag("span", f"{who} · {when(turn.at)}", class_="who"),
+                                               _said(turn), tag("small", " · ".join(meta))]),
+                                   class_=f"line {turn.role}")))
+    for note in notes:
+        items.append((note.at, tag("li", join([tag("span", f"Note by {note.author} · {when(note.at)}",
+                                                   class_="who"), tag("p", note.text)]), class_="line note")))
+    items.sort(key=lambda item: item[0])
+    return tag("ol", join(item for _, item in items), class_="transcript")
+
+
+def history_html(changes: list[OwnerChange]) -> h:
+    """Every change of owner, as a collapsible list."""
+    return tag("details", join([tag("summary", "Escalation history"), tag("ul", join(
+        tag("li", f"{when(c.at)}: {c.before} → {c.after} by {c.actor} ({c.why})") for c in changes))]))
 
 
 def _said(turn: Any) -> h:
