@@ -260,6 +260,7 @@ class Engine:
         conversation = await self.memory.load(message.conversation)
         profile = self.profiles.get(message.profile or conversation.profile)
         language = conversation.language or profile.language
+        meter = accounting.begin(profile, message.channel)  # the confirmed action's model calls (bot/accounting.py)
         try:
             async with self.memory.lock(message.conversation):
                 conversation = await self.memory.load(message.conversation)
@@ -276,7 +277,8 @@ class Engine:
         finally:
             self._maskers.pop(message.conversation, None)
         await self.events.record(outcome.event, message.conversation, channel=message.channel,
-                                 reply_id=outcome.reply.id, user=message.user.id, action=pending_id)
+                                 reply_id=outcome.reply.id, user=message.user.id, action=pending_id,
+                                 **meter.fields())
         return dataclasses.replace(outcome.reply, answer=masker.unmask(outcome.reply.answer))
 
     async def _decide(self, message: Message, conversation: Conversation, profile: Profile, language: str,
@@ -317,6 +319,9 @@ class Engine:
     async def _relay(self, message: Message, escalation: Escalation, profile: Profile, language: str) -> _Outcome:
         """A human owns the conversation: pass the message on, never answer it."""
         assert self.handoffs is not None
+        masked, masker = message.text, self._maskers.get(message.conversation)
+        if masker is not None:  # the types the profile lets agents see, in their desk only (nothing stored)
+            message = dataclasses.replace(message, text=masker.reveal(message.text, profile.pii.agents))
         try:
             await self.handoffs.from_customer(message, escalation)
         except Exception as exc:  # the agents channel is gone: keep the message, say so, record it
@@ -324,8 +329,8 @@ class Engine:
             await self.events.record("relay_failed", message.conversation, channel=message.channel,
                                      escalation=escalation.id, error=type(exc).__name__)
             reply = self._notice(message, profile, "error", language)
-            return _Outcome(reply, message.text, "relay_failed")
-        return _Outcome(await self.handoffs.waiting(escalation, profile, language), message.text, "relayed")
+            return _Outcome(reply, masked, "relay_failed")
+        return _Outcome(await self.handoffs.waiting(escalation, profile, language), masked, "relayed")
 
     async def _retrieve(self, text: str, conversation: Conversation, profile: Profile, language: str,
                         private: bool) -> tuple[str, list[Hit], float]:

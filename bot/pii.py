@@ -55,10 +55,13 @@ def find(text: str, language: str = "", regions: Iterable[str] = (), types: Iter
 
 @dataclass(frozen=True)
 class PiiPolicy:
-    """A profile's PII setting: masking on or off, and which types (see `TYPES`) are masked."""
+    """A profile's PII setting: masking on or off, which types (see `TYPES`) are masked, and
+    which of them the agents who take a handoff see in the customer's messages (none by
+    default: they see placeholders, as every store does)."""
     enabled: bool = True
     types: frozenset[str] = TYPES
     regions: tuple[str, ...] = ()
+    agents: frozenset[str] = frozenset()
 
 
 def parse_policy(data: Mapping[str, Any] | None, where: str = "pii") -> PiiPolicy:
@@ -66,17 +69,20 @@ def parse_policy(data: Mapping[str, Any] | None, where: str = "pii") -> PiiPolic
     (ISO country codes tried first for phones). Missing table → everything masked."""
     if data is None:
         return PiiPolicy()
-    unknown = set(data) - {"enabled", "types", "regions"}
+    unknown = set(data) - {"enabled", "types", "regions", "agents"}
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     enabled, types, regions = data.get("enabled", True), data.get("types", sorted(TYPES)), data.get("regions", [])
+    agents = data.get("agents", [])
+    if not isinstance(agents, list) or not set(agents) <= TYPES:
+        raise ConfigError(f"{where}: 'agents' must be a list of {', '.join(sorted(TYPES))}")
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where}: 'enabled' must be true or false")
     if not isinstance(types, list) or not set(types) <= TYPES:
         raise ConfigError(f"{where}: 'types' must be a list of {', '.join(sorted(TYPES))}")
     if not isinstance(regions, list) or not all(isinstance(r, str) and len(r) == 2 for r in regions):
         raise ConfigError(f"{where}: 'regions' must be a list of two-letter country codes")
-    return PiiPolicy(enabled, frozenset(types), tuple(r.upper() for r in regions))
+    return PiiPolicy(enabled, frozenset(types), tuple(r.upper() for r in regions), frozenset(agents))
 
 
 def _key(kind: str, value: str) -> str:
@@ -152,6 +158,15 @@ class Masker:
         for placeholder, (_, value, _) in sorted(self.vault.entries.items(), key=lambda e: -len(e[1][1])):
             text = text.replace(value, placeholder)
         return text
+
+    def reveal(self, text: str, types: Iterable[str]) -> str:
+        """`text` with the placeholders of `types` only back to their values (what the
+        profile lets agents see); the rest stay placeholders."""
+        wanted = frozenset(types)
+        def back(match: re.Match) -> str:
+            entry = self.vault.entries.get(match.group())
+            return entry[1] if entry and entry[0] in wanted else match.group()
+        return PLACEHOLDER.sub(back, text) if wanted else text
 
     def unmask(self, value: Any, origin: str | None = None) -> Any:
         """Placeholders in a string, or in the strings of a list/tuple/dict (tool arguments),

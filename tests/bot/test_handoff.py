@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import dataclasses
 import threading
 import time
@@ -388,3 +389,28 @@ async def test_every_desk_shows_and_acts_through_one_channel_neutral_view(world)
     assert refused.channel == "test"
     resolved = await desk.act(world.handoffs, claimed.escalation, "resolve", "agent1", alice)
     assert resolved.ok and await desk.refusal(resolved, "agent1", "test", world.events, world.engine.profiles) == ""
+
+
+async def test_agents_see_the_personal_data_types_their_profile_allows_and_nothing_stores_them(tmp_path, retriever):
+    path = tmp_path / "p.toml"
+    path.write_text(DEFAULT_PROFILES.read_text() + "[profiles.support.handoff]\nagents = 'test:A'\n"
+                    "[profiles.support.pii]\nagents = ['email']\n")
+    world = build(path, f"sqlite:///{tmp_path / 'e.db'}", retriever)
+    await world.engine.request_handoff(ask("", "web:pii"))
+    said = "It's noah.brown7922@example.com, card 4111 1111 1111 1111"
+    await world.engine.handle(ask(said, "web:pii"))
+    [(_, relayed)] = world.desk.relays
+    assert "noah.brown7922@example.com" in relayed and "4111" not in relayed and "<CARD_1>" in relayed
+    remembered = await world.engine.history("web:pii")
+    stored = json.dumps([t.text for t in remembered.turns] + [t.query for t in remembered.turns])
+    assert "noah.brown7922" not in stored and "<EMAIL_1>" in stored
+    assert "noah.brown7922" not in json.dumps([e.detail for e in world.events.events()])
+
+
+def test_which_personal_data_agents_see_is_checked():
+    from bot.pii import parse_policy
+
+    assert parse_policy({"agents": ["email", "phone"]}).agents == {"email", "phone"}
+    assert parse_policy(None).agents == frozenset()
+    with pytest.raises(ConfigError):
+        parse_policy({"agents": ["shoe_size"]})
