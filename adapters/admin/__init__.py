@@ -21,6 +21,7 @@ from adapters.admin.conversations import Conversations
 from adapters.admin.feed import INBOX, PLATFORM, ConsoleDesk, Feed
 from adapters.admin.html import table, tag, when
 from adapters.admin.inbox import Inbox
+from adapters.admin.knowledge import Knowledge
 from adapters.admin.overview import Overview
 from bot.operators import Operators
 
@@ -38,6 +39,7 @@ class AdminConsole:
         self.inbox = Inbox(self.handoffs, self.operators, self.feed, runtime.engine)
         self.overview = Overview(runtime.events.engine)
         self.conversations = Conversations(runtime.events.engine, runtime.engine, self.operators)
+        self.knowledge = Knowledge(runtime, self.operators)
         self._staffed(self.operators.any())
 
     def _staffed(self, staffed: bool) -> None:
@@ -82,6 +84,10 @@ class AdminConsole:
             Route("/admin/conversations/{key:path}", guard(self.conversations.record_page)),
             Route("/admin/overview", guard(self.overview.page, role="admin")),
             Route("/admin/api/metrics", guard(self.overview.api, role="admin", api=True)),
+            Route("/admin/knowledge", guard(self.knowledge.page, role="admin")),
+            Route("/admin/knowledge/{name}/retry", guard(self.knowledge.retry, role="admin"), methods=["POST"]),
+            Route("/admin/knowledge/{name}/qa", guard(self.knowledge.qa_page, role="admin"), methods=["GET"]),
+            Route("/admin/knowledge/{name}/qa", guard(self.knowledge.qa_save, role="admin"), methods=["POST"]),
             Route("/admin/audit", guard(self.audit, role="admin")),
             Route("/admin/api/{rest:path}", guard(self.missing, api=True), methods=["GET", "POST"]),
             Route("/admin/{rest:path}", guard(self.missing), methods=["GET", "POST"]),

@@ -11,6 +11,7 @@ import pytest
 
 from adapters.app import create_app
 from bot.operators import Operators
+from bot.settings import DEFAULT_PROFILES
 from tests.adapters.test_web import open_runtime
 from tests.fakes.server import serve
 
@@ -79,7 +80,10 @@ class Page:
 
 @pytest.fixture
 def console(tmp_path, sample_index_path, embedder):
-    runtime = open_runtime(tmp_path, sample_index_path, embedder)
+    # the default profiles, with room for a first answer on a machine busy with other tests
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(DEFAULT_PROFILES.read_text().replace("turn_deadline = 20 ", "turn_deadline = 120 "))
+    runtime = open_runtime(tmp_path, sample_index_path, embedder, SWITCHBOARD_PROFILES=str(profiles))
     app = create_app(runtime)
     with serve(app) as url:
         yield Console(url, runtime, app)

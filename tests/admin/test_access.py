@@ -21,7 +21,7 @@ def admin_routes(app) -> list[tuple[str, str]]:
     found = []
     for route in app.routes:
         if isinstance(route, Route) and route.path.startswith("/admin") and route.path != "/admin/login":
-            path = route.path.replace("{id}", "1").replace("{action}", "claim").replace("{rest:path}", "x/y").replace("{key:path}", "web:x")
+            path = route.path.replace("{id}", "1").replace("{action}", "claim").replace("{rest:path}", "x/y").replace("{key:path}", "web:x").replace("{name}", "faq")
             found += [(method, path) for method in sorted(route.methods or ()) if method != "HEAD"]
     return found
 
