@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from bot.errors import SwitchboardError
@@ -25,7 +26,7 @@ from knowledge.connectors.errors import ConnectorError
 from knowledge.documents import Document, Failure
 from knowledge.index import SourceInfo
 from knowledge.ingest import Report
-from knowledge.sync import Busy, UnknownSource
+from knowledge.sync import Busy, Syncer, UnknownSource
 
 console = Console(stderr=False, highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -176,12 +177,23 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     return _with_runtime(settings, remove)
 
 
+def _expected(syncer: Syncer, name: str, full: bool) -> int | None:
+    """The bar's total (a complete pass lists the ids first, so it has an ETA); None: no total."""
+    try:
+        return syncer.expected(name, full)
+    except UnknownSource as exc:
+        raise SwitchboardError(str(exc)) from None
+    except Exception:  # the sync itself reports what is wrong with the source
+        return None
+
+
 def _sync(runtime: Runtime, names: list[str], full: bool) -> int:
     syncer, status = runtime.syncer(), 0
     for name in names:
-        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.completed} documents"),
-                      TextColumn("{task.fields[item]}", style="dim"), TimeElapsedColumn(), console=err) as bar:
-            task = bar.add_task(name, total=None, item="")
+        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("documents"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                      TextColumn("{task.fields[item]}", style="dim"), console=err) as bar:
+            task = bar.add_task(name, total=_expected(syncer, name, full), item="")
 
             def progress(report: Report, item: Document | Failure) -> None:
                 title = item.title if isinstance(item, Document) else f"skipped {item.document_id}"

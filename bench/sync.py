@@ -6,7 +6,9 @@ For each kind (Notion, Confluence, Google Drive), in this process: the fake API 
 reads them, and the real E5 embedder and SQLite index store them (knowledge/sync.py, as
 the worker runs it). Figures:
 
-- complete sync: seconds, pages/s, chunks/s (embedding included), peak RSS growth;
+- complete sync: seconds, pages/s, chunks/s (embedding included), CPU seconds of this process
+  and CPU ms per embedded chunk (the figure that a machine shared with other work disturbs
+  least), peak RSS growth;
 - incremental round: `--edits` pages edited and `--deletes` deleted upstream, then a sync
   (the poll) and a prune (the slim pass, which is how deletions a poll can't see go);
   its time as a ratio of the complete sync, and what it found.
@@ -140,9 +142,9 @@ def run(kind: str, embedder: E5Embedder, pages: int, edits: int, deletes: int) -
         index.add_source(kind, kind, config)
         syncer = Syncer(index, embedder, credentials, clock=scenario.clock)
         with PeakRSS() as memory:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             full = syncer.sync(kind)
-            full_seconds = time.perf_counter() - started
+            full_seconds, full_cpu = time.perf_counter() - started, time.process_time() - cpu
         scenario.change(edits, deletes)
         started = time.perf_counter()
         update = syncer.sync(kind)
@@ -155,7 +157,8 @@ def run(kind: str, embedder: E5Embedder, pages: int, edits: int, deletes: int) -
     incremental = poll_seconds + prune_seconds
     figures = {
         "kind": kind, "pages": full.added, "failures": len(full.failures), "full_s": round(full_seconds, 2),
-        "pages_per_s": round(full.added / full_seconds, 1),
+        "pages_per_s": round(full.added / full_seconds, 1), "full_cpu_s": round(full_cpu, 1),
+        "cpu_ms_per_chunk": round(1000 * full_cpu / max(full.chunks_embedded, 1), 1),
         "chunks_per_s": round(full.chunks_embedded / full_seconds, 1), "chunks_embedded": full.chunks_embedded,
         "peak_rss_growth_mb": round((memory.peak - memory.start) / 2**20, 1),
         "incremental_s": round(incremental, 2), "poll_s": round(poll_seconds, 2), "prune_s": round(prune_seconds, 2),
@@ -165,7 +168,7 @@ def run(kind: str, embedder: E5Embedder, pages: int, edits: int, deletes: int) -
         "index": chunks,
     }
     print(f"{kind:10s} complete: {figures['pages']} pages in {full_seconds:.1f}s = {figures['pages_per_s']} pages/s, "
-          f"{figures['chunks_per_s']} chunks/s, peak RSS +{figures['peak_rss_growth_mb']} MB | "
+          f"{figures['chunks_per_s']} chunks/s, {figures['cpu_ms_per_chunk']} CPU ms/chunk, peak RSS +{figures['peak_rss_growth_mb']} MB | "
           f"incremental ({edits} edited, {deletes} deleted): {incremental:.2f}s = "
           f"{figures['incremental_ratio']:.3f} of the complete sync; found {figures['found']}", flush=True)
     return figures

@@ -2,7 +2,8 @@
 
 Unchanged documents (same fingerprint) cost nothing. Changed ones are re-chunked; a chunk
 whose text was embedded before reuses that vector, so only new text is embedded.
-Embedding is batched across documents. After a complete pass, documents the source no
+Embedding is batched across documents, and the connector reads the next documents in a thread
+while a batch is embedded (knowledge/prefetch.py). After a complete pass, documents the source no
 longer has are removed; a document that failed to read keeps its previous version, so a
 bad file never deletes knowledge. The source's status tells how it went.
 
@@ -32,6 +33,7 @@ from knowledge.documents import Chunk, Document, Failure, Removed
 from knowledge.embeddings import Embedder
 from knowledge.index import title_hash
 from knowledge.indexes import KnowledgeIndex
+from knowledge.prefetch import prefetched
 
 BATCH_CHUNKS = 64
 
@@ -151,7 +153,7 @@ class Ingestor:
         seen: set[str] = set()
         known = self.index.fingerprints(report.source)
         pending: list[tuple[Document, list[Chunk]]] = []
-        for item in items:
+        for item in prefetched(items):  # the connector reads ahead while a batch is embedded
             if progress:
                 progress(report, item)
             if isinstance(item, Failure):

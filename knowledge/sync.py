@@ -101,6 +101,16 @@ class Syncer:
             self.index.set_cursor(name, started, getattr(connector, "last_checkpoint", None))
             return report
 
+    def expected(self, name: str, full: bool = False) -> int | None:
+        """How many documents `sync(name, full)` will read, for a progress bar with an ETA:
+        a complete pass lists the source's ids first (the slim pass: no content, a small
+        fraction of the sync); None for a poll, whose size only the poll itself finds out."""
+        info = self._info(name)
+        if not full and info.cursor is not None:
+            return None
+        connector = sources.build(info, self.credentials)
+        return sum(1 for _ in connector.slim()) if hasattr(connector, "slim") else None
+
     def prune(self, name: str) -> int:
         """Remove what `name` no longer has upstream (a slim pass); returns how many."""
         info = self._info(name)

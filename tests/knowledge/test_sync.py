@@ -227,3 +227,17 @@ def test_a_crash_mid_sync_resumes_from_the_same_cursor(notion, index, embedder):
     notion._failures.clear()
     assert sync.sync("wiki").updated == 1
     assert json.dumps(index.source("wiki").config)  # the stored settings survive the connector's own
+
+
+def test_a_first_sync_knows_its_size_and_keeps_every_page_read_ahead(notion, index, embedder):
+    """More pages than the prefetch's look-ahead (knowledge/prefetch.py): all arrive, each once;
+    the count for the progress bar is the pages a complete pass reads, and a poll has none."""
+    ids = [notion.add_page(f"Store {i}", [paragraph(f"Store number {i} opens at {i % 12 + 7} o'clock.")])
+           for i in range(70)]
+    add(index, notion)
+    sync = syncer(index, embedder, notion)
+    assert sync.expected("wiki") == 70
+    seen = []
+    report = sync.sync("wiki", progress=lambda r, item: seen.append(item.id))
+    assert report.added == 70 and len(seen) == 70 and set(seen) == set(index.document_ids("wiki")) == set(ids)
+    assert sync.expected("wiki") is None and sync.expected("wiki", full=True) == 70
