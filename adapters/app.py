@@ -36,7 +36,7 @@ EVENT_FLUSH_SECONDS = 5  # how often events kept during a database outage are of
 STAFF_CHECK_SECONDS = 60  # how often the console looks whether an operator account exists (the CLI makes them)
 
 
-async def _every(seconds: float, job) -> None:
+async def every(seconds: float, job) -> None:
     """Run `job` every `seconds` until cancelled; a failing run is logged, not fatal."""
     while True:
         await asyncio.sleep(seconds)
@@ -59,12 +59,12 @@ class Channel(Protocol):
     async def stop(self) -> None: ...
 
 
-def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: bool = True) -> Starlette:
-    """The web process's ASGI app over an opened runtime (closed at shutdown). With `answers`,
-    the process also runs answer workers on the delivery queue (bot/delivery.py); without,
-    a separate `switchboard answers` process must."""
+def observed(runtime: Runtime, channels: Sequence[Channel] = ()) -> tuple[Metrics, list[BaseRoute]]:
+    """The process's metrics, given to its delivery pipeline (it times acknowledgements and
+    answers, counts retries and dead letters), and the routes that show them: /healthz and
+    /metrics. Every process that answers has them: `serve`, and `answers --metrics-port`."""
     metrics = Metrics(runtime.events, runtime.index, channels, runtime.pipeline.queue, ledger=runtime.ledger)
-    runtime.pipeline.metrics = metrics  # it times acknowledgements and answers, counts retries and dead letters
+    runtime.pipeline.metrics = metrics
 
     async def healthz(request: Request) -> JSONResponse:
         problems = await runtime.check()
@@ -73,6 +73,14 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
 
     async def metrics_page(request: Request) -> Response:
         return Response(await metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return metrics, [Route("/healthz", healthz), Route("/metrics", metrics_page)]
+
+
+def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: bool = True) -> Starlette:
+    """The web process's ASGI app over an opened runtime (closed at shutdown). With `answers`,
+    the process also runs answer workers on the delivery queue (bot/delivery.py); without,
+    a separate `switchboard answers` process must."""
+    metrics, probes = observed(runtime, channels)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -80,10 +88,10 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
             log.warning("%s", problem)
         await asyncio.to_thread(runtime.warm)
         started: list[Channel] = []
-        timers = [asyncio.create_task(_every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla)),
-                  asyncio.create_task(_every(RESOLUTION_CHECK_SECONDS, runtime.handoffs.check_resolutions)),
-                  asyncio.create_task(_every(EVENT_FLUSH_SECONDS, runtime.events.flush)),
-                  asyncio.create_task(_every(STAFF_CHECK_SECONDS, console.refresh))]
+        timers = [asyncio.create_task(every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla)),
+                  asyncio.create_task(every(RESOLUTION_CHECK_SECONDS, runtime.handoffs.check_resolutions)),
+                  asyncio.create_task(every(EVENT_FLUSH_SECONDS, runtime.events.flush)),
+                  asyncio.create_task(every(STAFF_CHECK_SECONDS, console.refresh))]
         try:
             for channel in channels:
                 await channel.start()
@@ -105,7 +113,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
 
     web = WebChat(runtime.engine, runtime.profiles.get().name)
     console = AdminConsole(runtime)  # the operator console at /admin (docs/admin.md)
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics_page), *web.routes(), *console.routes()]
+    routes = [*probes, *web.routes(), *console.routes()]
     for channel in channels:
         routes += channel.routes()
     app = Starlette(routes=routes, lifespan=lifespan)

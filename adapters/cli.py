@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -418,6 +419,12 @@ def cmd_answers(args: argparse.Namespace) -> int:
     runtime = _open(settings)
     channels = [build(runtime) for _, build in _channel_settings()]
 
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from adapters.app import EVENT_FLUSH_SECONDS, every, observed
+    _, probes = observed(runtime, channels)  # answer latency, retries, dead letters: this process's own
+
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -425,6 +432,11 @@ def cmd_answers(args: argparse.Namespace) -> int:
             loop.add_signal_handler(number, stop.set)
         await asyncio.to_thread(runtime.warm)
         started = []
+        flushing = asyncio.create_task(every(EVENT_FLUSH_SECONDS, runtime.events.flush))
+        server = uvicorn.Server(uvicorn.Config(Starlette(routes=probes), host=args.host, port=args.metrics_port,
+                                               log_level="warning", lifespan="off"))
+        server.capture_signals = contextlib.nullcontext  # the handlers above stop this process, not uvicorn's
+        serving = asyncio.create_task(server.serve()) if args.metrics_port else None
         try:
             for channel in channels:  # senders only: the web process receives
                 await getattr(channel, "start_sending", channel.start)()
@@ -435,6 +447,10 @@ def cmd_answers(args: argparse.Namespace) -> int:
             await stop.wait()
         finally:
             await runtime.pipeline.stop()
+            flushing.cancel()
+            if serving is not None:
+                server.should_exit = True
+                await serving
             for channel in reversed(started):
                 await channel.stop()
             await runtime.close()
@@ -483,6 +499,9 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     answers = sub.add_parser("answers", help="run answer workers on the delivery queue (for separate web and "
                                              "worker processes)")
+    answers.add_argument("--metrics-port", type=int, default=0,
+                         help="serve this process's /metrics and /healthz on this port (default: none)")
+    answers.add_argument("--host", default="127.0.0.1", help="address of --metrics-port (default: 127.0.0.1)")
     answers.set_defaults(func=cmd_answers)
     chat = sub.add_parser("chat", help="chat in the terminal")
     chat.add_argument("--profile", default="")

@@ -88,12 +88,14 @@ def test_unsigned_or_junk_requests_never_reach_the_parser(ws):
 
 
 # -- a process killed mid-answer --------------------------------------------------------------
-def _serve(home: Path, index: Path, fake_url: str, port: int, **env: str) -> subprocess.Popen:
+def _serve(home: Path, index: Path, fake_url: str, port: int, *arguments: str, **env: str) -> subprocess.Popen:
+    """`switchboard serve` (or, with arguments, the command they name) until /healthz answers."""
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_", "DATABASE_"))},
                    "SWITCHBOARD_HOME": str(home), "SWITCHBOARD_INDEX": str(index), "SWITCHBOARD_SAMPLE": "0",
                    "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
                    "SLACK_API_URL": f"{fake_url}/api/", "LOG_LEVEL": "WARNING", **env}
-    process = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)],
+    command = arguments or ("serve", "--port", str(port))
+    process = subprocess.Popen([sys.executable, "-m", "adapters.cli", *command],
                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while True:  # readiness poll, bounded
@@ -215,3 +217,31 @@ def test_a_question_asked_while_the_database_is_down_is_answered_once_it_is_back
         ws.runtime.events.flush()
         kinds = [e.kind for e in ws.runtime.events.events()]
         assert kinds.count("answered") == 1 and "delivery_failed" not in kinds and "turn_failed" not in kinds
+
+
+def test_separate_web_and_answers_processes_answer_once_and_each_shows_its_own_metrics(fake_slack, tmp_path,
+                                                                                      sample_index_path):
+    """`serve --no-answers` acknowledges and queues; `answers --metrics-port` answers from the
+    SQLite queue they share and times it in its own /metrics."""
+    index = tmp_path / "index.sqlite3"
+    shutil.copy(sample_index_path, index)
+    web_port, answers_port = free_port(), free_port()
+    web = _serve(tmp_path, index, fake_slack.url, web_port, "serve", "--no-answers", "--port", str(web_port))
+    workers = _serve(tmp_path, index, fake_slack.url, answers_port, "answers", "--metrics-port", str(answers_port))
+    try:
+        body = event(text=f"<@{BOT}> {QUESTION}")
+        assert _deliver(web_port, body).status_code == 200
+        fake_slack.wait_for("chat.postMessage", timeout=60)
+        [answer] = answers(fake_slack)
+        assert answer["thread_ts"] == body["event"]["ts"] and "30 days" in json.dumps(answer["blocks"])
+        worked = httpx.get(f"http://127.0.0.1:{answers_port}/metrics", timeout=10).text
+        received = httpx.get(f"http://127.0.0.1:{web_port}/metrics", timeout=10).text
+        assert 'switchboard_answer_seconds_count{channel="slack"} 1.0' in worked
+        assert 'switchboard_answer_seconds_count{channel="slack"}' not in received
+        assert 'switchboard_ack_seconds_count{channel="slack"} 1.0' in received
+        assert httpx.get(f"http://127.0.0.1:{answers_port}/healthz", timeout=10).json()["ok"]
+    finally:
+        for process in (workers, web):
+            process.send_signal(signal.SIGTERM)
+        assert workers.wait(60) == 0  # a clean stop (uvicorn's `serve` re-raises SIGTERM once stopped: -15)
+        web.wait(60)
