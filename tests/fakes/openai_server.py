@@ -20,7 +20,8 @@ the request's messages and the answer, about as a BPE tokenizer counts English: 
 punctuation, plus the chat format's few tokens per message; a step may set its own
 `usage`); a stream carries it in a last chunk with no choices when the request asks with
 `stream_options: {"include_usage": true}`, as OpenAI does, and not otherwise. `latency`
-(seconds) delays every completion, for benchmarks of slow and fast endpoints.
+(seconds) delays every completion, and a `responder` writes the step of a request when
+none is scripted, for benchmarks of slow and fast endpoints.
 
 A completion step can also hang (`hang`): no answer (streamed: no more chunks after its
 `chunks`) until the client goes away or the test calls `release()`, as a stuck endpoint
@@ -37,7 +38,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -105,6 +106,7 @@ class ScriptedOpenAI:
     moderation_requests: list[dict[str, Any]] = field(default_factory=list)
     held: int = 0  # completion requests that hung
     latency: float = 0.0  # seconds every completion waits before answering (benchmarks)
+    responder: Callable[[dict[str, Any]], Step] | None = None  # writes a step from the request when none is scripted
     abandoned: threading.Event = field(default_factory=threading.Event)  # a client gave up a held request
     _holds: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
     _released: bool = False
@@ -158,9 +160,9 @@ class ScriptedOpenAI:
     async def completions(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
-        if not self.steps:
+        if not self.steps and self.responder is None:
             return JSONResponse({"error": {"message": "no scripted step left", "type": "server_error"}}, 500)
-        step = self.steps.pop(0)
+        step = self.steps.pop(0) if self.steps else self.responder(body)  # type: ignore[misc]
         if self.latency:
             await asyncio.sleep(self.latency)
         if step.status != 200:
