@@ -6,8 +6,9 @@ An agent signs in with the one-time password and chooses their own; a web chat v
 (in another tab) asks a question and presses "Talk to a human"; the conversation appears
 in the agent's inbox without a reload (server-sent events); the agent claims it and
 replies; the visitor's page shows the reply without a reload; the visitor answers and
-the agent's page shows it without a reload. The inbox and conversation screenshots go
-to docs/images/ (docs/admin.md shows them).
+the agent's page shows it without a reload. An admin then signs in and the overview
+counts the conversation. The inbox, conversation and overview screenshots go to
+docs/images/ (docs/admin.md shows them).
 """
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ def console_site(tmp_path_factory, sample_index_path, embedder):
     home = tmp_path_factory.mktemp("home")
     runtime = open_runtime(home, sample_index_path, embedder)
     app = create_app(runtime)
-    email, password = "alice@example.com", app.state.console.operators.create("alice@example.com", "agent",
-                                                                              "Alice")[1]
+    operators = app.state.console.operators
+    email, password = "alice@example.com", operators.create("alice@example.com", "agent", "Alice")[1]
+    admin = ("lea@example.com", operators.create("lea@example.com", "admin", "Léa")[1])
     with serve(app) as url:
-        yield url, email, password
+        yield url, email, password, admin
 
 
 def fill(driver, field: str, text: str) -> None:
@@ -47,22 +49,28 @@ def fill(driver, field: str, text: str) -> None:
     element.send_keys(text)
 
 
+def sign_in(driver, url: str, email: str, once: str) -> None:
+    """The sign-in form with a one-time password, then the new password."""
+    until(driver, lambda d: d.current_url.startswith(f"{url}/admin/login"))
+    fill(driver, "email", email)
+    fill(driver, "password", once)
+    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    until(driver, lambda d: d.current_url == f"{url}/admin/password")
+    fill(driver, "new", NEW_PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+
+
 def live_text(driver) -> str:
-    return driver.find_element(By.ID, "live").text
+    """The page's live part as shown (read by script: the page may be navigating meanwhile)."""
+    return driver.execute_script("return document.getElementById('live')?.innerText || ''")
 
 
 def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browser):
-    url, email, password = console_site
+    url, email, password, admin = console_site
     viewport(browser, 1100, 900)
     agent_tab = browser.current_window_handle
     browser.get(f"{url}/admin/inbox")  # no session: the sign-in form
-    until(browser, lambda d: d.current_url.startswith(f"{url}/admin/login"))
-    fill(browser, "email", email)
-    fill(browser, "password", password)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    until(browser, lambda d: d.current_url == f"{url}/admin/password")
-    fill(browser, "new", NEW_PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    sign_in(browser, url, email, password)
     until(browser, lambda d: d.current_url == f"{url}/admin/inbox")
     until(browser, lambda d: d.execute_script("return document.body.dataset.live") == "on")
     assert "No conversation waits for a person." in live_text(browser)
@@ -105,3 +113,14 @@ def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browse
     browser.save_screenshot(str(IMAGES / "admin-conversation.png"))
     viewport(browser, 390, 844, mobile=True)
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+
+    viewport(browser, 1100, 1400)  # an admin signs in: the overview counts this conversation
+    browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    until(browser, lambda d: d.current_url.startswith(f"{url}/admin/login"))
+    sign_in(browser, url, *admin)
+    until(browser, lambda d: d.current_url == f"{url}/admin/overview")
+    cards = browser.find_element(By.ID, "cards").text
+    assert "1\nconversations" in cards and "100 %\nescalated to a person" in cards
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+    assert any((c.get_attribute("aria-label") or "").startswith("By channel: web:") for c in charts)
+    browser.save_screenshot(str(IMAGES / "admin-overview.png"))
