@@ -165,7 +165,8 @@ def _summary(settings: Settings, channels: Sequence[str]) -> str:
 def _unrouted_warning(runtime: Runtime) -> None:
     if not any(runtime.handoffs.routed(p) for p in runtime.profiles.by_key.values()):
         err.print("[yellow]warning:[/yellow] no profile hands conversations to an agents channel: \"Talk to a "
-                  "human\" will say no one is connected and give the profile's contact instead", soft_wrap=True)
+                  "human\" will say no one is connected and give the profile's contact instead (an operator "
+                  "account, `switchboard admin create`, sends them to the /admin inbox)", soft_wrap=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -182,10 +183,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   soft_wrap=True)
         runtime = _open(settings)
         channels = [build(runtime) for _, build in configured]
-        _unrouted_warning(runtime)
+        app = create_app(runtime, channels, answers=not args.no_answers)
+        _unrouted_warning(runtime)  # after the app: with an operator account, the /admin inbox takes handoffs
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         banner = f"Switchboard is running: {url}  ({', '.join(['web chat', *(c.name for c in channels)])})"
-        config = uvicorn.Config(create_app(runtime, channels, answers=not args.no_answers), host=host, port=port,
+        config = uvicorn.Config(app, host=host, port=port,
                                 log_level="info",
                                 access_log=False, log_config=None)  # uvicorn's records go to the root handler
         _server(config, lambda: err.print(banner, markup=False, highlight=False, soft_wrap=True)).run([sock])
