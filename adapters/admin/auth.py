@@ -11,6 +11,7 @@ sign-in form and an API route answers 401; an agent asking for an admin page get
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -65,7 +66,6 @@ async def read_form(request: Request) -> dict[str, str]:
     if len(body) > MAX_FORM:
         return {}
     if request.headers.get("content-type", "").startswith("application/json"):
-        import json
         try:
             data = json.loads(body or b"{}")
         except ValueError:
