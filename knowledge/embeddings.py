@@ -10,8 +10,8 @@ work that spinning cost about half the CPU (measured: 35.6 s against 22.6 s of C
 same 192 passages). So passages are embedded by `workers` threads, each running the engine
 single-threaded on its own batches (the engine releases the GIL and keeps no state between
 calls); a vector does not depend on its batch or thread (tests/knowledge/test_embeddings.py).
-A query runs on a worker too: for one short text the engine's OpenMP team only adds barriers
-(a 10-token query took 0.12 to 3.7 s with two OpenMP threads on the shared machine).
+A query, one short text on the answer path, keeps the engine's own parallelism in the
+caller's thread, as before (it never waits behind a sync's batches).
 """
 from __future__ import annotations
 
@@ -84,8 +84,7 @@ class E5Embedder:
         return np.vstack(out).astype(np.float32)
 
     def query(self, text: str) -> np.ndarray:
-        vector = self._executor().submit(self._model.query, text[: self.max_chars]).result()
-        return np.asarray(vector, dtype=np.float32)
+        return np.asarray(self._model.query(text[: self.max_chars]), dtype=np.float32)
 
     def close(self) -> None:
         """Stop the worker threads (they also end with the process)."""
