@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import json
 import random
@@ -120,9 +121,11 @@ async def replay(args, corpus: dict[str, dict], queries: list[dict], embedder, w
         if args.unchecked:  # every document looks unchanged to the cache: shows what the version check prevents
             cache.versions.current = lambda source, document_id: "unchecked"
         events = EventLog(connect(f"sqlite:///{work / 'events.db'}"))
+        profiles = load_profiles(DEFAULT_PROFILES)  # turns are given 120 s: a loaded machine is not the subject
+        profiles = dataclasses.replace(profiles, by_key={k: dataclasses.replace(p, turn_deadline=120)
+                                                         for k, p in profiles.by_key.items()})
         engine = Engine(memory=InMemoryMemory(), retriever=Retriever(index, embedder),
-                        answerer=CachedAnswerer(GenerativeAnswerer(model), cache),
-                        profiles=load_profiles(DEFAULT_PROFILES), events=events)
+                        answerer=CachedAnswerer(GenerativeAnswerer(model), cache), profiles=profiles, events=events)
         by_topic = defaultdict(list)
         for q in queries:
             by_topic[q["relevant"][0]].append(q)

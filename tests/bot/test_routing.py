@@ -46,6 +46,7 @@ def profiles_file(tmp_path, cheap, strong, extra: str = ""):
 [profiles.support]
 persona = "You are the support assistant."
 min_confidence = 0.5
+turn_deadline = 120  # a loaded machine may take more than 20 s over a first search: not what is tested here
 [profiles.support.models]
 cheap = {{ model = "mini", base_url = "{cheap.base_url}" }}
 strong = {{ model = "large", base_url = "{strong.base_url}" }}
