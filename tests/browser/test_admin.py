@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from adapters.app import create_app
+from bot.settings import DEFAULT_PROFILES
 from tests.adapters.test_web import open_runtime
 from tests.browser.test_web_chat import CHROMEDRIVER, CHROMIUM, ask, bubbles, browser, idle, until, viewport  # noqa: F401
 from tests.fakes.server import serve
@@ -34,7 +35,10 @@ def console_site(tmp_path_factory, sample_index_path, embedder):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("chromium and chromium-driver are not installed (scripts/install-test-services)")
     home = tmp_path_factory.mktemp("home")
-    runtime = open_runtime(home, sample_index_path, embedder)
+    # the default profiles, with room for a first answer on a machine busy with other tests
+    profiles = home / "profiles.toml"
+    profiles.write_text(DEFAULT_PROFILES.read_text().replace("turn_deadline = 20 ", "turn_deadline = 120 "))
+    runtime = open_runtime(home, sample_index_path, embedder, SWITCHBOARD_PROFILES=str(profiles))
     app = create_app(runtime)
     operators = app.state.console.operators
     email, password = "alice@example.com", operators.create("alice@example.com", "agent", "Alice")[1]
