@@ -127,8 +127,9 @@ class AnswerCache:
     """Lookup and keep answers (see the module docstring); counts outcomes in `ledger`."""
 
     def __init__(self, store: CacheStore, index: Versions, embed: Callable[[str], np.ndarray],
-                 similarity: float = SIMILARITY, ledger: Ledger | None = None):
+                 similarity: float = SIMILARITY, ledger: Ledger | None = None, writer: str = ""):
         self.store, self.embed, self.similarity = store, embed, similarity
+        self.writer = writer  # who writes the answers (models, endpoints): another writer, other entries
         self.versions = FingerprintView(index)
         self.ledger = ledger
 
@@ -196,9 +197,8 @@ class AnswerCache:
             self.ledger.count("cache", profile.key, outcome)
         return draft
 
-    @staticmethod
-    def _scope(language: str, profile: Profile) -> str:
-        settings = hashlib.sha256(repr(profile).encode()).hexdigest()[:12]
+    def _scope(self, language: str, profile: Profile) -> str:
+        settings = hashlib.sha256(f"{self.writer}\x1f{profile!r}".encode()).hexdigest()[:12]
         return f"{profile.key}:{settings}:{language}"
 
     def _key(self, question: str, language: str, profile: Profile) -> str:

@@ -51,8 +51,9 @@ def writers(settings: Settings, profiles: Profiles, index: Versions, embed: Call
         model = RoutedModel(default, endpoints, ledger)
     answerer: Answerer = GenerativeAnswerer(model)
     if settings.answer_cache.enabled is not False:
+        writer = repr((settings.chat_model, settings.openai_base_url, sorted(map(repr, plans))))
         answerer = CachedAnswerer(answerer, AnswerCache(cache_store(settings), index, embed,
-                                                        settings.answer_cache.similarity, ledger))
+                                                        settings.answer_cache.similarity, ledger, writer))
     return Writers(answerer, ToolLoop(model, settings.tool_steps))
 
 
