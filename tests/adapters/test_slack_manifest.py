@@ -38,6 +38,7 @@ def test_every_subscribed_event_and_command_reaches_a_listener(fake_slack, tmp_p
             if channel_type:
                 body["event"]["channel_type"] = channel_type
             assert ws.deliver(body).status_code == 200, name
+        ws.channel.deliveries.wait(len(subscribed))  # each finished (answered, ignored, duplicate…) before counting
         unsubscribed = event(text="hello")
         unsubscribed["event"] = {"type": "reaction_added", "user": "U1", "reaction": "eyes",
                                  "item": {"type": "message", "channel": "C1", "ts": "1.2"}, "event_ts": "1.3"}

@@ -206,7 +206,9 @@ async def test_groups_answer_when_addressed_and_topics_are_separate_conversation
     assert topic2 == ["What are your delivery times?", "and for Belgium?"]
     assert topic3 == ["How long do I have to return an item?"]
     answers = in_chat(fake, FORUM)
-    assert [a.get("message_thread_id") for a in answers] == [2, 3, 2] and "Belgium" in answers[2]["text"]
+    # topics are lanes of their own: in order within a topic, in any order between them
+    two = [a["text"] for a in answers if a.get("message_thread_id") == 2]
+    assert len(two) == 2 and "Belgium" in two[1] and [a.get("message_thread_id") for a in answers].count(3) == 1
     assert all(c.params["reply_parameters"]["message_id"] for c in fake.calls_to("sendMessage"))
 
 
