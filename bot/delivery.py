@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # ~2 minutes of retries, then a dead letter
 DRAIN = 8.0  # seconds a stopping process gives the answers in progress to finish
+DOOR_FIRST = 0.25  # seconds a worker lets a burst at the door go first before taking a job
 
 
 def retryable(error: BaseException) -> bool:
@@ -99,6 +100,9 @@ class Pipeline:
         self._counters: dict[str, Counter] = {}
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
+        self._door = 0  # deliveries being stored right now
+        self._quiet = asyncio.Event()  # set when none is
+        self._quiet.set()
 
     def add(self, handler: Handler, counter: Counter | None = None) -> None:
         self._handlers[handler.name] = handler
@@ -111,7 +115,14 @@ class Pipeline:
         duplicate (already queued, running or done). QueueUnavailable when it can't be
         stored: the channel then answers 5xx so that the platform delivers it again."""
         started = time.perf_counter()
-        added = await self.queue.put(job_id, channel, lane, payload)
+        self._door += 1
+        self._quiet.clear()
+        try:
+            added = await self.queue.put(job_id, channel, lane, payload)
+        finally:
+            self._door -= 1
+            if not self._door:
+                self._quiet.set()
         if not added:
             self._count(channel, "duplicate")
         if self.metrics is not None and hasattr(self.metrics, "observe_ack"):
@@ -150,7 +161,14 @@ class Pipeline:
                 log.exception("answer worker %d failed", number)
 
     async def step(self, wait: float = 1.0) -> bool:
-        """Take one job and process it; False when none was ready within `wait`."""
+        """Take one job and process it; False when none was ready within `wait`. While the
+        door of this process is storing deliveries (a burst), a new answer waits for it to be
+        quiet, up to DOOR_FIRST seconds: acknowledgements come first (the platform's 3 s)."""
+        if self._door:
+            try:
+                await asyncio.wait_for(self._quiet.wait(), DOOR_FIRST)
+            except asyncio.TimeoutError:
+                pass
         job = await self.queue.take(self.consumer, wait)
         if job is None:
             return False
