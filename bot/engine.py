@@ -464,9 +464,7 @@ class Engine:
         """The apology and a human offered, for a turn that raised (`reason` "error") or ran
         past its deadline ("deadline"); recorded as `turn_failed` (and `ai_failed`)."""
         language = self._language(message.text[:2000], message, Conversation(message.conversation), profile)
-        reply = Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
-                      language=language, answered=False,
-                      actions=(self._human_action(profile, language, HandoffReason.AI_ERROR),))
+        reply = self.apology(message, language, profile)
         await self.events.record("turn_failed", message.conversation, channel=message.channel, reply_id=reply.id,
                                  error=type(exc).__name__, detail=str(exc)[:300], reason=reason)
         if self.handoffs is not None:
@@ -502,7 +500,7 @@ class Engine:
             return await self.confirm(message, pressed.reply, value == "yes")
         if kind is ActionKind.RATING:
             rated = await self.rate(message, value)
-            return rated if rated is not None else await self.remembered(message, "")  # "expired"
+            return rated if rated is not None else await self._expired(message)
         if kind is ActionKind.SHARE and pressed.reply:
             return await self.remembered(message, pressed.reply)
         return None
@@ -511,15 +509,18 @@ class Engine:
         """An earlier reply of the conversation, as it was shown; or the "expired" notice."""
         conversation = await self.memory.load(message.conversation)
         data = next((t.reply for t in conversation.turns if t.reply and t.reply.get("id") == reply_id), None)
-        if data is not None:
-            return Reply.from_dict(data)
+        return Reply.from_dict(data) if data is not None else await self._expired(message, conversation)
+
+    async def _expired(self, message: Message, conversation: Conversation | None = None) -> Reply:
+        """The notice for a button whose reply or conversation is gone."""
+        conversation = conversation or await self.memory.load(message.conversation)
         profile = self.profiles.get(message.profile or conversation.profile)
         return self._notice(message, profile, "expired", conversation.language or profile.language)
 
-    def apology(self, message: Message, language: str = "") -> Reply:
-        """What a channel shows when it gave up on a message (its answer could not be made or
-        sent after every retry): the profile's apology, with a person offered."""
-        profile = self.profiles.get(message.profile)
+    def apology(self, message: Message, language: str = "", profile: Profile | None = None) -> Reply:
+        """The profile's apology, with a person offered: what a turn that failed answers, and
+        what a channel shows when it gave up on a message (not made or sent after every retry)."""
+        profile = profile or self.profiles.get(message.profile)
         language = language or message.user.locale.split("-")[0] or profile.language
         return Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text("error", language),
                      language=language, answered=False,

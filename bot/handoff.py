@@ -29,8 +29,7 @@ from sqlmodel import Session, func, select
 
 from bot.memory import Memory, remember
 from bot.profiles import Automation, Profile, Profiles
-from bot.errors import StoreUnavailable
-from bot.store import Escalation, Event, EventLog, OwnerChange, describe, unreachable
+from bot.store import Escalation, Event, EventLog, OwnerChange, reachable
 from bot.types import Action, ActionKind, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
 
 log = logging.getLogger(__name__)
@@ -107,12 +106,8 @@ class Handoffs:
         def work() -> Any:
             with Session(self.db, expire_on_commit=False) as session:
                 return fn(session)
-        try:
+        with reachable("handoffs database"):
             return await asyncio.to_thread(work)
-        except Exception as exc:
-            if unreachable(exc):
-                raise StoreUnavailable(f"handoffs database: {describe(exc)}") from exc
-            raise
 
     async def open_for(self, conversation: str) -> Escalation | None:
         """The conversation's open escalation (a human owns it or is coming), if any."""

@@ -415,9 +415,9 @@ class RedisQueue:
             except QueueUnavailable:
                 held["busy"] = False
                 raise
-            if head is None and await self._call(self.client.get(self.prefix + "id:" + held["id"])) is None:
-                pass  # Redis lost the lane (restarted without its data): the job held here is all there is
-            elif head is None or head.decode() != entry:
+            # Redis restarted without its data lost the lane: the job held here is all there is
+            lost = head is None and await self._call(self.client.get(self.prefix + "id:" + held["id"])) is None
+            if not lost and (head is None or head.decode() != entry):
                 held["busy"] = False
                 continue
             outbox = await self._call(self.client.hget(self.prefix + "outbox", entry))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from sqlalchemy import Column, Text, text
 from sqlalchemy import exc as sa_exc
@@ -121,6 +122,18 @@ def unreachable(error: BaseException) -> bool:
     return (isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
                                sa_exc.TimeoutError))
             or bool(getattr(error, "connection_invalidated", False)))
+
+
+@contextlib.contextmanager
+def reachable(what: str) -> Iterator[None]:
+    """Database work a turn can't do without: a database that can't be reached becomes
+    StoreUnavailable naming `what` (a queued turn is then retried); other errors pass."""
+    try:
+        yield
+    except Exception as exc:
+        if unreachable(exc):
+            raise StoreUnavailable(f"{what}: {describe(exc)}") from exc
+        raise
 
 
 class EventLog:
@@ -263,12 +276,8 @@ class EventLog:
             with Session(self.engine) as session:
                 return session.exec(select(Event).where(Event.conversation == conversation, Event.kind.in_(kinds))
                                     .order_by(Event.id.desc()).limit(1)).first()
-        try:
+        with reachable("events database"):
             return await asyncio.to_thread(read)
-        except Exception as exc:
-            if unreachable(exc):  # a turn needs it: a queued one is retried once the database is back
-                raise StoreUnavailable(f"events database: {describe(exc)}") from exc
-            raise
 
     def feedbacks(self, reply_id: str | None = None) -> list[Feedback]:
         with Session(self.engine) as session:
