@@ -20,10 +20,21 @@ def _fmt(value: float) -> str:
     return f"{value:g}" if isinstance(value, int) or value == int(value) else f"{value:.2f}"
 
 
+def _figure(title: str, body: h) -> h:
+    return tag("figure", join([tag("figcaption", title), body]))
+
+
+def _svg(title: str, pairs: Sequence[tuple[str, float]], height: float, shapes: list[str]) -> h:
+    """The chart as an SVG whose label reads out every value (for screen readers)."""
+    summary = "; ".join(f"{label}: {_fmt(value)}" for label, value in pairs)
+    return _figure(title, h(f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" '
+                            f'aria-label="{esc(title)}: {esc(summary)}">{"".join(shapes)}</svg>'))
+
+
 def bars(title: str, pairs: Sequence[tuple[str, float]], empty: str = "No data in this period.") -> h:
     """Horizontal bars, one per (label, value), longest first as given."""
     if not pairs or not any(value for _, value in pairs):
-        return tag("figure", join([tag("figcaption", title), tag("p", empty, class_="empty")]))
+        return _figure(title, tag("p", empty, class_="empty"))
     top, label_w = max(value for _, value in pairs) or 1, 110
     shapes = []
     for row, (label, value) in enumerate(pairs):
@@ -31,16 +42,13 @@ def bars(title: str, pairs: Sequence[tuple[str, float]], empty: str = "No data i
         shapes.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{esc(str(label)[:18])}</text>'
                       f'<rect class="bar{row % 6}" x="{label_w}" y="{y + 3}" width="{width:.1f}" height="{ROW - 6}"/>'
                       f'<text x="{label_w + width + 4:.1f}" y="{y + 15}">{esc(_fmt(value))}</text>')
-    summary = "; ".join(f"{label}: {_fmt(value)}" for label, value in pairs)
-    svg = (f'<svg class="chart" viewBox="0 0 {WIDTH} {len(pairs) * ROW}" role="img" '
-           f'aria-label="{esc(title)}: {esc(summary)}">{"".join(shapes)}</svg>')
-    return tag("figure", join([tag("figcaption", title), h(svg)]))
+    return _svg(title, pairs, len(pairs) * ROW, shapes)
 
 
 def columns(title: str, pairs: Sequence[tuple[str, float]], empty: str = "No data in this period.") -> h:
     """Vertical columns over an ordered axis; the first and last labels written under it."""
     if not pairs or not any(value for _, value in pairs):
-        return tag("figure", join([tag("figcaption", title), tag("p", empty, class_="empty")]))
+        return _figure(title, tag("p", empty, class_="empty"))
     top, gap = max(value for _, value in pairs) or 1, 2
     step = WIDTH / len(pairs)
     shapes = []
@@ -52,7 +60,4 @@ def columns(title: str, pairs: Sequence[tuple[str, float]], empty: str = "No dat
     shapes.append(f'<text x="0" y="{HEIGHT + 14}">{esc(pairs[0][0])}</text>'
                   f'<text x="{WIDTH}" y="{HEIGHT + 14}" text-anchor="end">{esc(pairs[-1][0])}</text>'
                   f'<text x="0" y="10">max {esc(_fmt(top))}</text>')
-    summary = "; ".join(f"{label}: {_fmt(value)}" for label, value in pairs)
-    svg = (f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT + 18}" role="img" '
-           f'aria-label="{esc(title)}: {esc(summary)}">{"".join(shapes)}</svg>')
-    return tag("figure", join([tag("figcaption", title), h(svg)]))
+    return _svg(title, pairs, HEIGHT + 18, shapes)
