@@ -18,7 +18,7 @@ from knowledge.index import Index
 from knowledge.ingest import Ingestor
 from knowledge.retrieval import Retriever
 from tests.fakes.jira_api import FakeJira
-from tests.fakes.openai_server import ScriptedOpenAI
+from tests.fakes.openai_server import running
 from tests.fakes.server import serve
 from tests.pgvector_service import pgvector_server
 from tests.services import postgres_server, redis_server
@@ -96,9 +96,7 @@ def memory():
 
 @pytest.fixture
 def openai_server():
-    scripted = ScriptedOpenAI()
-    with serve(scripted.app()) as url:
-        scripted.base_url = f"{url}/v1"
+    with running() as scripted:
         yield scripted
 
 

@@ -16,8 +16,7 @@ from bot.model import OpenAIChatModel
 from bot.profiles import load_profiles
 from bot.routing import Endpoint, RoutedModel
 from bot.types import Message, User
-from tests.fakes.openai_server import ScriptedOpenAI, Step, tokens
-from tests.fakes.server import serve
+from tests.fakes.openai_server import Step, running, tokens
 
 RETURNS = "How long do I have to return an item?"
 ANSWER = "You have 30 days from delivery to return an item [1]."
@@ -25,9 +24,7 @@ ANSWER = "You have 30 days from delivery to return an item [1]."
 
 @pytest.fixture
 def strong():
-    scripted = ScriptedOpenAI()
-    with serve(scripted.app()) as url:
-        scripted.base_url = f"{url}/v1"
+    with running() as scripted:
         yield scripted
 
 

@@ -33,17 +33,20 @@ missing `choices`, sent as it is to a streamed request too (a proxy's page, say)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.server import serve
 
 
 @dataclass
@@ -219,6 +222,15 @@ class ScriptedOpenAI:
 
 
 TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+@contextlib.contextmanager
+def running() -> Iterator[ScriptedOpenAI]:
+    """A scripted server on 127.0.0.1 for the block, its `base_url` set (…/v1)."""
+    scripted = ScriptedOpenAI()
+    with serve(scripted.app()) as url:
+        scripted.base_url = f"{url}/v1"
+        yield scripted
 
 
 def tokens(text: str) -> int:
