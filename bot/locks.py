@@ -3,7 +3,8 @@
 `SET key token NX PX ttl` takes it; a thread extends it while the sync runs (a sync can
 outlast any fixed TTL), and it is released only by its holder (redis-py's Lock checks the
 token in a Lua script). A worker that dies stops extending, so the lock frees itself
-within `ttl` and another worker takes over: the sync resumes from the source's cursor.
+within `ttl` (SYNC_LEASE, 30 s) and another worker takes over: the sync resumes from the
+source's cursor.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from typing import Iterator
 import redis
 from redis.exceptions import LockError
 
-from knowledge.sync import Lock
+from knowledge.sync import LEASE, Lock
 
 
-def redis_lock(url: str, ttl: float = 300.0, prefix: str = "sb:sync:") -> Lock:
+def redis_lock(url: str, ttl: float = LEASE, prefix: str = "sb:sync:") -> Lock:
     client = redis.Redis.from_url(url)
 
     @contextlib.contextmanager

@@ -26,6 +26,7 @@ from bot.engine import Engine
 from bot.errors import ConfigError, SwitchboardError
 from bot.handoff import Handoffs
 from bot.llm_setup import writers
+from bot.locks import redis_lock
 from bot.memory import Memory
 from bot.memory_redis import RedisMemory
 from bot.memory_sqlite import SqliteMemory
@@ -44,7 +45,7 @@ from knowledge.indexes import KnowledgeIndex, open_index
 from knowledge.ingest import Ingestor, Progress, Report
 from knowledge.language import detect
 from knowledge.retrieval import Retriever
-from knowledge.sync import Lock, Syncer
+from knowledge.sync import Lock, Syncer, lease_lock
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,12 @@ class Runtime:
         return runtime
 
     def syncer(self, lock: Lock | None = None) -> Syncer:
-        """Syncs the configured sources (knowledge/sync.py) with the credentials from settings."""
+        """Syncs the configured sources (knowledge/sync.py) with the credentials from settings;
+        one lock per source shared by every process: in Redis with REDIS_URL (bot/locks.py),
+        else a lease in the index, both of SYNC_LEASE seconds renewed while a sync runs."""
+        if lock is None:
+            ttl = float(self.settings.sync_lease)
+            lock = redis_lock(self.settings.redis_url, ttl) if self.settings.redis_url else lease_lock(self.index, ttl)
         return Syncer(self.index, self.embedder, self.settings.credentials, lock=lock)
 
     def ingest(self, path: str | Path, source: str, progress: Progress | None = None) -> Report:

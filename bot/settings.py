@@ -117,6 +117,7 @@ class Settings:
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     answer_workers: int = 4  # answer tasks per process taking jobs from the delivery queue
     queue_lease: int = 30  # seconds a taken job stays with its worker without a heartbeat
+    sync_lease: int = 30  # SYNC_LEASE: seconds a source's sync lock outlives a worker that stopped renewing it
     answer_cache: CacheSettings = field(default_factory=CacheSettings)  # ANSWER_CACHE_* (bot/cache.py)
 
     @property
@@ -150,6 +151,7 @@ class Settings:
             moderation=_moderation(env),
             answer_workers=_int(env, "ANSWER_WORKERS", cls.answer_workers),
             queue_lease=_int(env, "QUEUE_LEASE", cls.queue_lease),
+            sync_lease=max(1, _int(env, "SYNC_LEASE", cls.sync_lease)),
             answer_cache=CacheSettings.from_env(env),
         )
 

@@ -6,28 +6,34 @@ slim pass removing documents deleted upstream; daily by default). Sources added 
 removed while the worker runs are picked up within `refresh` seconds. A source never
 synced, or left `processing` by a crashed worker, is synced at once on start: the sync
 resumes from its cursor. With REDIS_URL set, a Redis lock per source keeps two workers
-(on any host) from syncing one source at the same time; the other skips that round.
+(on any host) from syncing one source at the same time (without it, a lease in the index).
+
+A worker that finds a source locked doesn't wait for its next round: it tries again every
+half lease (SYNC_LEASE, 30 s) while the source stays `processing`. While the holder lives
+that costs one refused lock; once it died, its lock expires within one lease and this
+worker resumes the sync where the holder stopped (documents it wrote are unchanged).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.locks import redis_lock
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge import sources
 from knowledge.sync import Busy, Syncer
 
 log = logging.getLogger(__name__)
+RESUME = "resume:"  # the one-off retry of a sync another worker held
 
 
-async def run_job(syncer: Syncer, name: str, job: str = "sync") -> None:
-    """One scheduled sync or prune. Failures are logged; the source's status says why."""
+async def run_job(syncer: Syncer, name: str, job: str = "sync", busy: Callable[[], object] | None = None) -> None:
+    """One scheduled sync or prune. Failures are logged; the source's status says why.
+    `busy` is called when another process holds the source's lock."""
     try:
         if job == "prune":
             removed = await asyncio.to_thread(syncer.prune, name)
@@ -38,8 +44,29 @@ async def run_job(syncer: Syncer, name: str, job: str = "sync") -> None:
                      report.removed, len(report.failures))
     except Busy:
         log.info("%s of %s skipped: another worker is on it", job, name)
+        if busy is not None:
+            busy()
     except Exception:
         log.exception("%s of %s failed (`switchboard sources` shows why)", job, name)
+
+
+def retry_busy(scheduler: AsyncIOScheduler, syncer: Syncer, name: str, after: float) -> Callable[[], None]:
+    """What a sync of `name` refused by another worker's lock does: try again in `after`
+    seconds if the source is still `processing` (its holder may have died mid-sync)."""
+    def later() -> None:
+        when = datetime.now(scheduler.timezone) + timedelta(seconds=after)
+        scheduler.add_job(resume, "date", run_date=when, args=(scheduler, syncer, name, after),
+                          id=f"{RESUME}{name}", replace_existing=True)
+    return later
+
+
+async def resume(scheduler: AsyncIOScheduler, syncer: Syncer, name: str, after: float) -> None:
+    """Sync `name` if it is still `processing` (or `new`: never finished): its holder is still
+    on it (refused again, so retried later) or died (its lock expired: this sync resumes from
+    where it stopped). Done or failed: the schedule takes it from there."""
+    info = await asyncio.to_thread(syncer.index.source, name)
+    if info is not None and info.status in ("new", "processing"):
+        await run_job(syncer, name, busy=retry_busy(scheduler, syncer, name, after))
 
 
 def plan(scheduler: AsyncIOScheduler, runtime: Runtime, syncer: Syncer, default_interval: int,
@@ -58,17 +85,18 @@ def plan(scheduler: AsyncIOScheduler, runtime: Runtime, syncer: Syncer, default_
             if existing is not None and existing.trigger.interval.total_seconds() == seconds:
                 continue
             first = {"next_run_time": now()} if job == "sync" and due and existing is None else {}
-            scheduler.add_job(run_job, "interval", seconds=seconds, args=(syncer, info.name, job), id=key,
+            retry = retry_busy(scheduler, syncer, info.name, runtime.settings.sync_lease / 2) if job == "sync" else None
+            scheduler.add_job(run_job, "interval", seconds=seconds, args=(syncer, info.name, job, retry), id=key,
                               replace_existing=True, max_instances=1, coalesce=True, **first)
     for job in scheduler.get_jobs():
-        if job.id not in wanted and job.id != "plan":
+        if job.id not in wanted and job.id != "plan" and not job.id.startswith(RESUME):
             job.remove()
 
 
 async def run_worker(settings: Settings, interval: int = 900, once: bool = False, refresh: int = 60) -> None:
     runtime = Runtime.open(settings)
     runtime.load_sample()
-    syncer = runtime.syncer(redis_lock(settings.redis_url) if settings.redis_url else None)
+    syncer = runtime.syncer()  # Redis lock with REDIS_URL, else the index's lease; SYNC_LEASE seconds
     try:
         if once:
             for info in runtime.index.sources():

@@ -136,13 +136,13 @@ class PgIndex:
 
     def lease(self, name: str, owner: str, ttl: float) -> bool:
         """Take (or extend) the right to sync `name` for `ttl` seconds: one conditional UPDATE,
-        atomic across every process and host sharing this database."""
-        now = time.time()
+        atomic across every process and host sharing this database. Times are the server's
+        clock, so hosts whose clocks disagree by more than a short lease still agree."""
         with self._lock:
             return self._conn.execute(
-                "UPDATE sources SET lease_owner = %s, lease_until = %s WHERE name = %s AND "
-                "(lease_owner IS NULL OR lease_owner = %s OR lease_until < %s)",
-                (owner, now + ttl, name, owner, now)).rowcount == 1
+                "UPDATE sources SET lease_owner = %s, lease_until = extract(epoch FROM clock_timestamp()) + %s "
+                "WHERE name = %s AND (lease_owner IS NULL OR lease_owner = %s OR "
+                "lease_until < extract(epoch FROM clock_timestamp()))", (owner, ttl, name, owner)).rowcount == 1
 
     def release(self, name: str, owner: str) -> None:
         with self._lock:

@@ -10,6 +10,15 @@ already written are unchanged and cost nothing.
 A `Lock` guards each source: the worker passes a Redis lock (bot/locks.py) so workers on
 several hosts agree; without Redis, a lease in the index does the same for processes
 sharing it (the SQLite file on one host, or PostgreSQL across hosts). A sync that finds its source locked raises `Busy` and changes nothing.
+
+Both are leases of `LEASE` seconds (SYNC_LEASE) renewed by a heartbeat every third of that
+while the sync runs, so a sync may last hours, and a holder that dies (killed, host lost)
+stops renewing: its lock is free again within one lease and another worker resumes the
+sync (bot/worker.py retries a busy source). Why not a PostgreSQL advisory lock, which the
+server frees when the holder's connection dies: with REDIS_URL the lock is in Redis, SQLite
+has none, it needs a connection held for the whole sync that a reconnect would silently
+drop, poolers in transaction mode break session locks, and a host that vanishes without
+closing its socket keeps it until TCP keepalive gives up (about two hours by default).
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ from knowledge.ingest import Ingestor, Progress, Report
 
 Lock = Callable[[str], ContextManager[bool]]  # enter: True if this process may sync the source now
 MARGIN = 120.0
+LEASE = 30.0  # seconds a sync lock outlives its holder's last heartbeat (SYNC_LEASE)
 
 
 class Busy(Exception):
@@ -36,7 +46,7 @@ class UnknownSource(LookupError):
     """Raised for a source name the index doesn't have."""
 
 
-def lease_lock(index: KnowledgeIndex, ttl: float = 300.0) -> Lock:
+def lease_lock(index: KnowledgeIndex, ttl: float = LEASE) -> Lock:
     """Locks held as leases in the index file, renewed while the sync runs."""
     @contextlib.contextmanager
     def hold(name: str) -> Iterator[bool]:
