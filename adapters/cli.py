@@ -35,6 +35,7 @@ from knowledge.evaluation import EvalDataError
 from knowledge.connectors.folder import FolderConnector
 from knowledge.documents import Document, Failure
 from knowledge.ingest import Report
+from knowledge.recheck import recheck
 
 console = Console(stderr=False, highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -110,7 +111,17 @@ def _open(settings: Settings, show_sample: bool = True, profile: str = "") -> Ru
         err.print("First start: indexing the bundled sample knowledge base…")
         with _progress_bar() as bar:
             runtime.load_sample(lambda name, path: _ingest_progress(bar, name, path))
+    if show_sample:
+        _recheck(runtime)
     return runtime
+
+
+def _recheck(runtime: Runtime) -> None:
+    """Folder sources cleaned under older sanitizer rules are cleaned again now (knowledge/recheck.py)."""
+    def announce(name: str, count: int) -> None:
+        err.print(f"Re-checking {count} document(s) of {name} for hidden content and planted instructions "
+                  "(the sanitizer's rules changed)…", markup=False, highlight=False, soft_wrap=True)
+    recheck(runtime.syncer(), announce)
 
 
 def _print_reply(reply: Reply, as_json: bool = False) -> None:

@@ -26,6 +26,7 @@ from knowledge.connectors.errors import ConnectorError
 from knowledge.documents import Document, Failure
 from knowledge.index import SourceInfo
 from knowledge.ingest import Report
+from knowledge.recheck import outdated
 from knowledge.sync import Busy, Syncer, UnknownSource
 
 console = Console(stderr=False, highlight=False)
@@ -113,6 +114,9 @@ def _table(runtime: Runtime) -> None:
     for s in runtime.index.sources():
         _failed(s)
     _quarantined(runtime.index.flagged())
+    for name, count in outdated(runtime.index).items():
+        console.print(f"{name}: {count} document(s) were cleaned under older sanitizer rules: the next sync "
+                      "cleans them again (a folder's, the next start)", markup=False, highlight=False)
 
 
 def _failed(source: SourceInfo, shown: int = 5) -> None:
@@ -210,7 +214,12 @@ def _sync(runtime: Runtime, names: list[str], full: bool) -> int:
         how = "complete" if report.full else "changes"
         console.print(f"{name} ({how}): {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
                       f"{report.removed} removed; {report.chunks_embedded} chunks embedded, "
-                      f"{report.chunks_reused} reused")
+                      f"{report.chunks_reused} reused" + (f"; {report.rechecked} re-checked under the sanitizer's "
+                                                           "new rules" if report.rechecked else ""))
+        if report.stripped:
+            console.print("hidden content and instructions removed: " + ", ".join(
+                f"{kind} {n}" for kind, n in sorted(report.stripped.items())) +
+                f" ({len(report.flagged)} document(s) flagged for review)", markup=False, highlight=False)
         for failure in report.failures:
             err.print(f"[yellow]skipped[/yellow] {failure.document_id}: {failure.error}")
     return status

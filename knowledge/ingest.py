@@ -15,13 +15,18 @@ error leaves the index as it was and puts the source in `failed` with the error'
 
 Every document passes through `sanitize.clean` before chunking, whatever its connector: hidden
 content and instructions to an AI never become knowledge, and a document where an instruction
-was found is indexed clean and put in quarantine for review (`Index.flagged`).
+was found is indexed clean and put in quarantine for review (`Index.flagged`). The index keeps
+which rules cleaned each document (its fingerprint ends in `@<sanitize.RULES>`, its metadata
+says `sanitized`: the rules and what was stripped), so when the rules change an unchanged
+document is not skipped but cleaned again (`Report.rechecked`); its vectors are reused when its
+clean text is the same. A poll only sees what changed upstream, so `update` runs a complete
+pass instead while any document of the source was cleaned under other rules (`outdated`).
 """
 from __future__ import annotations
 
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
@@ -70,12 +75,36 @@ class Report:
     chunks_reused: int = 0
     failures: list[Failure] = field(default_factory=list)
     full: bool = True  # a complete pass (False: only what changed)
+    rechecked: int = 0  # unchanged documents cleaned again because the sanitizer's rules changed
     stripped: Counter = field(default_factory=Counter)  # hidden content and instructions removed, per kind
     flagged: dict[str, tuple[sanitize.Flag, ...]] = field(default_factory=dict)  # put in quarantine: id -> why
 
     @property
     def seen(self) -> int:
         return self.added + self.updated + self.unchanged
+
+
+@dataclass(frozen=True)
+class Checked(Document):
+    """A document as the index stores it once cleaned: its fingerprint also names the rules that
+    cleaned it (`<content hash>@<rules>`), so a document cleaned under other rules, or never,
+    is not "unchanged" to a sanitizing ingest."""
+
+    rules: str = ""
+
+    def fingerprint(self) -> str:
+        content = super().fingerprint()
+        return f"{content}@{self.rules}" if self.rules else content
+
+
+def rules_of(fingerprint: str) -> str:
+    """The sanitizer rules a stored fingerprint says its document was cleaned with ("" for none)."""
+    return fingerprint.partition("@")[2]
+
+
+def outdated(index: KnowledgeIndex, source: str) -> int:
+    """How many of the source's documents were cleaned under other rules than today's, or never."""
+    return sum(rules_of(f) != sanitize.RULES for f in index.fingerprints(source).values())
 
 
 # Called as each document (or failure) arrives, before it is processed.
@@ -104,6 +133,8 @@ class Ingestor:
                checkpoint: str | None = None) -> Report:
         """Only what changed since `since` (epoch seconds): edits, additions, reported deletions.
         A connector with its own resume token (Drive's changes feed) gets `checkpoint` too."""
+        if self.outdated(connector.source):  # the poll would skip them: a complete pass cleans them again
+            return self.ingest(connector, progress)
         report = Report(connector.source, full=False)
         removed: list[str] = []
 
@@ -130,6 +161,14 @@ class Ingestor:
             self.mark_failed(connector.source, exc, report)
             raise
         self._succeeded(connector.source, report)
+
+    def outdated(self, source: str) -> int:
+        """How many of the source's documents were cleaned under other rules than today's (none
+        when this ingestor doesn't sanitize): the next pass over them cleans them again."""
+        return outdated(self.index, source) if self.sanitizing else 0
+
+    def _rules(self) -> str:
+        return sanitize.RULES if self.sanitizing else ""
 
     def prune(self, connector: Incremental) -> int:
         """Remove the documents the source no longer lists (ids only: no content is read)."""
@@ -160,28 +199,38 @@ class Ingestor:
                 report.failures.append(item)
                 continue
             seen.add(item.id)
-            if known.get(item.id) == item.fingerprint():
+            stored, checked = known.get(item.id), self._checked(item)
+            if stored == checked.fingerprint():
                 report.unchanged += 1
+                continue
+            if stored is not None and stored.partition("@")[0] == item.fingerprint():
+                report.rechecked += 1  # same content, other rules
             else:
-                report.added += item.id not in known
-                report.updated += item.id in known
-                pending.append((item, chunk_document(self._cleaned(item, report))))
+                report.added += stored is None
+                report.updated += stored is not None
+            pending.append(self._prepared(checked, report))
             if sum(len(c) for _, c in pending) >= BATCH_CHUNKS:
                 self._flush(pending, report)
         self._flush(pending, report)
         return seen
 
-    def _cleaned(self, document: Document, report: Report) -> Document:
-        """The document as knowledge (see knowledge/sanitize.py); its findings go in the report.
-        The original stays in `pending`: the index keeps its fingerprint, so an unchanged
-        document is still recognised next time."""
+    def _checked(self, document: Document) -> Checked:
+        return Checked(**{f.name: getattr(document, f.name) for f in fields(Document)}, rules=self._rules())
+
+    def _prepared(self, document: Checked, report: Report) -> tuple[Document, list[Chunk]]:
+        """What the index stores of `document`, and its chunks, cut from the document as knowledge
+        (see knowledge/sanitize.py); findings go in the report and what was stripped in its
+        metadata. The stored document keeps the original's fingerprint (with the rules), so an
+        unchanged document is still recognised next time."""
         if not self.sanitizing:
-            return document
+            return document, chunk_document(document)
         cleaned = sanitize.clean(document.text)
         report.stripped.update(cleaned.stripped)
         if cleaned.flags:
             report.flagged[document.id] = cleaned.flags
-        return replace(document, text=cleaned.text)
+        sanitized = {"rules": document.rules, "stripped": dict(sorted(cleaned.stripped.items()))}
+        return (replace(document, metadata={**document.metadata, "sanitized": sanitized}),
+                chunk_document(replace(document, text=cleaned.text)))
 
     def _flush(self, pending: list[tuple[Document, list[Chunk]]], report: Report) -> None:
         if not pending:

@@ -16,11 +16,16 @@ Then the visible text loses its instructions to an AI (knowledge/injection.py), 
 `instruction`. Hidden text that holds an instruction is a finding too: someone planted it.
 The document keeps its clean remainder, answerable as before; its findings (`Flag`s) put
 it in quarantine for a person to review (`Index.flagged`, shown by `switchboard sources`).
+
+`RULES` names this version of the rules (a hash of every pattern, weight and threshold, and
+`REVISION`): the index stores it with each document (knowledge/ingest.py), so a document
+cleaned under older rules is cleaned again at the next sync, not trusted forever.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import html
 import re
 from collections import Counter
@@ -41,6 +46,22 @@ DETAILS = re.compile(r"<details\b[^>]*>(.*?)</details\s*>", re.I | re.S)
 INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
 BASE64 = re.compile(r"(?<![\w+/=.:-])[A-Za-z0-9+/]{32,}={0,2}(?![\w+/=])")
 HIDDEN_KEPT = 20  # hidden texts looked at for instructions, per document
+REVISION = 1  # bump when `clean`'s code (not a pattern) changes what it strips: RULES follows
+
+
+def _rules() -> str:
+    """A short hash of everything that decides what `clean` removes: every pattern here and in
+    knowledge/injection.py, each rule's weight, the threshold and `REVISION`. Editing a rule
+    changes it by itself, so no one has to remember to bump a number."""
+    patterns = (HTML_COMMENT, MARKDOWN_COMMENT, TAG, HIDING, DETAILS, INVISIBLE, BASE64, injection.PSEUDO_TAG,
+                injection.ROLE_START, injection.SENTENCE, injection.TABLE_ROW)
+    parts = [str(REVISION), str(HIDDEN_KEPT), str(injection.THRESHOLD), ",".join(sorted(VOID)),
+             *(p.pattern for p in patterns),
+             *(f"{r.name}:{r.weight}:{r.opens}:" + "\x1e".join(p.pattern for p in r.patterns) for r in injection.RULES)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12]
+
+
+RULES = _rules()
 
 
 def hides(attrs: Iterable[tuple[str, str | None]]) -> bool:
