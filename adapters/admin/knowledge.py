@@ -149,17 +149,30 @@ class Knowledge:
         name, found = await self._qa(visit)
         if found is None:
             return visit.page("Not found", tag("p", "No such Q&A form."), status=404)
-        data = edited(yaml.safe_load(found.read_text(encoding="utf-8")), visit.form)
+        failure = await self.save(name, found, visit.form, visit.email, "qa_form_saved")
+        if failure:
+            return await self.qa_page(visit, f"Could not index: {failure}")
+        return RedirectResponse("/admin/knowledge?notice=saved", status_code=303)
+
+    async def save(self, name: str, found: Path, fields: dict[str, str], email: str, action: str,
+                   **audit: Any) -> str:
+        """Apply `fields` to the Q&A form `found` of source `name`, write it to the data folder
+        and index it; an audit entry `action` by `email`. The indexing error, or ""."""
+        data = edited(yaml.safe_load(found.read_text(encoding="utf-8")), fields)
         target = Path(self.runtime.settings.home) / "knowledge" / name / found.name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000), encoding="utf-8")
         started = time.monotonic()
         report = await asyncio.to_thread(self.runtime.ingest, target, name)
-        await self.operators.audit(visit.email, "qa_form_saved", name, answers=len(data["answers"]),
-                                   seconds=round(time.monotonic() - started, 2), failures=len(report.failures))
-        if report.failures:
-            return await self.qa_page(visit, f"Could not index: {report.failures[0].error}")
-        return RedirectResponse("/admin/knowledge?notice=saved", status_code=303)
+        await self.operators.audit(email, action, name, answers=len(data["answers"]),
+                                   seconds=round(time.monotonic() - started, 2), failures=len(report.failures),
+                                   **audit)
+        return str(report.failures[0].error) if report.failures else ""
+
+    async def forms(self) -> dict[str, Path]:
+        """The Q&A form file of every source that is one, by source."""
+        infos = await asyncio.to_thread(self.runtime.index.sources)
+        return {info.name: path for info in infos if (path := qa_path(info)) is not None}
 
     async def _qa(self, visit: Visit) -> tuple[str, Path | None]:
         name = visit.request.path_params["name"]
