@@ -1,5 +1,6 @@
-"""The `switchboard migrate` and `switchboard index copy` commands: the PostgreSQL index's
-schema, and moving an SQLite index into it (knowledge/index_pg_schema.py, knowledge/index_copy.py)."""
+"""The `switchboard migrate` and `switchboard index copy` commands: the event database's and
+the PostgreSQL index's schemas (bot/store_schema.py, knowledge/index_pg_schema.py), and moving
+an SQLite index into PostgreSQL (knowledge/index_copy.py)."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,10 @@ from typing import Any, Callable
 
 from rich.console import Console
 
+from bot import store_schema
 from bot.errors import ConfigError, SwitchboardError
 from bot.settings import Settings
+from bot.store import connect, describe
 from knowledge import index_pg_schema
 from knowledge.index import IndexOpenError
 from knowledge.indexes import is_postgres, open_index, sqlite_path
@@ -23,8 +26,29 @@ def _mask(url: str) -> str:
     return url
 
 
+def migrate_events(settings: Settings) -> None:
+    """Apply the event database's pending migrations (DATABASE_URL; every process also does on start)."""
+    try:
+        engine = connect(settings.database_url, migrate=False)
+        try:
+            done = store_schema.migrate(engine)
+        finally:
+            engine.dispose()
+    except ConfigError:
+        raise
+    except Exception as exc:  # unreachable, no right to alter
+        raise SwitchboardError(f"cannot migrate the event database at {_mask(settings.database_url)}: "
+                               f"{describe(exc)}") from exc
+    for version, name in done:
+        console.print(f"event database: applied {version}: {name}", markup=False, soft_wrap=True)
+    console.print(f"The event database at {_mask(settings.database_url)} is at version {store_schema.LATEST}"
+                  f"{'' if done else ', nothing to do'}.", markup=False, soft_wrap=True)
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    """Apply the PostgreSQL index's pending migrations (INDEX_URL, or --index-url)."""
+    """Apply the event database's pending migrations (DATABASE_URL), then the PostgreSQL
+    index's (INDEX_URL, or --index-url)."""
+    migrate_events(settings)
     url = args.index_url or settings.index_url
     schema = args.schema or settings.index_schema
     if not url:
@@ -74,7 +98,8 @@ def cmd_copy(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_parsers(sub: Any, run: Callable[[Callable[[argparse.Namespace, Settings], int]], Callable]) -> None:
     """The `migrate` and `index copy` sub-commands; `run` wraps a command with the settings."""
-    migrate = sub.add_parser("migrate", help="create or update the PostgreSQL knowledge index's tables (INDEX_URL)")
+    migrate = sub.add_parser("migrate", help="create or update the event database's tables (DATABASE_URL) and the "
+                                             "PostgreSQL knowledge index's (INDEX_URL)")
     migrate.add_argument("--index-url", default="", help="postgresql://… (default: $INDEX_URL)")
     migrate.add_argument("--schema", default="", help="the index's schema (default: $INDEX_SCHEMA or knowledge)")
     migrate.set_defaults(func=run(cmd_migrate))

@@ -1,6 +1,8 @@
 """The durable record: events (every answer, decline, failure, handoff request),
 feedback, escalations to humans and every change of who owns a conversation, in SQL
-through sqlmodel: an SQLite file by default, Postgres when DATABASE_URL says so.
+through sqlmodel: an SQLite file by default, Postgres when DATABASE_URL says so. Tables
+are made by `create_all`; changes to them, and the indexes the dashboard's queries use, are
+numbered migrations applied on connecting (bot/store_schema.py).
 
 Recording must never break a conversation: `EventLog.record` logs and swallows its own
 failures (the turn already has a reply for the user), while reads raise. While the
@@ -24,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, Session, SQLModel, create_engine, func, select
 
+from bot import store_schema
 from bot.errors import ConfigError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,10 @@ class Event(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     at: float = Field(index=True)
-    kind: str = Field(index=True)
+    kind: str  # the outcome; indexed with `at` (bot/store_schema.py), as are channel and profile
     conversation: str = Field(index=True)
     channel: str = ""
+    profile: str = ""  # the profile that handled it (also in `detail`, where older readers look)
     reply_id: str = Field(default="", index=True)
     detail: str = Field(default="{}", sa_column=Column(Text))
 
@@ -63,7 +67,7 @@ class Escalation(SQLModel, table=True):
     conversation: str = Field(index=True)
     channel: str  # the customer's channel: "telegram", "slack", "web", ...
     profile: str = ""
-    state: str = Field(index=True)  # queued | claimed | resolved | bot (handed back)
+    state: str  # queued | claimed | resolved | bot (handed back); indexed with created_at
     reason: str
     customer: str = ""  # display name
     language: str = "en"
@@ -92,8 +96,9 @@ class OwnerChange(SQLModel, table=True):
     why: str = ""
 
 
-def connect(database_url: str):
-    """A SQLAlchemy engine for `database_url`, tables created; bad URLs fail clearly."""
+def connect(database_url: str, migrate: bool = True):
+    """A SQLAlchemy engine for `database_url`, tables created and migrated (unless `migrate`
+    is False: `switchboard migrate` applies them itself, to report them); bad URLs fail clearly."""
     try:
         url = make_url(database_url)
     except Exception as exc:
@@ -106,6 +111,8 @@ def connect(database_url: str):
     connect_args = {"connect_timeout": CONNECT_SECONDS} if url.drivername.startswith("postgresql") else {}
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     SQLModel.metadata.create_all(engine)
+    if migrate:
+        store_schema.migrate(engine)
     return engine
 
 
@@ -172,7 +179,7 @@ class EventLog:
     async def record(self, kind: str, conversation: str, *, channel: str = "", reply_id: str = "",
                      **detail: Any) -> None:
         row = dict(at=time.time(), kind=kind, conversation=conversation, channel=channel, reply_id=reply_id,
-                   detail=json.dumps(detail, ensure_ascii=False, default=str))
+                   profile=str(detail.get("profile") or ""), detail=json.dumps(detail, ensure_ascii=False, default=str))
         try:
             await asyncio.to_thread(self._keep, row)
         except Exception:  # the user has their reply; losing the record must not cost it
