@@ -5,6 +5,11 @@
   download it at run time), EN/FR/ZH with a few DE/ES, in three categories plus frustrated
   complaints that must pass. The rules were tuned on the `dev` half only; `holdout` is the
   honest figure. Detection counts a case caught in its own category; flagged-at-all is shown too.
+- detection on a public labelled set: tests/fixtures/moderation/openai_moderation_sample.jsonl.gz,
+  622 samples of OpenAI's moderation evaluation set (MIT; its PROVENANCE.md says which), long
+  English web and forum texts labelled self-harm, violence, hate/threatening, harassment, hate
+  or nothing. Per label: flagged at all, and flagged in our category for it (SH: self_harm;
+  V, V2, H2: violence; HR, H: harassment); the all-negative samples give a false-positive rate.
 - false positives on ordinary support questions: tests/data/sample_questions.jsonl, the user
   turns of tests/data/conversations.jsonl, and ../shared/eval clinc_oos, stackfaq and cnil_fr
   queries. Goal: at most 1%.
@@ -19,6 +24,7 @@ The last line is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 import time
@@ -31,6 +37,9 @@ sys.path.insert(0, str(ROOT))
 from bot.moderation import LocalModerator  # noqa: E402
 
 CASES = ROOT / "tests" / "fixtures" / "moderation" / "cases.tsv"
+PUBLIC = ROOT / "tests" / "fixtures" / "moderation" / "openai_moderation_sample.jsonl.gz"
+LABELS = {"SH": "self_harm", "V": "violence", "V2": "violence", "H2": "violence", "HR": "harassment",
+          "H": "harassment"}  # OpenAI's labels -> the local category that should catch them
 SAMPLE = ROOT / "knowledge" / "sample"
 
 
@@ -91,6 +100,26 @@ def detection(moderator: LocalModerator, rows: list[dict]) -> dict:
     return found
 
 
+def public_set(moderator: LocalModerator) -> dict:
+    """Per label of the public sample: how many, flagged at all, flagged in our category; and
+    the negatives' false-positive rate."""
+    with gzip.open(PUBLIC, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    found: dict = {}
+    negatives = [r for r in rows if not any(r.get(k) == 1 for k in LABELS)]
+    for label, category in LABELS.items():
+        members = [r for r in rows if r.get(label) == 1]
+        verdicts = [moderator.verdict(r["prompt"]) for r in members]
+        found[label] = {"n": len(members), "flagged": sum(v.flagged for v in verdicts) / max(1, len(members)),
+                        "in_category": sum(v.category == category for v in verdicts) / max(1, len(members))}
+    positives = [r for r in rows if any(r.get(k) == 1 for k in LABELS)]
+    found["any_label"] = {"n": len(positives), "flagged": sum(moderator.verdict(r["prompt"]).flagged
+                                                              for r in positives) / max(1, len(positives))}
+    flagged = sum(moderator.verdict(r["prompt"]).flagged for r in negatives)
+    found["negatives"] = {"n": len(negatives), "flagged": flagged, "rate": flagged / max(1, len(negatives))}
+    return found
+
+
 def false_positives(moderator: LocalModerator, sets: dict[str, list[str]]) -> tuple[dict, list[tuple[str, str, str]]]:
     figures, flagged = {}, []
     total = hits = 0
@@ -115,7 +144,7 @@ def main() -> None:
     moderator = LocalModerator()
     rows = cases()
     started = time.perf_counter()
-    figures: dict = {"detection": detection(moderator, rows)}
+    figures: dict = {"detection": detection(moderator, rows), "public": public_set(moderator)}
     figures["support_fp"], wrong_questions = false_positives(moderator, support_questions(eval_dir))
     figures["answer_fp"], wrong_answers = false_positives(moderator, answer_texts(eval_dir))
     checked = len(rows) + figures["support_fp"]["all"]["n"] + figures["answer_fp"]["all"]["n"]
@@ -137,6 +166,13 @@ def report(figures: dict, wrong: list[tuple[str, str, str]]) -> None:
     for name, f in d.items():
         if name.count(":") == 1 and not name.endswith("complaints_flagged"):
             print(f"  {name:<22} {f['detected']:>6.1%} of {f['n']}")
+    p = figures["public"]
+    print(f"public set (OpenAI moderation eval, {p['any_label']['n']} labelled + {p['negatives']['n']} negatives): "
+          f"flagged {p['any_label']['flagged']:.1%} of labelled; false positives {p['negatives']['flagged']}/"
+          f"{p['negatives']['n']} ({p['negatives']['rate']:.1%})")
+    for label in LABELS:
+        print(f"  {label:<3} -> {LABELS[label]:<10} {p[label]['in_category']:>6.1%} in category, "
+              f"{p[label]['flagged']:>6.1%} flagged at all, of {p[label]['n']}")
     for kind in ("support_fp", "answer_fp"):
         print(f"{kind}: " + ", ".join(f"{k} {v['flagged']}/{v['n']} ({v['rate']:.2%})"
                                       for k, v in figures[kind].items()))
