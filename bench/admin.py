@@ -1,18 +1,20 @@
-"""The operator console's reads over many stored conversations (SQLite).
+"""The operator console's reads over many stored conversations (SQLite or PostgreSQL).
 
-Fills an SQLite event database with N web and Telegram conversations (a question
-answered or declined, some 👍, one in ten escalated, claimed and rated), then times, over
-the whole period, what the Overview page and /admin/api/metrics compute
-(bot/overview.py `figures`), what the Conversations list reads
-(adapters/admin/conversations.py `_rows`) and what the Inbox lists (the open
-escalations). Each is run `--runs` times; p50 and p95 in milliseconds. Last line: one
-JSON object.
+Fills an event database with N web and Telegram conversations (a question answered or
+declined, some 👍, one in ten escalated, claimed and rated), then times, over the whole
+period, what the Overview page and /admin/api/metrics compute (bot/overview.py
+`figures`), what the Conversations list reads (bot/conversation_list.py `listing`: the
+first page, newest first, and the same filtered by a question's words) and what the
+Inbox lists (the open escalations). Each is run `--runs` times; p50 and p95 in
+milliseconds. Last line: one JSON object. `--postgres` starts a throwaway PostgreSQL
+(tests/services.py) instead of the SQLite file.
 
-    python bench/admin.py [--conversations 20000] [--runs 5]
+    python bench/admin.py [--conversations 20000] [--runs 5] [--postgres]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session, select  # noqa: E402
 
-from adapters.admin.conversations import _rows  # noqa: E402
+from bot.conversation_list import listing  # noqa: E402
 from bot.handoff import OPEN  # noqa: E402
 from bot.overview import figures  # noqa: E402
 from bot.store import Escalation, Event, Feedback, connect  # noqa: E402
@@ -41,7 +43,8 @@ def fill(db, conversations: int, now: float) -> None:
         kind = "answered" if rng.random() < 0.8 else "declined"
         detail = json.dumps({"profile": "support", "confidence": round(rng.random(), 2),
                              "question": f"question number {n} about delivery"})
-        events.append(Event(at=at, kind=kind, conversation=key, channel=channel, reply_id=f"r_{n}", detail=detail))
+        events.append(Event(at=at, kind=kind, conversation=key, channel=channel, profile="support",
+                            reply_id=f"r_{n}", detail=detail))
         if rng.random() < 0.3:
             feedback.append(Feedback(at=at + 5, conversation=key, reply_id=f"r_{n}", value=rng.choice(("up", "down"))))
         if n % 10 == 0:
@@ -68,26 +71,37 @@ def timed(work, runs: int) -> dict[str, float]:
                                                                                   int(0.95 * len(took)))], 1)}
 
 
+def measure(db, conversations: int, runs: int, now: float) -> dict:
+    began = time.perf_counter()
+    fill(db, conversations, now)
+    print(f"stored {conversations} conversations in {time.perf_counter() - began:.1f} s")
+
+    def inbox() -> None:
+        with Session(db) as session:
+            list(session.exec(select(Escalation).where(Escalation.state.in_(OPEN))))
+    month = (now - 31 * 86400, now + 1)
+    return {"conversations": conversations, "database": db.dialect.name,
+            "overview_30_days": timed(lambda: figures(db, *month), runs),
+            "overview_7_days": timed(lambda: figures(db, now - 7 * 86400, now + 1), runs),
+            "conversations_list_30_days": timed(lambda: listing(db, *month, {}), runs),
+            "conversations_search_30_days": timed(lambda: listing(db, *month, {"q": "number 4242 "}), runs),
+            "inbox_list": timed(inbox, runs)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL instead of SQLite")
     args = parser.parse_args()
     now = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = connect(f"sqlite:///{Path(tmp) / 'events.db'}")
-        began = time.perf_counter()
-        fill(db, args.conversations, now)
-        print(f"stored {args.conversations} conversations in {time.perf_counter() - began:.1f} s")
-
-        def inbox() -> None:
-            with Session(db) as session:
-                list(session.exec(select(Escalation).where(Escalation.state.in_(OPEN))))
-        result = {"conversations": args.conversations,
-                  "overview_30_days": timed(lambda: figures(db, now - 31 * 86400, now + 1), args.runs),
-                  "overview_7_days": timed(lambda: figures(db, now - 7 * 86400, now + 1), args.runs),
-                  "conversations_list_30_days": timed(lambda: _rows(db, now - 31 * 86400, now + 1), args.runs),
-                  "inbox_list": timed(inbox, args.runs)}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if args.postgres:
+            from tests.services import postgres_server
+            url = stack.enter_context(postgres_server())
+        else:
+            url = f"sqlite:///{Path(tmp) / 'events.db'}"
+        result = measure(connect(url), args.conversations, args.runs, now)
         for name, value in result.items():
             print(f"{name}: {value}")
         print(json.dumps(result))

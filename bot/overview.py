@@ -10,15 +10,17 @@ conversation. A period is [start, end) in epoch seconds.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import case, exists
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, func, select
 
+from bot.event_sql import Detail
 from bot.store import Escalation, Event, Feedback
 
 # a customer's message the bot handled, by outcome (relayed ones went to a person, smalltalk is chatter)
@@ -116,66 +118,93 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def figures(db: Any, start: float, end: float) -> Figures:
-    """The figures of events in [start, end) (blocking: call it off the event loop)."""
-    result = Figures(start=start, end=end)
+    """The figures of events in [start, end) (blocking: call it off the event loop).
+
+    Aggregated by the database (bot/event_sql.py), the same on SQLite and PostgreSQL: a few
+    GROUP BY queries over the period's index range, no row parsed in Python."""
+    result, sql = Figures(start=start, end=end), Detail(db)
+    period = (Event.at >= start, Event.at < end)
+    turns = (*period, Event.kind.in_(TURNS))
+    # grouped by labels: PostgreSQL binds each copy of an expression's parameters apart
+    profile, day = sql.profile().label("profile"), sql.day().label("day")
+    bins = case((Event.kind.in_(("answered", "declined")), sql.whole(sql.number("confidence") * BINS))).label("bin")
     with Session(db) as session:
-        rows = session.exec(select(Event.kind, Event.conversation, Event.channel, Event.at, Event.detail).where(
-            Event.at >= start, Event.at < end, Event.kind.in_((*TURNS, *HANDOFF_KINDS)))).all()
-        feedback = session.exec(select(Feedback.value).where(Feedback.at >= start, Feedback.at < end)).all()
-        waits = session.exec(select(Escalation.claimed_at - Escalation.created_at).where(
-            Escalation.created_at >= start, Escalation.created_at < end, Escalation.claimed_at > 0)).all()
-    _count(result, rows)
-    votes = Counter(feedback)
-    result.thumbs_up, result.thumbs_down = votes.get("up", 0), votes.get("down", 0)
-    result.first_response_p50 = percentile([float(w) for w in waits], 50)
-    result.first_response_p90 = percentile([float(w) for w in waits], 90)
+        _turns(result, session.exec(select(
+            Event.kind, Event.channel, profile, day, bins, func.count(),
+            func.sum(sql.whole(sql.number("tokens_in"))), func.sum(sql.whole(sql.number("tokens_out"))),
+            func.sum(sql.number("cost"))).where(*turns).group_by(Event.kind, Event.channel, profile, day, bins))
+            .all())
+        result.conversations = session.exec(select(func.count(func.distinct(Event.conversation)))
+                                            .where(*turns)).one()
+        _handoffs(result, session, sql, start, end)
+        votes = dict(session.exec(select(Feedback.value, func.count()).where(
+            Feedback.at >= start, Feedback.at < end).group_by(Feedback.value)).all())
+        result.thumbs_up, result.thumbs_down = votes.get("up", 0), votes.get("down", 0)
+        result.first_response_p50 = _waited(session, start, end, 50)
+        result.first_response_p90 = _waited(session, start, end, 90)
     return result
 
 
-def _count(result: Figures, rows: list[Any]) -> None:
-    channels, profiles, days, outcomes, reasons, ratings = (Counter() for _ in range(6))
-    conversations: set[str] = set()
-    escalated: set[str] = set()
-    for kind, conversation, channel, at, raw in rows:
-        detail = json.loads(raw or "{}")
-        if kind == "escalated":
-            result.escalations += 1
-            escalated.add(conversation)
-            reasons[str(detail.get("reason", "unknown"))] += 1
-        elif kind == "rated" and str(detail.get("rating", "")) in {"1", "2", "3", "4", "5"}:
-            ratings[str(detail["rating"])] += 1
-        elif kind == "resolution_confirmed":
-            result.resolved_confirmed += 1
-        elif kind == "resolution_assumed":
-            result.resolved_assumed += 1
-        elif kind == "reopened":
-            result.reopened += 1
-        if kind not in TURNS:
-            continue
-        conversations.add(conversation)
-        result.turns += 1
-        channels[channel or "unknown"] += 1
-        profiles[str(detail.get("profile") or "unknown")] += 1
-        days[_day(at)] += 1
-        outcomes[kind] += 1
-        if kind in QUESTIONS:
-            result.questions += 1
-        if kind in FAILURES:
-            result.failed += 1
-        result.tokens_in += _number(detail.get("tokens_in"))
-        result.tokens_out += _number(detail.get("tokens_out"))
-        result.cost += float(_number(detail.get("cost"), float))
-        if kind in ("answered", "declined") and isinstance(detail.get("confidence"), (int, float)):
-            result.confidence[min(BINS - 1, max(0, int(float(detail["confidence"]) * BINS)))] += 1
+def _turns(result: Figures, groups: list[Any]) -> None:
+    channels, profiles, days, outcomes = (Counter() for _ in range(4))
+    for kind, channel, profile, day, bin_, count, tokens_in, tokens_out, cost in groups:
+        if bin_ is not None:  # answers and declines with a confidence
+            result.confidence[min(BINS - 1, max(0, int(bin_)))] += count
+        result.turns += count
+        channels[channel or "unknown"] += count
+        profiles[str(profile or "unknown")] += count
+        days[_day(int(day) * DAY)] += count
+        outcomes[kind] += count
+        result.questions += count if kind in QUESTIONS else 0
+        result.failed += count if kind in FAILURES else 0
+        result.tokens_in += int(tokens_in or 0)
+        result.tokens_out += int(tokens_out or 0)
+        result.cost += float(cost or 0.0)
     result.answered, result.declined = outcomes.get("answered", 0), outcomes.get("declined", 0)
-    result.conversations, result.escalated_conversations = len(conversations), len(escalated & conversations)
-    result.by_channel, result.by_profile = dict(channels.most_common()), dict(profiles.most_common())
-    result.by_day, result.outcomes = dict(sorted(days.items())), dict(outcomes.most_common())
-    result.escalation_reasons, result.ratings = dict(reasons.most_common()), dict(sorted(ratings.items()))
+    result.by_channel, result.by_profile = _ranked(channels), _ranked(profiles)
+    result.by_day, result.outcomes = dict(sorted(days.items())), _ranked(outcomes)
 
 
-def _number(value: Any, kind: type = int) -> Any:
-    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else kind(0)
+def _handoffs(result: Figures, session: Session, sql: Detail, start: float, end: float) -> None:
+    period = (Event.at >= start, Event.at < end)
+    kinds = dict(session.exec(select(Event.kind, func.count()).where(*period, Event.kind.in_(HANDOFF_KINDS))
+                              .group_by(Event.kind)).all())
+    result.escalations = kinds.get("escalated", 0)
+    result.resolved_confirmed, result.resolved_assumed = (kinds.get("resolution_confirmed", 0),
+                                                          kinds.get("resolution_assumed", 0))
+    result.reopened = kinds.get("reopened", 0)
+    reason = func.coalesce(sql.value("reason"), "unknown").label("reason")
+    reasons = Counter({str(k): n for k, n in session.exec(select(reason, func.count()).where(
+        *period, Event.kind == "escalated").group_by(reason)).all()})
+    rating = sql.value("rating").label("rating")
+    ratings = Counter()
+    for value, count in session.exec(select(rating, func.count()).where(*period, Event.kind == "rated")
+                                     .group_by(rating)).all():
+        if str(value) in {"1", "2", "3", "4", "5"}:
+            ratings[str(value)] += count
+    result.escalation_reasons, result.ratings = _ranked(reasons), dict(sorted(ratings.items()))
+    turn = aliased(Event)  # escalated conversations with a turn in the period: looked up by conversation
+    result.escalated_conversations = session.exec(select(func.count(func.distinct(Event.conversation))).where(
+        *period, Event.kind == "escalated", exists().where(
+            turn.conversation == Event.conversation, turn.at >= start, turn.at < end,
+            turn.kind.in_(TURNS)))).one()
+
+
+def _waited(session: Session, start: float, end: float, p: float) -> float | None:
+    """The p-th percentile (nearest rank) of the waits for an agent, picked by the database."""
+    wait = Escalation.claimed_at - Escalation.created_at
+    claimed = (Escalation.created_at >= start, Escalation.created_at < end, Escalation.claimed_at > 0)
+    count = session.exec(select(func.count()).select_from(Escalation).where(*claimed)).one()
+    if not count:
+        return None
+    found = session.exec(select(wait).where(*claimed).order_by(wait)
+                         .offset(max(0, math.ceil(p / 100 * count) - 1)).limit(1)).one()
+    return float(found)
+
+
+def _ranked(counter: Counter) -> dict[str, int]:
+    """Most frequent first; equal counts by name (the order does not depend on the database's)."""
+    return dict(sorted(counter.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _day(at: float) -> str:

@@ -3,7 +3,8 @@ profile, outcome, rating and words of the customer's questions, and one conversa
 full record.
 
 The list comes from the turn events (one per customer message, with its outcome, the
-profile, the confidence and the question as stored: personal data masked); a
+profile, the confidence and the question as stored: personal data masked), filtered and
+paged by the database (bot/conversation_list.py), newest first; a
 conversation's page shows the transcript the memory still holds (answers with their
 sources, confidence and the customer's 👍/👎), every turn event, and the escalations with
 their history of owners and ratings.
@@ -13,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from sqlmodel import Session, select
 from starlette.responses import Response
@@ -24,55 +24,13 @@ from adapters.admin.auth import Visit
 from adapters.admin.html import esc, h, join, table, tag, when
 from adapters.admin.inbox import history_html, transcript
 from adapters.admin.overview import BadPeriod, period
-from bot.overview import TURNS
+from bot.conversation_list import FILTERS, PAGE, Listing, listing
 from bot.store import Escalation, Event, Feedback, OwnerChange
 
-LIMIT = 200  # conversations listed at most (the newest)
-FILTERS = ("channel", "profile", "outcome", "rating", "q")
 
 
-@dataclass
-class Row:
-    """One conversation in the list."""
-
-    key: str
-    channel: str = ""
-    profile: str = ""
-    first: float = 0.0
-    last: float = 0.0
-    turns: int = 0
-    outcomes: set[str] = field(default_factory=set)
-    questions: list[str] = field(default_factory=list)
-    ratings: list[int] = field(default_factory=list)
-
-
-def _rows(db: Any, start: float, end: float) -> dict[str, Row]:
-    """The period's conversations, newest last message first (blocking)."""
-    with Session(db) as session:
-        events = session.exec(select(Event.conversation, Event.kind, Event.channel, Event.at, Event.detail).where(
-            Event.at >= start, Event.at < end, Event.kind.in_((*TURNS, "escalated", "rated")))).all()
-    rows: dict[str, Row] = {}
-    for conversation, kind, channel, at, raw in events:
-        detail = json.loads(raw or "{}")
-        row = rows.setdefault(conversation, Row(conversation, channel=channel, first=at))
-        row.last = max(row.last, at)
-        if kind == "rated" and isinstance(detail.get("rating"), int):
-            row.ratings.append(detail["rating"])
-            continue
-        row.outcomes.add(kind)
-        if kind in TURNS:
-            row.turns += 1
-            row.profile = row.profile or str(detail.get("profile") or "")
-            if detail.get("question"):
-                row.questions.append(str(detail["question"]))
-    return dict(sorted(rows.items(), key=lambda item: -item[1].last))
-
-
-def _keep(row: Row, wanted: dict[str, str]) -> bool:
-    checks = {"channel": lambda v: row.channel == v, "profile": lambda v: row.profile == v,
-              "outcome": lambda v: v in row.outcomes, "rating": lambda v: v.isdigit() and int(v) in row.ratings,
-              "q": lambda v: any(v.lower() in question.lower() for question in row.questions)}
-    return all(checks[name](value) for name, value in wanted.items() if value)
+def _page_number(value: str) -> int:
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 class Conversations:
@@ -88,32 +46,42 @@ class Conversations:
         except BadPeriod as exc:
             return visit.page("Conversations", tag("p", str(exc), class_="error", role="alert"), status=400,
                               current="conversations")
-        rows = await asyncio.to_thread(_rows, self.db, start, end)
-        wanted = {name: params.get(name, "").strip() for name in FILTERS}
-        kept = [row for row in rows.values() if _keep(row, wanted)][:LIMIT]
+        wanted, number = {name: params.get(name, "").strip() for name in FILTERS}, _page_number(params.get("page", ""))
+        found = await asyncio.to_thread(listing, self.db, start, end, wanted, number)
         listed = [(tag("a", row.questions[0][:80] if row.questions else row.key,
                        href=f"/admin/conversations/{quote(row.key, safe='')}"),
                    row.channel, row.profile, ", ".join(sorted(k.replace("_", " ") for k in row.outcomes)),
-                   " ".join(f"{r}★" for r in row.ratings), row.turns, when(row.last)) for row in kept]
-        body = join([self._filters(rows, wanted, start, end),
-                     tag("p", f"{len(kept)} of {len(rows)} conversations", id="count"),
+                   " ".join(f"{r}★" for r in row.ratings), row.turns, when(row.last)) for row in found.rows]
+        first = (number - 1) * PAGE
+        shown = f"{first + 1}–{first + len(found.rows)} of " if found.rows and found.matched > PAGE else ""
+        body = join([self._filters(found, wanted, start, end),
+                     tag("p", f"{shown}{found.matched} of {found.total} conversations", id="count"),
                      table(("First question", "Channel", "Profile", "Outcomes", "Rating", "Messages", "Last"),
-                           listed, "No conversation matches.")])
+                           listed, "No conversation matches."),
+                     self._pages(params, number, found.matched)])
         return visit.page("Conversations", body, current="conversations")
 
-    def _filters(self, rows: dict[str, Row], wanted: dict[str, str], start: float, end: float) -> h:
-        def choice(name: str, label: str, values: set[str]) -> h:
+    def _pages(self, params: Any, number: int, matched: int) -> h:
+        """Links to the newer and older pages, keeping the filters and period."""
+        def link(label: str, to: int, rel: str) -> h:
+            query = urlencode({**{k: v for k, v in params.items() if k != "page"}, "page": to})
+            return tag("a", label, href=f"/admin/conversations?{query}", rel=rel)
+        links = ([link("← Newer", number - 1, "prev")] if number > 1 else []) + \
+            ([link("Older →", number + 1, "next")] if number * PAGE < matched else [])
+        return tag("nav", join(links), class_="pages", aria_label="Pages") if links else h("")
+
+    def _filters(self, found: Listing, wanted: dict[str, str], start: float, end: float) -> h:
+        def choice(name: str, label: str, values: list[str]) -> h:
             options = [tag("option", "any", value="")] + [
                 tag("option", value.replace("_", " "), value=value, selected=wanted[name] == value)
-                for value in sorted(values)]
+                for value in values]
             return tag("div", join([tag("label", label, for_=name), tag("select", join(options), id=name,
                                                                            name=name)]))
-        found = rows.values()
         fields = [
-            choice("channel", "Channel", {r.channel for r in found}),
-            choice("profile", "Profile", {r.profile for r in found if r.profile}),
-            choice("outcome", "Outcome", {k for r in found for k in r.outcomes}),
-            choice("rating", "Rating", {"1", "2", "3", "4", "5"}),
+            choice("channel", "Channel", found.channels),
+            choice("profile", "Profile", found.profiles),
+            choice("outcome", "Outcome", found.outcomes),
+            choice("rating", "Rating", ["1", "2", "3", "4", "5"]),
             h(f'<div><label for="q">Question contains</label><input id="q" name="q" value="{esc(wanted["q"])}">'
               f'</div><div><label for="from">From</label><input id="from" name="from" type="date" '
               f'value="{time.strftime("%Y-%m-%d", time.gmtime(start))}"></div><div><label for="to">To (included)'

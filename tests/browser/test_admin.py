@@ -7,8 +7,10 @@ An agent signs in with the one-time password and chooses their own; a web chat v
 in the agent's inbox without a reload (server-sent events); the agent claims it and
 replies; the visitor's page shows the reply without a reload; the visitor answers and
 the agent's page shows it without a reload. An admin then signs in and the overview
-counts the conversation. The inbox, conversation and overview screenshots go to
-docs/images/ (docs/admin.md shows them).
+counts the conversation. Another admin adds a declined question's answer from the
+Knowledge gaps page and the visitor's next question is answered from it. The inbox,
+conversation, overview and knowledge gaps screenshots go to docs/images/ (docs/admin.md
+shows them).
 """
 from __future__ import annotations
 
@@ -43,8 +45,9 @@ def console_site(tmp_path_factory, sample_index_path, embedder):
     operators = app.state.console.operators
     email, password = "alice@example.com", operators.create("alice@example.com", "agent", "Alice")[1]
     admin = ("lea@example.com", operators.create("lea@example.com", "admin", "Léa")[1])
+    editor = ("sam@example.com", operators.create("sam@example.com", "admin", "Sam")[1])
     with serve(app) as url:
-        yield url, email, password, admin
+        yield url, email, password, admin, editor
 
 
 def fill(driver, field: str, text: str) -> None:
@@ -70,7 +73,7 @@ def live_text(driver) -> str:
 
 
 def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browser):
-    url, email, password, admin = console_site
+    url, email, password, admin, _ = console_site
     viewport(browser, 1100, 900)
     agent_tab = browser.current_window_handle
     browser.get(f"{url}/admin/inbox")  # no session: the sign-in form
@@ -128,3 +131,35 @@ def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browse
     charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")
     assert any((c.get_attribute("aria-label") or "").startswith("By channel: web:") for c in charts)
     browser.save_screenshot(str(IMAGES / "admin-overview.png"))
+
+
+def test_an_admin_adds_a_gaps_answer_and_the_next_question_is_answered_from_it(console_site, browser):
+    url, _, _, _, editor = console_site
+    viewport(browser, 1100, 1000)
+    browser.get(url)
+    until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
+    assert "couldn't find" in ask(browser, "Do you have a loyalty program?")["text"]
+    customer_tab = browser.current_window_handle
+
+    browser.switch_to.new_window("tab")
+    viewport(browser, 1100, 900)
+    browser.get(f"{url}/admin/gaps")
+    sign_in(browser, url, *editor)
+    until(browser, lambda d: d.current_url == f"{url}/admin/overview")
+    browser.get(f"{url}/admin/gaps")
+    gap = until(browser, lambda d: [s for s in d.find_elements(By.CSS_SELECTOR, "section.gap")
+                                    if "Do you have a loyalty program?" in s.text])[0]
+    assert "1 open" in gap.text and "declined" in gap.text
+    field = gap.find_element(By.CSS_SELECTOR, "textarea[name=answer]")
+    field.send_keys("Yes: you earn 1 point per euro, and 100 points make a 5 euro voucher.")
+    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    browser.save_screenshot(str(IMAGES / "admin-gaps.png"))
+    gap.find_element(By.CSS_SELECTOR, "form.suggestion button").click()
+    until(browser, lambda d: d.current_url.endswith("/admin/gaps?notice=approved"))
+    assert "Added to the Q&A form" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+
+    browser.switch_to.window(customer_tab)
+    assert "100 points make a 5 euro voucher" in ask(browser, "Do you have a loyalty program?")["text"]
+    browser.switch_to.new_window("tab")
+    browser.get(f"{url}/admin/gaps")
+    assert "No unanswered question in this period." in browser.find_element(By.ID, "summary").text
