@@ -69,3 +69,15 @@ def test_a_reply_may_link_its_profile_s_domains_its_sources_and_its_contact_page
     assert policy.allows("https://help.example/contact") and not policy.allows("https://help.example/other")
     bare = dataclasses.replace(load_profiles(path).get(), allowed_domains=(), contact={})
     assert not policy_for(bare).allows("https://www.shop.example/")
+
+
+# What a model steered by a poisoned page might write, grounded enough to pass the answer
+# check: a link and an image to evil.example, a bare URL, and a link to the cited source.
+# The channel tests (test_slack.py, test_telegram.py, test_teams.py) send it through the real
+# SDKs to their fake platform servers and check what arrived.
+PLANTED_ANSWER = ("Go to My account > My orders, open the order and click Return an item, or use the "
+                  "[returns form](https://evil.example/returns) ![returns form](https://evil.example/form.png) with "
+                  "your order number and email address, see www.evil.example/help or the "
+                  "[returns page](https://help.maison-lumiere.example/en/returns) [1].")
+PLANTED_QUESTION = "How do I return an item?"
+CITED = "https://help.maison-lumiere.example/en/returns"

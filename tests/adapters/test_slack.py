@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from adapters.slack import SlackChannel, SlackSettings
 from bot.store import Event, Feedback
 from tests.adapters.slack_workspace import BOT, TEAM, event, new_ts, open_runtime, payload, sign, workspace
+from tests.adapters.test_links import CITED, PLANTED_ANSWER, PLANTED_QUESTION
 from tests.fakes.openai_server import Step
 
 QUESTION = "How long do I have to return an item?"
@@ -316,3 +317,18 @@ async def test_socket_mode_receives_events_over_the_websocket_and_acks_them(fake
     assert outcomes == {"answered": 1} and acks[0].args["envelope_id"] == envelope["envelope_id"]
     [answer] = [c.args for c in fake_slack.calls_to("chat.postMessage")]
     assert answer["thread_ts"] == question["event"]["ts"] and "30 days" in sections(answer)
+
+
+def test_a_planted_link_or_image_in_an_answer_never_opens_in_slack(llm_ws, fake_slack):
+    ws, llm = llm_ws
+    llm.steps.append(Step(text=PLANTED_ANSWER))
+    ws.deliver(event(text=f"<@{BOT}> {PLANTED_QUESTION}"))
+    assert ws.channel.deliveries.wait(1)["answered"] == 1
+    sent = [c.args for c in fake_slack.calls_to("chat.postMessage") + fake_slack.calls_to("chat.update")]
+    everything = json.dumps(sent)
+    assert "https://evil.example" not in everything and "evil.example" not in everything.replace("evil[.]example", "")
+    assert not any(b["type"] == "image" for s in sent for b in s.get("blocks", []))
+    final = sections(sent[-1])
+    assert "returns form (https[:]//evil[.]example/returns)" in final and "www[.]evil[.]example/help" in final
+    assert f"<{CITED}|returns page>" in final  # the cited source still opens
+    assert all(s.get("unfurl_links") is not True and s.get("unfurl_media") is not True for s in sent)

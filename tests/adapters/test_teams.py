@@ -19,6 +19,7 @@ from bot.store import Event, Feedback
 from tests.adapters.teams_tenant import (BOT, CHAT, PLAIN, SUPPORT, cards, new_id, settings_for, tenant, text,
                                          buttons)
 from tests.adapters.teams_tenant import fake_teams  # noqa: F401 (fixture)
+from tests.adapters.test_links import CITED, PLANTED_ANSWER, PLANTED_QUESTION
 from tests.fakes.openai_server import Step
 from tests.fakes.server import free_port
 
@@ -426,3 +427,17 @@ def test_a_question_asked_while_the_database_is_down_is_answered_once_it_is_back
         assert t.channel.deliveries.wait(1, timeout=60) == {"answered": 1}
         [answer] = t.answers()
         assert "30 days" in text(cards(answer)[0])
+
+
+def test_a_planted_link_or_image_in_an_answer_never_opens_in_teams(llm_t):
+    t, llm = llm_t
+    llm.steps.append(Step(text=PLANTED_ANSWER))
+    t.say(PLANTED_QUESTION)
+    assert t.channel.deliveries.wait(1) == {"answered": 1}
+    sent = [c.activity for c in t.fake.calls]
+    everything = json.dumps(sent)
+    assert "https://evil.example" not in everything and '"Image"' not in everything
+    [card] = cards(t.answers()[-1])
+    shown = text(card)
+    assert "returns form (https[:]//evil[.]example/returns)" in shown and "www[.]evil[.]example/help" in shown
+    assert f"[returns page]({CITED})" in shown  # the cited source still opens

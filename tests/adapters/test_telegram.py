@@ -29,6 +29,7 @@ from bot.errors import ConfigError
 from bot.queue import RedisQueue
 from bot.runtime import Runtime
 from bot.types import Reply
+from tests.adapters.test_links import CITED, PLANTED_ANSWER, PLANTED_QUESTION
 from tests.adapters.test_web import open_runtime
 from tests.fakes.openai_server import Step
 from tests.fakes.server import free_port, serve
@@ -513,3 +514,22 @@ async def test_a_token_telegram_rejects_stops_start_up_with_a_clear_error(tmp_pa
                 await run()
     finally:
         await runtime.close()
+
+
+async def test_a_planted_link_or_image_in_an_answer_never_opens_in_telegram(web, fake, openai_server):
+    openai_server.steps.append(Step(text=PLANTED_ANSWER))
+    async with web(OPENAI_BASE_URL=openai_server.base_url, OPENAI_API_KEY="x") as (url, *_):
+        assert await deliver(url, private(PLANTED_QUESTION)) == 200
+        await sent(fake, 1)
+    calls = json.dumps([c.params for c in fake.calls if c.method in ("sendMessage", "editMessageText")])
+    assert "https://evil.example" not in calls and 'href="https://evil' not in calls
+    assert not [c for c in fake.calls if c.method in ("sendPhoto", "sendMediaGroup", "sendDocument")]
+    [message] = in_chat(fake, PRIVATE)
+    assert "returns form (https[:]//evil[.]example/returns)" in message["text"]
+    assert "www[.]evil[.]example/help" in message["text"]
+    links = {message["text"][e["offset"]:e["offset"] + e["length"]]: e["url"] for e in message["entities"]
+             if e["type"] == "text_link"}
+    assert links.get("returns page") == CITED and set(links.values()) == {CITED}  # the cited source still opens
+    # Telegram shows a preview of the first link unless told not to; only an allowed link could be one
+    previews = [c.params.get("link_preview_options") or {} for c in fake.calls if c.method == "sendMessage"]
+    assert all("evil" not in json.dumps(p) for p in previews)
