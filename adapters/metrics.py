@@ -4,8 +4,9 @@ One `Metrics` per web app, over a registry of its own (not prometheus_client's g
 one: tests build many apps in one process). Two kinds of series:
 
 - read at each scrape, each dependency apart and within its own timeout: events by kind
-  from the event database, deliveries by channel and outcome, the index's chunk count,
-  the delivery queue's depth and oldest job. A dependency that is down only loses its own
+  from the event database, the console's overview figures of the last 24 hours
+  (adapters/overview_metrics.py), deliveries by channel and outcome, the index's chunk
+  count, the delivery queue's depth and oldest job. A dependency that is down only loses its own
   series, and `switchboard_dependency_up{dependency=...}` says which one (1 or 0);
 - kept by the engine's parts in the runtime's `Ledger` (bot/accounting.py): LLM tokens and
   estimated cost by profile, channel and model, fallbacks, answer cache outcomes, routes;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterator, Protocol, Sequence, TypeVar
 
@@ -24,7 +26,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from adapters.deliveries import Deliveries
+from adapters.overview_metrics import WINDOW, overview_families
 from bot.accounting import Ledger
+from bot.overview import Figures, figures
 from bot.queue import Queue
 from bot.store import EventLog, describe
 from knowledge.index import Index
@@ -49,6 +53,7 @@ class _Readings:
     """What the last scrape read from the dependencies; None where one didn't answer."""
 
     events: dict[str, int] | None = None
+    overview: Figures | None = None
     chunks: int | None = None
     queue: tuple[int, float] | None = None
     up: tuple[tuple[str, bool], ...] = ()
@@ -95,15 +100,17 @@ class Metrics:
     # -- read at each scrape -----------------------------------------------------------------
     async def render(self) -> bytes:
         """The Prometheus text: read the dependencies (each bounded), then every series."""
-        events, chunks, queue = await asyncio.gather(
+        now = time.time()
+        events, overview, chunks, queue = await asyncio.gather(
             self._read("database", lambda: asyncio.to_thread(self.events.counts)),
+            self._read("overview", lambda: asyncio.to_thread(figures, self.events.engine, now - WINDOW, now)),
             self._read("index", lambda: asyncio.to_thread(lambda: self.index.stats()["chunks"])),
             self._read("queue", self.queue.stats) if self.queue is not None else _nothing())
         up = [("database", events is not None), ("index", chunks is not None)]
         if self.queue is not None:
             up.append(("queue", queue is not None))
             self._queue = (queue.depth, queue.oldest) if queue is not None else None
-        self._readings = _Readings(events, chunks, self._queue, tuple(up))
+        self._readings = _Readings(events, overview, chunks, self._queue, tuple(up))
         return await asyncio.to_thread(generate_latest, self.registry)
 
     async def _read(self, dependency: str, read: Callable[[], Awaitable[T]]) -> T | None:
@@ -123,6 +130,8 @@ class Metrics:
             for kind, n in sorted(readings.events.items()):
                 events.add_metric([kind], n)
             yield events
+        if readings.overview is not None:
+            yield from overview_families(readings.overview)
         yield self._deliveries()
         if readings.chunks is not None:
             yield GaugeMetricFamily("switchboard_index_chunks", "Chunks in the knowledge index", value=readings.chunks)

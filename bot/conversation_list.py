@@ -1,8 +1,8 @@
 """The conversations of a period, filtered and paged by the database (the console's
 Conversations list, adapters/admin/conversations.py).
 
-One GROUP BY over the period's turn, escalation and rating events gives each matching
-conversation's last activity, newest first, a page at a time; filters are subqueries
+The period's turn, escalation and rating events are read newest first (the index on
+`at`), a batch at a time, until a page of conversations was seen; filters are subqueries
 (a conversation matches when one of its events in the period does: channel, profile,
 outcome, a rating, words of a question). Only the page's conversations are then read
 event by event for their questions, outcomes and ratings. Works on SQLite and
@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, func, select
 
 from bot.event_sql import Detail
@@ -23,6 +24,7 @@ from bot.store import Event
 KINDS = (*TURNS, "escalated", "rated")
 OUTCOMES = (*TURNS, "escalated")
 PAGE = 50  # conversations per page
+BATCH = 1000  # events read at a time, newest first, to find a page's conversations
 FILTERS = ("channel", "profile", "outcome", "rating", "q")
 
 
@@ -76,22 +78,20 @@ def _matching(sql: Detail, period: tuple[Any, ...], wanted: dict[str, str]) -> l
     return conditions
 
 
-def listing(db: Any, start: float, end: float, wanted: dict[str, str], page: int = 1, size: int = PAGE) -> Listing:
+def listing(db: Any, start: float, end: float, wanted: dict[str, str], page: int = 1, size: int = PAGE,
+            batch: int = BATCH) -> Listing:
     """Page `page` (from 1) of the conversations of [start, end) matching `wanted`, the
     newest last event first (blocking)."""
     sql = Detail(db)
     period = (Event.at >= start, Event.at < end)
     events = (*period, Event.kind.in_(KINDS))
     matching = _matching(sql, period, wanted)
-    last = func.max(Event.at).label("last")
     with Session(db) as session:
-        keys = [key for key, _ in session.exec(
-            select(Event.conversation, last).where(*events, *matching).group_by(Event.conversation)
-            .order_by(last.desc(), Event.conversation).offset(max(0, page - 1) * size).limit(size)).all()]
+        keys = _newest(session, (*events, *matching), max(0, page - 1) * size, size, batch)
         count = func.count(func.distinct(Event.conversation))
         matched = session.exec(select(count).where(*events, *matching)).one()
         total = session.exec(select(count).where(*events)).one() if matching else matched
-        rows = _rows(session, events, keys)
+        rows = _rows(session, start, end, keys)
         profile = sql.profile().label("profile")
         channels = session.exec(select(Event.channel).where(*events).distinct()).all()
         profiles = session.exec(select(profile).where(*period, Event.kind.in_(TURNS)).distinct()).all()
@@ -100,12 +100,34 @@ def listing(db: Any, start: float, end: float, wanted: dict[str, str], page: int
                    sorted(outcomes))
 
 
-def _rows(session: Session, events: tuple[Any, ...], keys: list[str]) -> dict[str, Row]:
-    """The page's conversations, read event by event."""
+def _newest(session: Session, conditions: tuple[Any, ...], skip: int, size: int, batch: int) -> list[str]:
+    """The conversations of the events matching `conditions`, by their newest event, from
+    the `skip`-th on: the events are read newest first, a batch at a time, until enough
+    conversations were seen (page 1 reads a few hundred events, not the whole period)."""
+    seen: dict[str, None] = {}
+    after: tuple[float, int] | None = None
+    while len(seen) < skip + size:
+        query = select(Event.conversation, Event.at, Event.id).where(*conditions)
+        if after is not None:
+            query = query.where(or_(Event.at < after[0], and_(Event.at == after[0], Event.id < after[1])))
+        found = session.exec(query.order_by(Event.at.desc(), Event.id.desc()).limit(batch)).all()
+        for conversation, at, id_ in found:
+            seen.setdefault(conversation, None)
+            after = (at, id_)
+        if len(found) < batch:
+            break
+    return list(seen)[skip:skip + size]
+
+
+def _rows(session: Session, start: float, end: float, keys: list[str]) -> dict[str, Row]:
+    """The page's conversations, read event by event (by conversation: the period is checked
+    here, so the database looks them up by the conversation's index)."""
     rows: dict[str, Row] = {}
     for conversation, kind, channel, at, profile, raw in session.exec(
             select(Event.conversation, Event.kind, Event.channel, Event.at, Event.profile, Event.detail)
-            .where(*events, Event.conversation.in_(keys)).order_by(Event.id)).all():
+            .where(Event.conversation.in_(keys)).order_by(Event.id)).all():
+        if not (start <= at < end and kind in KINDS):
+            continue
         detail = json.loads(raw or "{}")
         row = rows.setdefault(conversation, Row(conversation, channel=channel, first=at))
         row.first, row.last = min(row.first, at), max(row.last, at)

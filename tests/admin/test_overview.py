@@ -1,6 +1,7 @@
 """The overview's figures: exact counts from events written through the real EventLog on
 SQLite, and the page and /admin/api/metrics moving after scripted web chat conversations
-(an answer, a 👍, a decline, a handoff an agent claims and resolves, a rating)."""
+(an answer, a 👍, a decline, a handoff an agent claims and resolves, a rating), and the
+same figures on /metrics."""
 from __future__ import annotations
 
 import asyncio
@@ -96,3 +97,12 @@ def test_the_overview_moves_after_scripted_conversations(console):
     assert admin.http.get("/admin/api/metrics?from=2000-01-01&to=2000-01-02").json()["conversations"] == 0
     assert admin.http.get("/admin/api/metrics?from=junk").status_code == 400
     assert agent.http.get("/admin/api/metrics").status_code == 403
+    scraped = httpx.get(f"{console.url}/metrics", timeout=60).text  # the same figures for Prometheus (24 hours)
+    day = admin.http.get(f"/admin/api/metrics?from={time.time() - 86400}&to={time.time()}").json()
+    for line in ("switchboard_overview_conversations 2.0", "switchboard_overview_escalations 1.0",
+                 "switchboard_overview_csat 4.0", 'switchboard_overview_ratings{rating="4"} 1.0',
+                 f'switchboard_overview_turns_by_channel{{channel="web"}} {float(day["turns"])}',
+                 'switchboard_overview_escalations_by_reason{reason="customer_request"} 1.0',
+                 f'switchboard_overview_rate{{rate="deflection"}} {day["deflection_rate"]}',
+                 f'switchboard_overview_first_response_seconds{{quantile="0.5"}} {day["first_response_p50"]}'):
+        assert line in scraped, line
