@@ -1,5 +1,5 @@
 """The operator console at /admin: sign in, the inbox, and (for admins) the overview,
-conversations, knowledge, knowledge gaps and audit pages, in the web process (docs/admin.md).
+conversations, knowledge, knowledge gaps, profiles and audit pages, in the web process (docs/admin.md).
 
 `AdminConsole(runtime)` builds the parts over the runtime's event database and handoff
 service, registers the console's desk ("admin") and, once an operator account exists,
@@ -24,6 +24,7 @@ from adapters.admin.html import table, tag, when
 from adapters.admin.inbox import Inbox
 from adapters.admin.knowledge import Knowledge
 from adapters.admin.overview import Overview
+from adapters.admin.profiles import ProfilesPage
 from bot.gaps import Gaps
 from bot.operators import Operators
 
@@ -42,6 +43,7 @@ class AdminConsole:
         self.overview = Overview(runtime.events.engine)
         self.conversations = Conversations(runtime.events.engine, runtime.engine, self.operators)
         self.knowledge = Knowledge(runtime, self.operators)
+        self.profiles = ProfilesPage(runtime, lambda: self.handoffs.fallback_desk)
         self.gaps = GapsPage(Gaps(runtime.events.engine, runtime.memory, runtime.embedder), self.knowledge)
         self._staffed(self.operators.any())
 
@@ -93,6 +95,7 @@ class AdminConsole:
             Route("/admin/knowledge/{name}/qa", guard(self.knowledge.qa_save, role="admin"), methods=["POST"]),
             Route("/admin/gaps", guard(self.gaps.page, role="admin")),
             Route("/admin/gaps/approve", guard(self.gaps.approve, role="admin"), methods=["POST"]),
+            Route("/admin/profiles", guard(self.profiles.page, role="admin")),
             Route("/admin/audit", guard(self.audit, role="admin")),
             Route("/admin/api/{rest:path}", guard(self.missing, api=True), methods=["GET", "POST"]),
             Route("/admin/{rest:path}", guard(self.missing), methods=["GET", "POST"]),

@@ -18,7 +18,8 @@ from adapters.web import CSP
 HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store", "Referrer-Policy": "same-origin",
            "X-Content-Type-Options": "nosniff"}
 NAV = (("overview", "Overview", "admin"), ("inbox", "Inbox", "agent"), ("conversations", "Conversations", "agent"),
-       ("knowledge", "Knowledge", "admin"), ("gaps", "Knowledge gaps", "admin"), ("audit", "Audit", "admin"))
+       ("knowledge", "Knowledge", "admin"), ("gaps", "Knowledge gaps", "admin"),
+       ("profiles", "Profiles", "admin"), ("audit", "Audit", "admin"))
 
 
 class h(str):
