@@ -13,12 +13,14 @@ to `POST /api/chat` ({"conversation": <uuid hex>, "text": …}, SSE), each in a 
 conversation, from `--clients` concurrent clients, alternating between the web processes as a
 round-robin load balancer would; a few questions per web process warm it first (not timed).
 Figures: answers/s over the run's wall time, and the time to the `reply` event, p50/p95.
+The layouts alternate for `--rounds` rounds (one, two, one, two…), so a change in the
+machine's load hits both; answers/s is the median of the rounds, latencies pool them.
 
 Everything, the load generator included, shares this machine's cores: on 2 cores two web
 processes compete with each other and the generator, so the ratio says what a second
 process adds here, not on two hosts. Last line: one JSON object.
 
-    python bench/scale_out.py [--questions 80] [--clients 8]
+    python bench/scale_out.py [--questions 120] [--clients 8] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,18 +112,22 @@ async def load(bases: list[str], texts: list[str], clients: int) -> tuple[list[A
         return answers, time.perf_counter() - began
 
 
-def figures(answers: list[Answer], seconds: float) -> dict:
+def figures(runs: list[tuple[list[Answer], float]]) -> dict:
+    """The rounds of one layout: median answers/s, pooled reply latencies."""
+    answers = [a for batch, _ in runs for a in batch]
     replies = [a.reply_ms for a in answers]
+    rates = [round(len(batch) / seconds, 2) for batch, seconds in runs]
     return {"questions": len(answers), "answered": sum(a.answered for a in answers),
-            "errors": sum(a.error for a in answers), "seconds": round(seconds, 1),
-            "answers_per_s": round(len(answers) / seconds, 2),
+            "errors": sum(a.error for a in answers), "answers_per_s_rounds": rates,
+            "answers_per_s": round(statistics.median(rates), 2),
             "reply_ms": {"p50": percentile(replies, 50), "p95": percentile(replies, 95)}}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--questions", type=int, default=80)
+    parser.add_argument("--questions", type=int, default=120)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     texts = spread(read_queries(QUESTIONS), args.questions)
     result: dict = {"questions": args.questions, "clients": args.clients, "cores": os.cpu_count()}
@@ -129,12 +136,14 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(folder)
         result["seed"] = seed(tmp, pg, redis)
         print(f"index filled: {result['seed']['chunks']} chunks in {result['seed']['seconds']} s", flush=True)
-        for webs, workers in ((1, 1), (2, 2)):
-            with layout(tmp, pg, redis, webs, workers) as bases:
-                answers, seconds = asyncio.run(load(bases, texts, args.clients))
-            result[f"{webs}web_{workers}worker"] = figures(answers, seconds)
-            print(f"{webs} web + {workers} worker: {json.dumps(result[f'{webs}web_{workers}worker'])}", flush=True)
-    one, two = result["1web_1worker"], result["2web_2worker"]
+        runs: dict[int, list[tuple[list[Answer], float]]] = {1: [], 2: []}
+        for round_ in range(args.rounds):
+            for n in (1, 2):
+                with layout(tmp, pg, redis, webs=n, workers=n) as bases:
+                    runs[n].append(asyncio.run(load(bases, texts, args.clients)))
+                batch, seconds = runs[n][-1]
+                print(f"round {round_ + 1}, {n} web + {n} worker: {len(batch) / seconds:.2f} answers/s", flush=True)
+    one, two = result["1web_1worker"], result["2web_2worker"] = figures(runs[1]), figures(runs[2])
     result["speedup"] = round(two["answers_per_s"] / one["answers_per_s"], 2)
     print(f"\n{'layout':<22}{'answers/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'answered':>10}")
     for name, row in (("1 web + 1 worker", one), ("2 web + 2 workers", two)):
