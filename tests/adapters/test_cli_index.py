@@ -66,9 +66,13 @@ def test_a_schema_behind_stops_the_start_until_migrate(pgvector_url, tmp_path):
         index_pg_schema.drop(pgvector_url, schema)
 
 
-def test_migrate_on_sqlite_has_nothing_to_do(tmp_path):
-    result = run("migrate", env={"SWITCHBOARD_HOME": str(tmp_path), "INDEX_URL": None})
+def test_migrate_on_sqlite_has_nothing_to_do_for_the_index_and_migrates_the_events(tmp_path):
+    env = {"SWITCHBOARD_HOME": str(tmp_path), "INDEX_URL": None, "DATABASE_URL": None}
+    result = run("migrate", env=env)
     assert result.returncode == 0 and "needs no migration" in result.stdout
+    assert "event database: applied 1: events, feedback and handoffs indexed" in result.stdout, result.stdout
+    again = run("migrate", env=env)
+    assert "is at version 1, nothing to do" in again.stdout and "applied" not in again.stdout, again.stdout
 
 
 @pytest.fixture
