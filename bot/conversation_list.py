@@ -88,14 +88,16 @@ def listing(db: Any, start: float, end: float, wanted: dict[str, str], page: int
     matching = _matching(sql, period, wanted)
     with Session(db) as session:
         keys = _newest(session, (*events, *matching), max(0, page - 1) * size, size, batch)
-        count = func.count(func.distinct(Event.conversation))
-        matched = session.exec(select(count).where(*events, *matching)).one()
-        total = session.exec(select(count).where(*events)).one() if matching else matched
         rows = _rows(session, start, end, keys)
+        scan = sql.scans(session, start, end)  # the whole period is read here: maybe the table (SQLite)
+        everything = sql.within(start, end, KINDS, scan)
+        count = func.count(func.distinct(Event.conversation))
+        matched = session.exec(select(count).where(*everything, *matching)).one()
+        total = session.exec(select(count).where(*everything)).one() if matching else matched
         profile = sql.profile().label("profile")
-        channels = session.exec(select(Event.channel).where(*events).distinct()).all()
-        profiles = session.exec(select(profile).where(*period, Event.kind.in_(TURNS)).distinct()).all()
-        outcomes = session.exec(select(Event.kind).where(*period, Event.kind.in_(OUTCOMES)).distinct()).all()
+        channels = session.exec(select(Event.channel).where(*everything).distinct()).all()
+        profiles = session.exec(select(profile).where(*sql.within(start, end, TURNS, scan)).distinct()).all()
+        outcomes = session.exec(select(Event.kind).where(*sql.within(start, end, OUTCOMES, scan)).distinct()).all()
     return Listing([rows[key] for key in keys], matched, total, sorted(channels), sorted(p for p in profiles if p),
                    sorted(outcomes))
 

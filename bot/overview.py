@@ -121,14 +121,13 @@ def figures(db: Any, start: float, end: float) -> Figures:
     """The figures of events in [start, end) (blocking: call it off the event loop).
 
     Aggregated by the database (bot/event_sql.py), the same on SQLite and PostgreSQL: a few
-    GROUP BY queries over the period's index range, no row parsed in Python."""
+    GROUP BY queries over the period, no row parsed in Python."""
     result, sql = Figures(start=start, end=end), Detail(db)
-    period = (Event.at >= start, Event.at < end)
-    turns = (*period, Event.kind.in_(TURNS))
     # grouped by labels: PostgreSQL binds each copy of an expression's parameters apart
     profile, day = sql.profile().label("profile"), sql.day().label("day")
     bins = case((Event.kind.in_(("answered", "declined")), sql.whole(sql.number("confidence") * BINS))).label("bin")
     with Session(db) as session:
+        turns = sql.within(start, end, TURNS, sql.scans(session, start, end))
         _turns(result, session.exec(select(
             Event.kind, Event.channel, profile, day, bins, func.count(),
             func.sum(sql.whole(sql.number("tokens_in"))), func.sum(sql.whole(sql.number("tokens_out"))),

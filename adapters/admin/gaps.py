@@ -29,6 +29,10 @@ NOTICES = {"approved": "Added to the Q&A form and indexed: the next questions of
                        "from it.", "empty": "A question and an answer are both needed."}
 
 
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _link(conversation: str) -> str:
     return f"/admin/conversations/{quote(conversation, safe='')}"
 
@@ -48,7 +52,8 @@ class GapsPage:
                               current="gaps")
         found, forms = await self.gaps.find(start, end), sorted(await self.knowledge.forms())
         notice = NOTICES.get(params.get("notice", ""), "")
-        intro = tag("p", f"{sum(g.count for g in found)} unanswered questions in {len(found)} groups, "
+        asked = sum(g.count for g in found)
+        intro = tag("p", f"{_many(asked, 'unanswered question')} in {_many(len(found), 'group')}, "
                          f"from {when(start)} to {when(end)}.", id="summary")
         sections = [self._gap(n, gap, forms, visit.signed.csrf) for n, gap in enumerate(found)]
         body = join([tag("p", notice, role="status", class_="error" if params.get("notice") == "empty" else None)

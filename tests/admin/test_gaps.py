@@ -114,7 +114,7 @@ def test_a_suggested_entry_is_approved_and_the_next_question_is_answered_from_it
         reply = chat(customer, uuid.uuid4().hex, "Do you have a loyalty program?")[-1][1]
         assert reply["answered"] and "valid for 2 years" in reply["answer"]
     shown = _gaps(admin)  # the loyalty gap is closed; the other one stays
-    assert "1 unanswered questions in 1 groups" in shown and "loyalty" not in shown.split('id="summary"')[1]
+    assert "1 unanswered question in 1 group" in shown and "loyalty" not in shown.split('id="summary"')[1]
     assert "Do you rent lamps for events?" in shown
     trail = admin.page("/admin/audit").text
     assert "gap approved" in trail and "faq" in trail

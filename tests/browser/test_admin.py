@@ -9,8 +9,8 @@ replies; the visitor's page shows the reply without a reload; the visitor answer
 the agent's page shows it without a reload. An admin then signs in and the overview
 counts the conversation. Another admin adds a declined question's answer from the
 Knowledge gaps page and the visitor's next question is answered from it. The inbox,
-conversation, overview and knowledge gaps screenshots go to docs/images/ (docs/admin.md
-shows them).
+conversation, overview, knowledge gaps and profiles screenshots go to docs/images/
+(docs/admin.md shows them).
 """
 from __future__ import annotations
 
@@ -163,3 +163,6 @@ def test_an_admin_adds_a_gaps_answer_and_the_next_question_is_answered_from_it(c
     browser.switch_to.new_window("tab")
     browser.get(f"{url}/admin/gaps")
     assert "No unanswered question in this period." in browser.find_element(By.ID, "summary").text
+    browser.get(f"{url}/admin/profiles")  # the read-only profiles and channels page
+    assert "May read" in browser.find_element(By.CSS_SELECTOR, "section[aria-label=support]").text
+    browser.save_screenshot(str(IMAGES / "admin-profiles.png"))
