@@ -217,7 +217,7 @@ class ToolLoop:
         return pending
 
     async def _execute(self, tool: Tool, arguments: dict[str, Any], context: ToolContext, run: _Run) -> Any:
-        arguments = context.reveal(arguments)  # the user's own data, which the model saw as placeholders
+        arguments = tool.revealed(arguments, context.reveal)  # the user's own data, seen as placeholders
         if inspect.iscoroutinefunction(tool.function):
             work = tool.function(context, **arguments)
         else:  # a blocking client (requests): keep the event loop free

@@ -12,6 +12,11 @@ arguments by bot/tools/consent.py) and runs it only on Yes, once, within the pro
 (bot/tools/limits.py); `done` is the summary the user then sees, formatted with the result's
 fields. Read-only tools run at once.
 
+The model sees personal data as placeholders (bot/pii.py); a tool's arguments get back the
+values the user typed, so an order is looked up by the customer's own email. A tool that
+writes where people read later (a ticket, a comment) says `reveal=()`: what it writes keeps
+the placeholders, like the conversation's memory and events.
+
 A tool reports trouble in one of three ways: it returns a result the model can explain
 (e.g. "no order with that number"); it raises `ToolError` when the service failed (the
 user is told and the conversation may go to a person, reason `tool_failure`); or it raises
@@ -78,6 +83,11 @@ class Tool:
     confirm: str = ""  # bot/strings.py key of the consent question, formatted with the arguments
     timeout: float = DEFAULT_TIMEOUT
     done: str = ""  # bot/strings.py key of what the user sees after the action, formatted with its result
+    reveal: tuple[str, ...] | None = None  # arguments given the user's own values back (None: all)
+
+    def revealed(self, arguments: Mapping[str, Any], reveal: Callable[[Any], Any]) -> dict[str, Any]:
+        """`arguments` with `reveal` (placeholders → the user's values) applied to the ones it may see."""
+        return {k: reveal(v) if self.reveal is None or k in self.reveal else v for k, v in arguments.items()}
 
     def schema(self) -> dict[str, Any]:
         """The tool as the OpenAI `tools` parameter lists it."""
@@ -96,10 +106,12 @@ class _Mark:
     timeout: float
     name: str
     done: str = ""
+    reveal: tuple[str, ...] | None = None
 
 
 def tool(function: Callable | None = None, *, acting: bool = False, confirm: str = "",
-         timeout: float = DEFAULT_TIMEOUT, name: str = "", done: str = "") -> Any:
+         timeout: float = DEFAULT_TIMEOUT, name: str = "", done: str = "",
+         reveal: tuple[str, ...] | None = None) -> Any:
     """Mark a function as a tool (see the module docstring)."""
     if acting and not confirm:
         raise ValueError("an acting tool needs a `confirm` question (a bot/strings.py key)")
@@ -109,7 +121,7 @@ def tool(function: Callable | None = None, *, acting: bool = False, confirm: str
             raise ValueError(f"no string {key!r} in bot/strings.py for this tool")
 
     def mark(fn: Callable) -> Callable:
-        fn.__tool__ = _Mark(acting, confirm, timeout, name or fn.__name__, done)  # type: ignore[attr-defined]
+        fn.__tool__ = _Mark(acting, confirm, timeout, name or fn.__name__, done, reveal)  # type: ignore[attr-defined]
         return fn
     return mark(function) if function is not None else mark
 
@@ -163,7 +175,7 @@ def describe(fn: Callable, mark: _Mark) -> Tool:
         if p.default is inspect.Parameter.empty:
             required.append(p.name)
     schema = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-    return Tool(mark.name, summary, schema, fn, mark.acting, mark.confirm, mark.timeout, mark.done)
+    return Tool(mark.name, summary, schema, fn, mark.acting, mark.confirm, mark.timeout, mark.done, mark.reveal)
 
 
 def _parse_doc(doc: str) -> tuple[str, dict[str, str]]:

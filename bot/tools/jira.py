@@ -7,7 +7,9 @@ the engine runs in a thread; each HTTP request is bounded by `timeout`.
 
 A ticket's description is the model's text, the conversation so far (last turns, trimmed, in
 a `{noformat}` block so nothing the user wrote is read as markup or mentions), the link back
-to the thread and who reported it. The reporter field is set only when exactly one Jira user
+to the thread and who reported it. Personal data stays as the placeholders the model wrote
+(`reveal=()`, bot/pii.py), as in the transcript: Jira keeps no email or card number the user
+typed. The reporter field is set only when exactly one Jira user
 has the user's email; fields the project's create screen refuses (reporter, priority, labels)
 are dropped and the create tried once more: a 400 created nothing. Created keys go to
 `ctx.notes["tickets"]`, so "any news on my ticket?" finds them later.
@@ -69,7 +71,7 @@ class JiraTools:
         self.timeout, self.issue_type, self.set_reporter = timeout, issue_type, set_reporter
 
     # ---- tools ---------------------------------------------------------------------------------------
-    @tool(acting=True, confirm="confirm_create_ticket", done="done_create_ticket", timeout=60)
+    @tool(acting=True, confirm="confirm_create_ticket", done="done_create_ticket", timeout=60, reveal=())
     def create_ticket(self, ctx: ToolContext, summary: str, description: str = "",
                       priority: Literal["Lowest", "Low", "Medium", "High", "Highest"] = "Medium") -> dict[str, Any]:
         """Open a support ticket for the team, for a problem you can't solve or a request a person must
@@ -94,7 +96,7 @@ class JiraTools:
         ctx.notes.setdefault("tickets", []).append(key)
         return {"key": key, "url": self._browse(key), "summary": title, "status": self._status_after_create(key)}
 
-    @tool(acting=True, confirm="confirm_add_comment", done="done_add_comment")
+    @tool(acting=True, confirm="confirm_add_comment", done="done_add_comment", reveal=())
     def add_comment(self, ctx: ToolContext, ticket: str, comment: str) -> dict[str, Any]:
         """Add a comment to a ticket opened in this conversation, e.g. new details or an answer to the
         team's question.

@@ -15,6 +15,7 @@ from bot.pii import new_key
 from bot.profiles import load_profiles
 from bot.settings import DEFAULT_PROFILES
 from bot.tools import ToolContext, Toolbox, tool
+from bot.tools.jira import JiraTools
 from bot.types import Message, User
 from tests.fakes.openai_server import Call, Step
 
@@ -108,3 +109,23 @@ async def test_a_profile_can_turn_masking_off(build, openai_server, shop):
                             Step(text="It has shipped.")]
     await engine.handle(ask(f"Where is order W7678072? My email is {EMAIL}.", profile="open"))
     assert EMAIL in json.dumps(openai_server.requests[0]) and shop.asked == [EMAIL]
+
+
+async def test_a_ticket_keeps_the_placeholders_the_model_wrote(tmp_path, retriever, events, openai_server, jira):
+    path = tmp_path / "desk.toml"
+    path.write_text(DEFAULT_PROFILES.read_text() + '\n[profiles.desk]\nname = "Desk"\ntools = ["create_ticket"]\n')
+    model = OpenAIChatModel("test-model", base_url=openai_server.base_url, api_key="sk-test", max_retries=0)
+    tools = Toolbox().register(JiraTools(url=jira.url, project="SUP", email=jira.email, token=jira.token, timeout=5))
+    engine = Engine(memory=SqliteMemory(tmp_path / "desk.sqlite3"), retriever=retriever,
+                    answerer=GenerativeAnswerer(model), profiles=load_profiles(path), events=events, toolbox=tools,
+                    acting=ToolLoop(model), pii_key=new_key())
+    openai_server.steps.append(Step(calls=[Call("create_ticket", {
+        "summary": "Double charge for <EMAIL_1>", "description": "Charged twice on card <CARD_1>; reply to <EMAIL_1>."})]))
+    asked = await engine.handle(ask(f"I was charged twice on {CARD}, open a ticket please, I'm {EMAIL}", "desk"))
+    yes = next(a for a in asked.actions if a.id == "tool_yes")
+    openai_server.steps.append(Step(text="NO_ANSWER"))
+    await engine.confirm(ask("", "desk"), yes.value, True)
+    [issue] = jira.created()
+    written = json.dumps(issue)
+    assert "<EMAIL_1>" in written and "<CARD_1>" in written  # the model's text, as it wrote it
+    assert EMAIL not in written and "4111" not in written  # the transcript below it is masked too
