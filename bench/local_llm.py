@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere, without installi
 
 from bot import grounding  # noqa: E402
 from bot.answering import NO_ANSWER, Answerer, Draft, ExtractiveAnswerer, GenerativeAnswerer  # noqa: E402
-from bot.evidence import confidence, prefer_language  # noqa: E402
+from bot.evidence import confidence  # noqa: E402
 from bot.errors import ModelError  # noqa: E402
 from bot.model import OnText  # noqa: E402
 from bot.profiles import Profile, load_profiles  # noqa: E402
@@ -233,8 +233,8 @@ def load_cases(retriever: Retriever, profile: Profile, limit: int) -> list[Case]
         language = row["language"]
         hits = retriever.search(row["query"], sources=SOURCES, public_only=True, k=RETRIEVED, language=language)
         gated = confidence(hits) < profile.min_confidence
-        cases.append(Case(i, row["query"], language, row["expect"], prefer_language(hits[:PASSAGES], language),
-                          gated))
+        quoted = retriever.localized(row["query"], hits[:PASSAGES], language, sources=SOURCES, public_only=True)
+        cases.append(Case(i, row["query"], language, row["expect"], quoted, gated))
     return cases
 
 

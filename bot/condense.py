@@ -15,10 +15,14 @@ from typing import Sequence
 from bot import smalltalk
 from bot.evidence import confidence
 from bot.types import Conversation
-from knowledge import lexical
+from knowledge import lexical, readers
 from knowledge.retrieval import Hit
 
 MIN_OWN_CONFIDENCE = 0.3  # the message alone, against the joined question's passages
+# A message pointing back with a pronoun relates when at least this share of its words is
+# known to the knowledge: "how much does it cost?" (the index has "cost", not "much"), not
+# "is it raining?" (nothing).
+KNOWN_REFERENCE = 0.5
 
 REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux)\b|[它这那]", re.IGNORECASE)
 FOLLOW_UP = re.compile(
@@ -69,7 +73,7 @@ def relates(text: str, own: Sequence[Hit], language: str) -> bool:
 
     `own` are those passages judged against the message alone (Retriever.judge). A
     follow-up makes them a confident answer to itself ("Belgium?": the delivery page lists
-    Belgium), or points back with a pronoun using only words the knowledge knows ("how much
+    Belgium), or points back with a pronoun using mostly words the knowledge knows ("how much
     does it cost?" after a product); an unrelated message that merely shares the
     conversation ("who won the match?", "is it raining?") does neither. A message with no
     content words of its own ("and?") relates.
@@ -78,7 +82,19 @@ def relates(text: str, own: Sequence[Hit], language: str) -> bool:
         return True
     if confidence(own, language) >= MIN_OWN_CONFIDENCE:
         return True
-    return bool(REFERENCE.search(text)) and all(h.known >= 1.0 for h in own)
+    return refers(text) and all(h.known >= KNOWN_REFERENCE for h in own)
+
+
+def refers(text: str) -> bool:
+    """Does the message point back with a pronoun ("how much does it cost?", "那比利时呢？")?"""
+    return bool(REFERENCE.search(text))
+
+
+def about_product(text: str, own: Sequence[Hit]) -> bool:
+    """Does the message point back at the product the conversation is about? Then what it
+    finds alone ("how much does it cost?": the shipping costs) is not what it asks about,
+    while "and how long to return it?" after a delivery question is about returns."""
+    return refers(text) and bool(own) and readers.is_offer(own[0].stored.chunk.text)
 
 
 def better_alone(own: Sequence[Hit], alone: Sequence[Hit]) -> bool:

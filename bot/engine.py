@@ -28,7 +28,7 @@ from bot.acting import Outcome as Acted
 from bot.acting import Pending, ToolLoop, consent_question, draft_of, exchange
 from bot.answering import Answerer, Draft, decline_text
 from bot.errors import ConversationBusy, MemoryUnavailable, StoreUnavailable
-from bot.evidence import confidence, prefer_language, snippet
+from bot.evidence import confidence, snippet
 from bot.handoff import TURN_ENDS, Handoffs
 from bot.intents import wants_human
 from bot.memory import Memory, remember
@@ -167,7 +167,7 @@ class Engine:
                                          HandoffReason.MISSING_KNOWLEDGE, text)
         query, hits, score = await self._retrieve(text, conversation, profile, language, message.private)
         known = score >= profile.min_confidence
-        hits = prefer_language(hits[: self.passages], language) if known else []
+        hits = await self._localized(query, hits[: self.passages], profile, language, message.private) if known else []
         if self._tools(profile):
             notes = dict(conversation.meta.get("notes", {}))
             # no streaming: text written in a step that then calls a tool would show before its question
@@ -365,16 +365,26 @@ class Engine:
         own = await run(self.retriever.judge, text, joined_hits[:3], language)
         if not condense.relates(text, own, language) or joined_score < min(score, profile.min_confidence):
             return text, hits, score
-        if score >= profile.min_confidence and condense.better_alone(own, hits):
+        if score >= profile.min_confidence and not condense.about_product(text, own) \
+                and condense.better_alone(own, hits):
             return text, hits, score
         return joined, joined_hits, joined_score
+
+    async def _localized(self, query: str, hits: list[Hit], profile: Profile, language: str,
+                         private: bool) -> list[Hit]:
+        """The passages with the best one in the user's language when the knowledge says the
+        same there (knowledge/retrieval.py Retriever.localized)."""
+        return await asyncio.get_running_loop().run_in_executor(self._searches, functools.partial(
+            self.retriever.localized, query, hits, language, sources=profile.sources,
+            public_only=not (private and profile.internal)))
 
     def _language(self, text: str, message: Message, conversation: Conversation, profile: Profile) -> str:
         detected, certainty = detect(text)
         if detected and certainty >= LANGUAGE_CONFIDENCE:
             return detected
         hint = message.user.locale.split("-")[0].lower()
-        return conversation.language or hint or (detected if certainty >= 0.3 else "") or profile.language
+        return conversation.language or smalltalk.language(text) or hint or (detected if certainty >= 0.3 else "") \
+            or profile.language
 
     # -- replies ---------------------------------------------------------------------------
     def _answer(self, conversation: str, draft: Draft, hits: Sequence[Hit], language: str, score: float) -> Reply:

@@ -47,18 +47,6 @@ def features(hit: Hit, language: str) -> dict[str, float]:
             "cjk": float(language in ("zh", "ja")), "cross": float(bool(language) and hit.stored.language != language)}
 
 
-def prefer_language(hits: list[Hit], language: str) -> list[Hit]:
-    """Quote the user's language when an equally good passage exists in it. "Equally
-    good" is judged on the language-neutral cosine: a raw cosine favours any passage in
-    the question's language, whatever it says."""
-    if not hits or hits[0].stored.language == language:
-        return hits
-    for i, hit in enumerate(hits[1:], 1):
-        if hit.stored.language == language and hit.centred >= hits[0].centred - 0.02:
-            return [hit, *hits[:i], *hits[i + 1:]]
-    return hits
-
-
 def snippet(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"

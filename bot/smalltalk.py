@@ -23,7 +23,7 @@ PHRASES = {
         |在吗|在不在|有人吗|有人在吗|你在吗""",
     "thanks": r"""(thanks?|thank\ you|thx|ty|cheers|much\ appreciated|many\ thanks)(\ (so|very)\ much|\ a\ lot|\ again)?
         |merci(\ beaucoup|\ bien|\ infiniment|\ encore)?|je\ vous\ remercie|gracias|danke(\ schon|\ schön)?|grazie
-        |谢谢(你|您)?|多谢|感谢|谢啦""",
+        |(非常|十分|万分|太)?(谢谢|感谢)(你|您|你们)?(了|啦)?|多谢|谢啦""",
     "goodbye": r"""bye|goodbye|bye\ bye|see\ you|see\ ya|have\ a\ (nice|good|great)\ day|au\ revoir|a\ bientot|à\ bientôt
         |bonne\ (journee|journée|soiree|soirée)|adios|adiós|tschuss|tschüss|再见|拜拜""",
     "ack": r"""ok|okay|k|kk|alright|all\ right|got\ it|great|perfect|cool|nice|sounds\ good|understood|i\ see
@@ -36,6 +36,19 @@ ANY = "|".join(f"(?:{PHRASES[k]})" for k in ORDER)
 WHOLE = re.compile(rf"^(?:\s*(?:{ANY}){FILLER})+$", re.IGNORECASE | re.VERBOSE)
 FOUND = {k: re.compile(rf"(?:^|[\s,.!?])(?:{PHRASES[k]})(?=$|[\s,.!?])", re.IGNORECASE | re.VERBOSE) for k in ORDER}
 MAX_CHARS = 60
+# Small-talk words that name their language, for a message too short to detect it from
+# ("Salut !" reads as English to a detector): the reply is greeted in the user's language.
+WORDS = {
+    "fr": r"bonjour|bonsoir|salut|coucou|merci|au\ revoir|a\ bientot|à\ bientôt|bonne\ (journee|journée|soiree|soirée)"
+          r"|d'?accord|parfait|entendu|quelqu'?un|je\ vous\ remercie|génial|genial",
+    "es": r"hola|buenos\ dias|buenas|gracias|adios|adiós|vale|perfecto|hay\ alguien",
+    "de": r"hallo|guten\ (tag|morgen|abend)|danke|tschuss|tschüss|ist\ da\ jemand",
+    "it": r"ciao|buongiorno|grazie",
+    "zh": r"你好|您好|嗨|哈喽|早上好|晚上好|下午好|大家好|在吗|在不在|有人吗|谢谢|感谢|多谢|再见|拜拜|好的|明白了|知道了",
+}
+WORD_FOUND = {lang: re.compile(rf"(?:^|[\s,.!?])(?:{words})(?=$|[\s,.!?])" if lang != "zh" else words,
+                               re.IGNORECASE | re.VERBOSE)
+              for lang, words in WORDS.items()}
 
 
 def _clean(text: str) -> str:
@@ -51,3 +64,12 @@ def kind(text: str) -> str | None:
     if not cleaned or len(cleaned) > MAX_CHARS or not WHOLE.match(cleaned):
         return None
     return next((k for k in ORDER if FOUND[k].search(cleaned)), "ack")
+
+
+def language(text: str) -> str:
+    """The language small talk is written in, when one of its words names it ("" if not)."""
+    cleaned = _clean(text)
+    if kind(text) is None:
+        return ""
+    found = [lang for lang, pattern in WORD_FOUND.items() if pattern.search(cleaned)]
+    return found[0] if len(found) == 1 else ""

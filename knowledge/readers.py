@@ -194,6 +194,15 @@ def _by_language(value: Any) -> dict[str, str]:
     return {"": str(value)}
 
 
+OFFER_PRICE, OFFER_AVAILABILITY = "Price: ", "Availability: "
+
+
+def is_offer(text: str) -> bool:
+    """Is this passage a product sheet written by `read_catalog` (its price and stock lines)?"""
+    head = text.lstrip().split("\n", 3)
+    return any(line.startswith(OFFER_PRICE) for line in head[:3]) and OFFER_AVAILABILITY in text[:400]
+
+
 def read_catalog(path: Path, source: str, doc_id: str) -> list[Document]:
     """A product catalog CSV (id,name,price,currency,stock,description,url): one document per offer."""
     rows = list(csv.DictReader(io.StringIO(decode_text(path.read_bytes()))))
@@ -204,8 +213,8 @@ def read_catalog(path: Path, source: str, doc_id: str) -> list[Document]:
     for row in rows:
         stock = row.get("stock", "")
         availability = "out of stock" if stock.strip() in ("0", "") else f"in stock ({stock} available)"
-        text = (f"# {row['name']}\n\nPrice: {row['price']} {row.get('currency', '')}\n"
-                f"Availability: {availability}\n\n{row.get('description', '')}")
+        text = (f"# {row['name']}\n\n{OFFER_PRICE}{row['price']} {row.get('currency', '')}\n"
+                f"{OFFER_AVAILABILITY}{availability}\n\n{row.get('description', '')}")
         documents.append(Document(
             id=f"{doc_id}#{row['id']}", source=source, title=row["name"], text=text,
             url=row.get("url") or str(path), language="en", metadata={"path": str(path), "offer": dict(row)}))

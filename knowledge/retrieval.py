@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from knowledge import lexical, spelling
+from knowledge import lexical, readers, spelling
 from knowledge.embeddings import Embedder
 from knowledge.crosslingual import LanguageSpace, space_for
 from knowledge.index import DenseView, StoredChunk
@@ -32,6 +32,21 @@ from knowledge.language import detect
 # names and rare words. Hybrid results are flat for BM25 shares 0.15-0.3 on both eval sets
 # (MRR@10 within 0.005 on stackfaq, 0.015 on cnil_fr); 0.25 sits in the middle.
 WEIGHTS = {"lexical": 1.0, "dense": 0.0, "hybrid": 0.25}
+# A passage's translation scores 0.49-0.86 (centred cosine) with it on the sample help
+# center, and a passage's nearest one in another language that says something else 0.27-0.40
+# (product sheets, written in English only): knowledge/retrieval.py Retriever.localized.
+TRANSLATION = 0.45
+# A product sheet answers a question that names its product. The centred cosine of a
+# question with a product's name is 0.31-0.59 for questions naming it on the sample catalog
+# (in English, French or Chinese: "la bougie parfumée figue et cèdre" names "Fig & Cedar
+# Scented Candle"), 0.09-0.29 for questions that only share its kind ("can I rent a lamp
+# for a wedding?", "可以定制灯罩吗？" against every lamp and lampshade), where the best name
+# also stands out little from the next (by 0.003-0.070, against 0.047-0.352). Judged on
+# both, the cosine plus its lead over the next product's: named from 0.35, not named up to
+# 0.31 (a follow-up joined to its question, "… Nomade Rechargeable Lamp how much does it
+# cost?", names it at 0.29 but leads by 0.18).
+NAMED = 0.33
+UNRELATED_NAME = 0.15  # the next product's cosine when no other product was found
 MIX = 1.0  # centred cosine + this × the language-adjusted raw cosine (stackfaq R@1 0.906 → 0.909)
 
 
@@ -58,6 +73,7 @@ class Retriever:
         self.depth = depth
         self._norms: tuple[int, np.ndarray] | None = None
         self._vectors: dict[str, np.ndarray] = {}
+        self._names: dict[str, np.ndarray] = {}
         self.mix = MIX
 
     @property
@@ -79,8 +95,10 @@ class Retriever:
         if mode == "lexical":
             dense = []
         fused = _fuse(lex, dense, ranking, WEIGHTS[mode])
-        best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
-        stored = self.index.chunks(best)
+        candidates = sorted(fused, key=fused.__getitem__, reverse=True)[:3 * k]
+        stored = self.index.chunks(candidates)
+        unnamed = self._unnamed(vector, language, stored)  # product sheets are evidence only when named
+        best = [r for r in candidates if r not in unnamed][:k]
         bm25 = dict(lex)
         wanted = set(query_terms)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)  # as written, uncorrected
@@ -107,6 +125,110 @@ class Retriever:
                 hit, dense=raw, relevance=self.space.relevance(raw, language, hit.stored.language) if raw else 0.0,
                 coverage=_coverage(set(terms), hit.stored), known=known))
         return judged
+
+    def localized(self, query: str, hits: Sequence[Hit], language: str, *, sources: Sequence[str] | None = None,
+                  public_only: bool = False) -> list[Hit]:
+        """The same passages, the best one in the user's language when the knowledge holds it
+        in that language too: its translation, or a passage of that language about as close
+        to the question. A French question whose English page ranks first is quoted from the
+        French page saying the same; a Chinese question about invoices (no Chinese page) keeps
+        the English one.
+
+        A translation is found among the passages, not the hits: the nearest passage of
+        `language` to the best hit (language-centred cosines, knowledge/crosslingual.py) whose
+        own nearest passage in the best hit's language is that hit again (mutual nearest
+        neighbours, as in bilingual lexicon induction), and close enough to be one
+        (`TRANSLATION`): on the sample help center every section's translation is found so,
+        and a product sheet, written only in English, has none.
+        """
+        if not hits or not language or hits[0].stored.language == language:
+            return list(hits)
+        best = hits[0]
+        for i, hit in enumerate(hits[1:], 1):  # an equally good passage in the user's language
+            if hit.stored.language == language and hit.centred >= best.centred - 0.02:
+                return [hit, *hits[:i], *hits[i + 1:]]
+        rowid = self._translation(best.stored.rowid, best.stored.language, language, sources, public_only)
+        if rowid is None:
+            return list(hits)
+        stored = self.index.chunks([rowid]).get(rowid)
+        if stored is None:
+            return list(hits)
+        found = Hit(stored, best.score, 0.0, 0.0, 0.0, centred=best.centred, known=best.known)
+        found = self.judge(query, [found], language)[0]
+        return [found, *(h for h in hits if h.stored.rowid != rowid and h.stored.rowid != best.stored.rowid)]
+
+    def _translation(self, rowid: int, source_language: str, language: str, sources: Sequence[str] | None,
+                     public_only: bool) -> int | None:
+        """The passage of `language` that is `rowid`'s mutual nearest neighbour, if close enough."""
+        vector = self._row(rowid)
+        if vector is None:
+            return None
+        there = self._nearest(vector, source_language, language, sources, public_only)
+        if there is None or there[1] < TRANSLATION:
+            return None
+        back_vector = self._row(there[0])
+        back = self._nearest(back_vector, language, source_language, sources, public_only) \
+            if back_vector is not None else None
+        return there[0] if back is not None and back[0] == rowid else None
+
+    def _row(self, rowid: int) -> np.ndarray | None:
+        view = self.index.dense_candidates(np.zeros(self.embedder.dim, np.float32), None, False, [rowid], 0)
+        at = int(np.searchsorted(view.rowids, rowid))
+        return view.matrix[at] if at < len(view.rowids) and view.rowids[at] == rowid else None
+
+    def _nearest(self, vector: np.ndarray, from_language: str, to_language: str, sources: Sequence[str] | None,
+                 public_only: bool) -> tuple[int, float] | None:
+        """The passage of `to_language` closest to a passage vector of `from_language`, by
+        centred cosine. The search vector is moved into `to_language`'s cone (its mean
+        added, the other's removed), so an approximate index finds that language's rows."""
+        space = self.space
+        centred = vector - space.passage_means[space._lang(from_language)]
+        target = space.passage_means[space._lang(to_language)]
+        probe = centred + target
+        view = self.index.dense_candidates(probe / max(float(np.linalg.norm(probe)), 1e-6), sources, public_only,
+                                           [], self.depth)
+        rows = view.languages == to_language
+        if sources is not None:
+            rows &= np.isin(view.sources, list(sources))
+        if public_only:
+            rows &= view.public
+        positions = np.flatnonzero(rows)
+        if not len(positions):
+            return None
+        moved = view.matrix[positions] - target
+        scores = (moved @ centred) / (np.linalg.norm(moved, axis=1) * max(float(np.linalg.norm(centred)), 1e-6))
+        top = int(np.argmax(scores))
+        return int(view.rowids[positions[top]]), float(scores[top])
+
+    def _unnamed(self, vector: np.ndarray, language: str, stored: dict[int, StoredChunk]) -> set[int]:
+        """The product sheets among `stored` whose product the question does not name (`NAMED`)."""
+        offers = {rowid: chunk for rowid, chunk in stored.items() if readers.is_offer(chunk.chunk.text)}
+        if not offers:
+            return set()
+        space = self.space
+        question = vector - space.query_means[space._lang(language)]
+        question /= max(float(np.linalg.norm(question)), 1e-6)
+        scores = {rowid: float(self._name_vector(chunk.title, chunk.language) @ question)
+                  for rowid, chunk in offers.items()}
+        unnamed = set()
+        for rowid, score in scores.items():
+            other = max((v for r, v in scores.items() if r != rowid), default=UNRELATED_NAME)
+            if score + (score - other) < NAMED:
+                unnamed.add(rowid)
+        return unnamed
+
+    def _name_vector(self, title: str, language: str) -> np.ndarray:
+        """A product name's embedding, centred and normalised; the last few hundred are kept."""
+        key = f"{language}\x1f{title}"
+        cached = self._names.get(key)
+        if cached is None:
+            space = self.space
+            cached = self.embedder.passages([title])[0] - space.passage_means[space._lang(language or "en")]
+            cached = cached / max(float(np.linalg.norm(cached)), 1e-6)
+            self._names[key] = cached
+            while len(self._names) > 512:
+                self._names.pop(next(iter(self._names)))
+        return cached
 
     def _vector(self, query: str) -> np.ndarray:
         """The question's embedding; the last few are kept (a turn embeds one question twice)."""

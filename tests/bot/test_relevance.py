@@ -86,3 +86,28 @@ async def test_a_message_moderation_flags_gets_the_safe_message_and_a_person(eng
     assert "emergency" in reply.answer
     [event] = events.events("web:r1", "moderated")
     assert '"self_harm"' in event.detail and '"input"' in event.detail
+
+
+@pytest.mark.parametrize("text, language", [("Salut !", "fr"), ("非常感谢！", "zh"), ("Hola", "es")])
+async def test_a_greeting_alone_is_answered_in_its_own_language(engine, text, language):
+    reply = await turn(engine, text, conversation=f"web:greet-{language}")
+    assert reply.answered and not reply.citations and reply.language == language
+
+
+async def test_a_french_question_is_quoted_from_the_french_page_not_its_english_translation(engine):
+    reply = await turn(engine, "Quels moyens de paiement acceptez-vous ?")
+    assert reply.answered and cites(reply, "fr/paiement") and not cites(reply, "en/payment")
+    assert "PayPal" in reply.answer and "anglais" not in reply.answer.split("\n")[0]
+
+
+@pytest.mark.parametrize("text", ["Puis-je louer une lampe pour un mariage ?", "可以按我的尺寸定制灯罩吗？",
+                                  "My table lamp is sparking when I switch it on, what should I do?"])
+async def test_a_product_sheet_never_answers_a_question_that_does_not_name_the_product(engine, text):
+    reply = await turn(engine, text)
+    assert not cites(reply, "offers#")
+
+
+async def test_a_pronoun_follow_up_about_a_product_stays_on_that_product(engine):
+    await turn(engine, "Tell me about the Nomade Rechargeable Lamp")
+    reply = await turn(engine, "how much does it cost?")
+    assert reply.answered and cites(reply, "offers#ML1005") and "69.90" in reply.answer

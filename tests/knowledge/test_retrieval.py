@@ -24,8 +24,31 @@ def test_every_mode_finds_the_obvious_document(retriever, mode):
 
 
 def test_sources_outside_the_profile_are_never_retrieved(retriever):
-    hits = retriever.search("delivery times to Belgium", sources=["catalog"], k=10)
+    # the delivery page answers this best, but the profile may only read the catalog
+    hits = retriever.search("delivery times to Belgium for the Atelier Floor Lamp", sources=["catalog"], k=10)
     assert hits and {h.stored.chunk.source for h in hits} == {"catalog"}
+    assert docs(hits)[0] == "offers#ML1002"
+
+
+def test_a_product_sheet_is_evidence_only_for_a_question_naming_its_product(retriever):
+    named = {"How much is the Atelier Floor Lamp?": "offers#ML1002",
+             "Combien d'heures brûle la bougie parfumée figue et cèdre ?": "offers#ML1011",
+             "Opaline台灯多少钱？": "offers#ML1001"}
+    for question, offer in named.items():
+        assert docs(retriever.search(question, k=5))[0] == offer, question
+    for question in ("Can I rent a lamp for a wedding?", "可以按我的尺寸定制灯罩吗？",
+                     "Fabriquez-vous des abat-jours sur mesure ?"):
+        assert not any(d.startswith("offers#") for d in docs(retriever.search(question, k=8))), question
+
+
+def test_a_question_is_quoted_from_the_translation_in_its_own_language(retriever):
+    hits = retriever.search("Quels moyens de paiement acceptez-vous ?", k=8, language="fr")
+    localized = retriever.localized("Quels moyens de paiement acceptez-vous ?", hits, "fr")
+    assert localized[0].stored.chunk.document_id == "fr/paiement"
+    assert localized[0].stored.chunk.heading.endswith("Moyens de paiement acceptés")
+    # no Chinese page on payment: the English one stays
+    hits = retriever.search("可以分三期付款吗？", k=8, language="zh")
+    assert retriever.localized("可以分三期付款吗？", hits, "zh")[0].stored.language != "zh"
 
 
 def test_internal_documents_only_without_public_only(retriever):
