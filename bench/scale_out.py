@@ -12,7 +12,9 @@ as in production between syncs. A load generator in this process posts the sampl
 to `POST /api/chat` ({"conversation": <uuid hex>, "text": …}, SSE), each in a new
 conversation, from `--clients` concurrent clients, alternating between the web processes as a
 round-robin load balancer would; a few questions per web process warm it first (not timed).
-Figures: answers/s over the run's wall time, and the time to the `reply` event, p50/p95.
+Figures: answers/s over the run's wall time, the time to the `reply` event, p50/p95, and
+the CPU PostgreSQL spent per question (every process of the server, from /proc: what one
+database core can serve at this index size).
 The layouts alternate for `--rounds` rounds (one, two, one, two…), so a change in the
 machine's load hits both; answers/s is the median of the rounds, latencies pool them.
 
@@ -93,8 +95,33 @@ def layout(tmp: Path, pg: str, redis: str, webs: int, workers: int) -> Iterator[
         yield bases
 
 
-async def load(bases: list[str], texts: list[str], clients: int) -> tuple[list[Answer], float]:
-    """`clients` concurrent clients share the questions, the i-th going to web process i mod n."""
+def database_cpu(pg: str) -> float:
+    """CPU seconds the PostgreSQL server used so far: the postmaster, its live processes
+    (backends, checkpointer, …) and those it reaped (Linux /proc)."""
+    import psycopg
+
+    with psycopg.connect(pg) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    postmaster = _stat(backend)[1]
+    ticks = sum(_stat(postmaster)[11:15])  # utime, stime, and the reaped children's
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = _stat(int(entry.name))
+                if fields[1] == postmaster:
+                    ticks += fields[11] + fields[12]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[int]:
+    """/proc/<pid>/stat's fields after the command name (index 1: ppid, 11–14: CPU ticks)."""
+    rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return [int(f) if f.lstrip("-").isdigit() else 0 for f in rest]
+
+
+async def load(bases: list[str], texts: list[str], clients: int, pg: str) -> tuple[list[Answer], float, float]:
+    """`clients` concurrent clients share the questions, the i-th going to web process i mod n;
+    (answers, seconds, PostgreSQL CPU seconds)."""
     pending = list(enumerate(texts))
     answers: list[Answer] = []
 
@@ -107,17 +134,19 @@ async def load(bases: list[str], texts: list[str], clients: int) -> tuple[list[A
         for base in bases:  # warm each web process, untimed
             for text in texts[:WARM]:
                 await ask(client, base, text)
-        began = time.perf_counter()
+        cpu, began = database_cpu(pg), time.perf_counter()
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
-        return answers, time.perf_counter() - began
+        return answers, time.perf_counter() - began, database_cpu(pg) - cpu
 
 
-def figures(runs: list[tuple[list[Answer], float]]) -> dict:
-    """The rounds of one layout: median answers/s, pooled reply latencies."""
-    answers = [a for batch, _ in runs for a in batch]
+def figures(runs: list[tuple[list[Answer], float, float]]) -> dict:
+    """The rounds of one layout: median answers/s, pooled reply latencies and database CPU."""
+    answers = [a for batch, _, _ in runs for a in batch]
     replies = [a.reply_ms for a in answers]
-    rates = [round(len(batch) / seconds, 2) for batch, seconds in runs]
+    rates = [round(len(batch) / seconds, 2) for batch, seconds, _ in runs]
+    database_ms = 1000 * sum(cpu for _, _, cpu in runs) / len(answers)
     return {"questions": len(answers), "answered": sum(a.answered for a in answers),
+            "database_cpu_ms_per_question": round(database_ms, 1),
             "errors": sum(a.error for a in answers), "answers_per_s_rounds": rates,
             "answers_per_s": round(statistics.median(rates), 2),
             "reply_ms": {"p50": percentile(replies, 50), "p95": percentile(replies, 95)}}
@@ -136,19 +165,20 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(folder)
         result["seed"] = seed(tmp, pg, redis)
         print(f"index filled: {result['seed']['chunks']} chunks in {result['seed']['seconds']} s", flush=True)
-        runs: dict[int, list[tuple[list[Answer], float]]] = {1: [], 2: []}
+        runs: dict[int, list[tuple[list[Answer], float, float]]] = {1: [], 2: []}
         for round_ in range(args.rounds):
             for n in (1, 2):
                 with layout(tmp, pg, redis, webs=n, workers=n) as bases:
-                    runs[n].append(asyncio.run(load(bases, texts, args.clients)))
-                batch, seconds = runs[n][-1]
-                print(f"round {round_ + 1}, {n} web + {n} worker: {len(batch) / seconds:.2f} answers/s", flush=True)
+                    runs[n].append(asyncio.run(load(bases, texts, args.clients, pg)))
+                batch, seconds, cpu = runs[n][-1]
+                print(f"round {round_ + 1}, {n} web + {n} worker: {len(batch) / seconds:.2f} answers/s, "
+                      f"PostgreSQL CPU {1000 * cpu / len(batch):.1f} ms a question", flush=True)
     one, two = result["1web_1worker"], result["2web_2worker"] = figures(runs[1]), figures(runs[2])
     result["speedup"] = round(two["answers_per_s"] / one["answers_per_s"], 2)
-    print(f"\n{'layout':<22}{'answers/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'answered':>10}")
+    print(f"\n{'layout':<22}{'answers/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'answered':>10}{'db CPU ms/q':>13}")
     for name, row in (("1 web + 1 worker", one), ("2 web + 2 workers", two)):
         print(f"{name:<22}{row['answers_per_s']:>10}{row['reply_ms']['p50']:>9}{row['reply_ms']['p95']:>9}"
-              f"{row['answered']:>7}/{row['questions']}")
+              f"{row['answered']:>7}/{row['questions']}{row['database_cpu_ms_per_question']:>13}")
     print(f"two processes vs one: x{result['speedup']} answers/s")
     print(json.dumps(result))
 
