@@ -111,3 +111,8 @@ async def test_a_pronoun_follow_up_about_a_product_stays_on_that_product(engine)
     await turn(engine, "Tell me about the Nomade Rechargeable Lamp")
     reply = await turn(engine, "how much does it cost?")
     assert reply.answered and cites(reply, "offers#ML1005") and "69.90" in reply.answer
+
+
+@pytest.mark.parametrize("text", ["asdfghjkl qwertyuiop zxcvbnm", "qsdfghjklm azertyuiop"])
+async def test_keys_run_along_a_keyboard_row_are_declined_as_noise(engine, text):
+    assert declined(await turn(engine, text))
