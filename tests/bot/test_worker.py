@@ -1,6 +1,8 @@
 """The worker's schedule: one sync and one prune job per source, due at once for a source
 never synced (or left `processing` by a crashed worker), following sources as they come
-and go; and a scheduled job that runs a real sync and survives a failing one."""
+and go; a scheduled job that runs a real sync and survives a failing one; and a sync
+refused by another holder's lock, retried while the source stays `processing`
+(tests/bot/test_worker_resume.py kills a real worker process)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +12,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.worker import plan, run_job
-from knowledge.sync import Syncer
+from bot.worker import RESUME, plan, resume, retry_busy, run_job
+from knowledge.sync import Syncer, lease_lock
 
 
 def now() -> datetime:
@@ -66,5 +68,31 @@ async def test_a_job_syncs_and_a_failing_one_is_recorded_not_raised(tmp_path, em
         assert runtime.index.source("kb").status == "success" and runtime.index.source("kb").documents == 1
         wiki = runtime.index.source("wiki")
         assert wiki.status == "failed" and "NOTION_TOKEN is not set" in wiki.error
+    finally:
+        await runtime.close()
+
+
+async def test_a_sync_refused_by_another_holder_is_retried_while_the_source_is_processing(tmp_path, embedder):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "leave.md").write_text("# Leave\n\nEmployees get 25 days of paid leave.")
+    runtime = runtime_at(tmp_path, embedder)
+    try:
+        index = runtime.index
+        index.add_source("kb", "folder", {"path": str(folder)})
+        index.set_status("kb", "processing")  # as a holder left it
+        scheduler = AsyncIOScheduler(timezone=timezone.utc)  # not started: jobs are only planned
+        syncer = runtime.syncer()
+        with lease_lock(index)("kb") as held:  # another process holds the source
+            assert held
+            await run_job(syncer, "kb", busy=retry_busy(scheduler, syncer, "kb", 15))
+            retry = scheduler.get_job(f"{RESUME}kb")
+            assert retry is not None and retry.args[2:] == ("kb", 15)
+            assert index.source("kb").documents == 0
+        await resume(scheduler, syncer, "kb", 15)  # the holder is gone: this worker completes the sync
+        assert index.source("kb").status == "success" and index.source("kb").documents == 1
+        before = index.generation()
+        await resume(scheduler, syncer, "kb", 15)  # done: nothing to resume, nothing written
+        assert index.generation() == before
     finally:
         await runtime.close()
