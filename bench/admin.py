@@ -7,9 +7,11 @@ period, what the Overview page and /admin/api/metrics compute (bot/overview.py
 first page, newest first, and the same filtered by a question's words) and what the
 Inbox lists (the open escalations). Each is run `--runs` times; p50 and p95 in
 milliseconds. Last line: one JSON object. `--postgres` starts a throwaway PostgreSQL
-(tests/services.py) instead of the SQLite file.
+(tests/services.py) instead of the SQLite file. `--gaps` also times the Knowledge gaps
+page's work (bot/gaps.py, the real e5 embedder): the first look, which embeds every
+question read, then the next ones, which find their vectors kept.
 
-    python bench/admin.py [--conversations 20000] [--runs 5] [--postgres]
+    python bench/admin.py [--conversations 20000] [--runs 5] [--postgres] [--gaps]
 """
 from __future__ import annotations
 
@@ -71,6 +73,20 @@ def timed(work, runs: int) -> dict[str, float]:
                                                                                   int(0.95 * len(took)))], 1)}
 
 
+def gaps(db, runs: int, now: float) -> dict:
+    import asyncio
+
+    from bot.gaps import Gaps
+    from bot.memory import InMemoryMemory
+    from knowledge.embeddings import E5Embedder
+    finder = Gaps(db, InMemoryMemory(), E5Embedder())
+    began = time.perf_counter()
+    found = asyncio.run(finder.find(now - 31 * 86400, now + 1))
+    first = round((time.perf_counter() - began) * 1000, 1)
+    return {"gaps_first_look_ms": first, "gaps_groups": len(found), "gaps_open": sum(g.count for g in found),
+            "gaps_next_looks": timed(lambda: asyncio.run(finder.find(now - 31 * 86400, now + 1)), runs)}
+
+
 def measure(db, conversations: int, runs: int, now: float) -> dict:
     began = time.perf_counter()
     fill(db, conversations, now)
@@ -93,6 +109,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL instead of SQLite")
+    parser.add_argument("--gaps", action="store_true", help="also time the Knowledge gaps page (embeds questions)")
     args = parser.parse_args()
     now = time.time()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
@@ -101,7 +118,10 @@ def main() -> None:
             url = stack.enter_context(postgres_server())
         else:
             url = f"sqlite:///{Path(tmp) / 'events.db'}"
-        result = measure(connect(url), args.conversations, args.runs, now)
+        db = connect(url)
+        result = measure(db, args.conversations, args.runs, now)
+        if args.gaps:
+            result.update(gaps(db, args.runs, now))
         for name, value in result.items():
             print(f"{name}: {value}")
         print(json.dumps(result))

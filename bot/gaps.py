@@ -29,8 +29,8 @@ from bot.strings import STRINGS
 # PayPal?" / "Do you accept PayPal?", 0.94; across languages 0.93) against different
 # questions of one shop (at most 0.86)
 THRESHOLD = 0.88
-LIMIT = 500  # unanswered questions read at most (the newest)
-ANSWERED = 500  # answered questions read at most (the newest), to close the gaps
+LIMIT = 300  # unanswered questions read at most (the newest); each new one costs an embedding (~20-40 ms)
+ANSWERED = 300  # answered questions read at most (the newest), to close the gaps
 VECTORS = 5000  # question vectors kept between two looks
 MAX_DRAFT = 2000  # characters of a drafted answer
 

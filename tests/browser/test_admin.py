@@ -163,6 +163,7 @@ def test_an_admin_adds_a_gaps_answer_and_the_next_question_is_answered_from_it(c
     browser.switch_to.new_window("tab")
     browser.get(f"{url}/admin/gaps")
     assert "No unanswered question in this period." in browser.find_element(By.ID, "summary").text
+    viewport(browser, 1100, 1000)
     browser.get(f"{url}/admin/profiles")  # the read-only profiles and channels page
     assert "May read" in browser.find_element(By.CSS_SELECTOR, "section[aria-label=support]").text
     browser.save_screenshot(str(IMAGES / "admin-profiles.png"))
