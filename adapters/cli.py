@@ -289,6 +289,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         console.print(f"{source}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
                       f"{report.removed} removed; {report.chunks_embedded} chunks embedded, "
                       f"{report.chunks_reused} reused")
+        cli_sources.report_cleaning(report)
         for failure in report.failures:
             err.print(f"[yellow]could not read[/yellow] {escape(failure.error)}", soft_wrap=True)
         if log.exists() and log.stat().st_size > logged:

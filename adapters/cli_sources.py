@@ -181,6 +181,15 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     return _with_runtime(settings, remove)
 
 
+def report_cleaning(report: Report) -> None:
+    """What the sanitizer removed in a pass (knowledge/sanitize.py), per kind, and how many
+    documents it put in quarantine; nothing when it removed nothing."""
+    if report.stripped:
+        console.print("hidden content and instructions removed: " + ", ".join(
+            f"{kind} {n}" for kind, n in sorted(report.stripped.items())) +
+            f" ({len(report.flagged)} document(s) flagged for review)", markup=False, highlight=False)
+
+
 def _expected(syncer: Syncer, name: str, full: bool) -> int | None:
     """The bar's total (a complete pass lists the ids first, so it has an ETA); None: no total."""
     try:
@@ -216,10 +225,7 @@ def _sync(runtime: Runtime, names: list[str], full: bool) -> int:
                       f"{report.removed} removed; {report.chunks_embedded} chunks embedded, "
                       f"{report.chunks_reused} reused" + (f"; {report.rechecked} re-checked under the sanitizer's "
                                                            "new rules" if report.rechecked else ""))
-        if report.stripped:
-            console.print("hidden content and instructions removed: " + ", ".join(
-                f"{kind} {n}" for kind, n in sorted(report.stripped.items())) +
-                f" ({len(report.flagged)} document(s) flagged for review)", markup=False, highlight=False)
+        report_cleaning(report)
         for failure in report.failures:
             err.print(f"[yellow]skipped[/yellow] {failure.document_id}: {failure.error}")
     return status
