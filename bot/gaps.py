@@ -4,8 +4,8 @@ those customers (the console's Knowledge gaps page, docs/admin.md#knowledge-gaps
 
 Questions come from the turn events (`declined`, and `answered` whose reply got a 👎 in
 `Feedback`), as stored: personal data masked. They are grouped by their e5 query vectors
-(the runtime's embedder): a question joins the first group whose centre is at least
-`THRESHOLD` similar, else starts one. A question stays open until a later question of
+(the runtime's embedder), oldest first: a question joins the group whose centre is the
+most similar to it if that is at least `THRESHOLD`, else starts one. A question stays open until a later question of
 the same meaning is answered (and not 👎): so once an admin adds the missing answer to
 the Q&A form, the gap's count goes down as the next questions get answered, and a gap
 with nothing open left disappears. The draft comes from the conversations' memory: the
