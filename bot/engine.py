@@ -234,6 +234,10 @@ class Engine:
             reason = HandoffReason.LOW_CONFIDENCE if hits else HandoffReason.MISSING_KNOWLEDGE
             outcome = await self._no_answer(message, conversation, profile, language, score, reason, query)
             return dataclasses.replace(outcome, meta=meta)
+        verdict = await self.moderator.check(draft.text, language) if self.moderator else None
+        if verdict is not None and verdict.flagged:  # what the model wrote on a tool's result, checked too
+            return dataclasses.replace(await self._moderated(message, profile, language, query, verdict, "output"),
+                                       meta=meta)
         reply = self._answer(message.conversation, draft, hits, language, score)
         return _Outcome(reply, query, "acted" if acted.used else "answered", meta)
 

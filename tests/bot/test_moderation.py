@@ -1,5 +1,6 @@
 """Content moderation: the local rules, and the OpenAI moderation endpoint (the fake server
-speaking its wire format) with its fallback to the rules when it fails."""
+speaking its wire format) with its fallback to the rules when it fails; an answer written on
+a tool's result is moderated like any other."""
 from __future__ import annotations
 
 import logging
@@ -7,13 +8,23 @@ import re
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
+from bot.acting import ToolLoop
+from bot.answering import GenerativeAnswerer
+from bot.engine import Engine
+from bot.model import OpenAIChatModel
 from bot.moderation import (LocalModerator, ModerationSettings, OpenAIModerator, Verdict, fold,
                             moderator)
 from bot.moderation import safe_message_key
+from bot.profiles import load_profiles
+from bot.settings import DEFAULT_PROFILES
 from bot.strings import STRINGS as SAFETY_STRINGS
-from tests.fakes.openai_server import Moderated
+from bot.tools import Toolbox
+from bot.tools.jira import JiraTools
+from bot.types import Message, User
+from tests.fakes.openai_server import Call, Moderated, Step
 from tests.fakes.server import free_port
 
 CASES = Path(__file__).resolve().parent.parent / "fixtures" / "moderation" / "cases.tsv"
@@ -125,3 +136,24 @@ def test_safe_messages_exist_in_every_language_and_name_no_countrys_number():
     assert safe_message_key("self_harm") == safe_message_key("self_harm", output=True) == "safe_message_self_harm"
     assert safe_message_key("harassment") == "safe_message"
     assert safe_message_key("violence", output=True) == "safe_answer_withheld"
+
+
+async def test_an_answer_written_on_a_tool_result_is_moderated_too(tmp_path, memory, retriever, events,
+                                                                   openai_server, jira):
+    path = tmp_path / "profiles.toml"
+    path.write_text(DEFAULT_PROFILES.read_text() + '\n[profiles.desk]\nname = "Desk"\ntools = ["ticket_status"]\n'
+                    '[profiles.desk.tool_options]\nany_ticket = true\n')
+    model = OpenAIChatModel("test-model", base_url=openai_server.base_url, api_key="sk-test", max_retries=0)
+    tools = Toolbox().register(JiraTools(url=jira.url, project="SUP", email=jira.email, token=jira.token, timeout=5))
+    engine = Engine(memory=memory, retriever=retriever, answerer=GenerativeAnswerer(model), profiles=load_profiles(path),
+                    events=events, toolbox=tools, acting=ToolLoop(model), moderator=LOCAL)
+    created = httpx.post(f"{jira.url}/rest/api/2/issue", auth=(jira.email, jira.token), json={"fields": {
+        "project": {"key": "SUP"}, "issuetype": {"name": "Task"}, "summary": "Printer jams"}})
+    assert created.json()["key"] == "SUP-1"
+    said = "Ticket SUP-1 has status To Do, you stupid idiot."
+    openai_server.steps += [Step(calls=[Call("ticket_status", {"ticket": "SUP-1"})]), Step(text=said)]
+    reply = await engine.handle(Message(conversation="web:m1", text="Any news on SUP-1?", user=User(id="u1"),
+                                        channel="web", profile="desk"))
+    assert "idiot" not in reply.answer and not reply.answered and [a.kind for a in reply.actions] == ["handoff"]
+    [event] = events.events("web:m1", "moderated")
+    assert '"output"' in event.detail and '"harassment"' in event.detail
