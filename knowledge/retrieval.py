@@ -16,16 +16,18 @@ dense similarity and how much of the question's vocabulary the passage covers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from knowledge import lexical, readers, spelling
+from knowledge import lexical, spelling
 from knowledge.embeddings import Embedder
 from knowledge.crosslingual import LanguageSpace, space_for
 from knowledge.index import DenseView, StoredChunk
 from knowledge.indexes import KnowledgeIndex
+from knowledge.subjects import Subjects
 from knowledge.language import detect
 
 # The share of BM25 in each mode's score: dense is the stronger signal, BM25 adds exact
@@ -36,17 +38,6 @@ WEIGHTS = {"lexical": 1.0, "dense": 0.0, "hybrid": 0.25}
 # center, and a passage's nearest one in another language that says something else 0.27-0.40
 # (product sheets, written in English only): knowledge/retrieval.py Retriever.localized.
 TRANSLATION = 0.45
-# A product sheet answers a question that names its product. The centred cosine of a
-# question with a product's name is 0.31-0.59 for questions naming it on the sample catalog
-# (in English, French or Chinese: "la bougie parfumée figue et cèdre" names "Fig & Cedar
-# Scented Candle"), 0.09-0.29 for questions that only share its kind ("can I rent a lamp
-# for a wedding?", "可以定制灯罩吗？" against every lamp and lampshade), where the best name
-# also stands out little from the next (by 0.003-0.070, against 0.047-0.352). Judged on
-# both, the cosine plus its lead over the next product's: named from 0.35, not named up to
-# 0.31 (a follow-up joined to its question, "… Nomade Rechargeable Lamp how much does it
-# cost?", names it at 0.29 but leads by 0.18).
-NAMED = 0.33
-UNRELATED_NAME = 0.15  # the next product's cosine when no other product was found
 MIX = 1.0  # centred cosine + this × the language-adjusted raw cosine (stackfaq R@1 0.906 → 0.909)
 
 
@@ -73,12 +64,15 @@ class Retriever:
         self.depth = depth
         self._norms: tuple[int, np.ndarray] | None = None
         self._vectors: dict[str, np.ndarray] = {}
-        self._names: dict[str, np.ndarray] = {}
         self.mix = MIX
 
     @property
     def space(self) -> LanguageSpace:
         return space_for(self.embedder)
+
+    @functools.cached_property
+    def subjects(self) -> Subjects:
+        return Subjects(self.embedder, self.space)
 
     def search(self, query: str, *, sources: Sequence[str] | None = None, public_only: bool = False,
                k: int = 8, mode: str = "hybrid", language: str = "") -> list[Hit]:
@@ -97,8 +91,8 @@ class Retriever:
         fused = _fuse(lex, dense, ranking, WEIGHTS[mode])
         candidates = sorted(fused, key=fused.__getitem__, reverse=True)[:3 * k]
         stored = self.index.chunks(candidates)
-        unnamed = self._unnamed(vector, language, stored)  # product sheets are evidence only when named
-        best = [r for r in candidates if r not in unnamed][:k]
+        off = self.subjects.off_subject(vector, language, stored)  # knowledge/subjects.py
+        best = [r for r in candidates if r not in off][:k]
         bm25 = dict(lex)
         wanted = set(query_terms)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)  # as written, uncorrected
@@ -199,36 +193,6 @@ class Retriever:
         scores = (moved @ centred) / (np.linalg.norm(moved, axis=1) * max(float(np.linalg.norm(centred)), 1e-6))
         top = int(np.argmax(scores))
         return int(view.rowids[positions[top]]), float(scores[top])
-
-    def _unnamed(self, vector: np.ndarray, language: str, stored: dict[int, StoredChunk]) -> set[int]:
-        """The product sheets among `stored` whose product the question does not name (`NAMED`)."""
-        offers = {rowid: chunk for rowid, chunk in stored.items() if readers.is_offer(chunk.chunk.text)}
-        if not offers:
-            return set()
-        space = self.space
-        question = vector - space.query_means[space._lang(language)]
-        question /= max(float(np.linalg.norm(question)), 1e-6)
-        scores = {rowid: float(self._name_vector(chunk.title, chunk.language) @ question)
-                  for rowid, chunk in offers.items()}
-        unnamed = set()
-        for rowid, score in scores.items():
-            other = max((v for r, v in scores.items() if r != rowid), default=UNRELATED_NAME)
-            if score + (score - other) < NAMED:
-                unnamed.add(rowid)
-        return unnamed
-
-    def _name_vector(self, title: str, language: str) -> np.ndarray:
-        """A product name's embedding, centred and normalised; the last few hundred are kept."""
-        key = f"{language}\x1f{title}"
-        cached = self._names.get(key)
-        if cached is None:
-            space = self.space
-            cached = self.embedder.passages([title])[0] - space.passage_means[space._lang(language or "en")]
-            cached = cached / max(float(np.linalg.norm(cached)), 1e-6)
-            self._names[key] = cached
-            while len(self._names) > 512:
-                self._names.pop(next(iter(self._names)))
-        return cached
 
     def _vector(self, query: str) -> np.ndarray:
         """The question's embedding; the last few are kept (a turn embeds one question twice)."""
