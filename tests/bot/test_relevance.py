@@ -116,3 +116,10 @@ async def test_a_pronoun_follow_up_about_a_product_stays_on_that_product(engine)
 @pytest.mark.parametrize("text", ["asdfghjkl qwertyuiop zxcvbnm", "qsdfghjklm azertyuiop"])
 async def test_keys_run_along_a_keyboard_row_are_declined_as_noise(engine, text):
     assert declined(await turn(engine, text))
+
+
+async def test_a_page_in_the_users_language_ranked_nearly_as_high_is_quoted_before_another_languages(engine):
+    # the English Q&A entry on lost parcels ranks first; the Chinese delivery page's section says the same
+    reply = await turn(engine, "包裹丢了怎么办？")
+    assert reply.answered and cites(reply, "zh/delivery") and "调查" in reply.answer
+    assert "帮助中心" not in reply.answer.split("\n")[0]  # no "this comes from our … help center" line
