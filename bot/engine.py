@@ -176,10 +176,15 @@ class Engine:
                                           self._tool_context(message, profile, conversation, notes), None)
             return await self._acted(message, conversation, profile, language, query, hits, score, acted, notes)
         if known:
+            screen = _Screen(on_text, self.moderator, language) \
+                if self.moderator and on_text and self.answerer.name != "extractive" else None
             draft = await self.answerer.answer(query, hits, language=language, profile=profile,
-                                               conversation=conversation, on_text=on_text)
+                                               conversation=conversation, on_text=screen.show if screen else on_text)
             if draft is not None:
-                verdict = await self.moderator.check(draft.text, language) if self.moderator else None
+                if screen and (screen.verdict or screen.text.strip() == draft.text.strip()):
+                    verdict = screen.verdict  # every sentence shown was checked with all before it
+                else:
+                    verdict = await self.moderator.check(draft.text, language) if self.moderator else None
                 if verdict is not None and verdict.flagged and self.answerer.name != "extractive":
                     return await self._moderated(message, profile, language, query, verdict, "output")
                 return _Outcome(self._answer(message.conversation, draft, hits, language, score), query, "answered")
@@ -621,6 +626,31 @@ def _with_context(conversation: Conversation, message: Message) -> Conversation:
     now = time.time()
     return remember(conversation, *(Turn("user", text[:CONTEXT_CHARS], at=now)
                                     for text in message.context[-CONTEXT_MESSAGES:] if text.strip()))
+
+
+class _Screen:
+    """Output moderation of a streamed answer, sentence by sentence (the answerer streams
+    whole checked sentences, bot/answering.py SentenceGate): each is shown only once the
+    answer so far passes the moderator, and the first one flagged stops the stream, so a
+    flagged sentence is never on the user's screen; the reply then becomes the profile's
+    safe message."""
+
+    def __init__(self, on_text: OnText, moderator: Moderator, language: str):
+        self.on_text = on_text
+        self.moderator = moderator
+        self.language = language
+        self.text = ""
+        self.verdict: Verdict | None = None
+
+    async def show(self, delta: str) -> None:
+        if self.verdict is not None:
+            return
+        verdict = await self.moderator.check(self.text + delta, self.language)
+        if verdict.flagged:
+            self.verdict = verdict
+            return
+        self.text += delta
+        await self.on_text(delta)
 
 
 def _unmasking(on_text: OnText | None, masker: Masker) -> OnText | None:

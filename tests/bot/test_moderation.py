@@ -157,3 +157,25 @@ async def test_an_answer_written_on_a_tool_result_is_moderated_too(tmp_path, mem
     assert "idiot" not in reply.answer and not reply.answered and [a.kind for a in reply.actions] == ["handoff"]
     [event] = events.events("web:m1", "moderated")
     assert '"output"' in event.detail and '"harassment"' in event.detail
+
+
+async def test_a_streamed_answer_stops_before_the_sentence_moderation_flags(memory, retriever, events, openai_server):
+    model = OpenAIChatModel("test-model", base_url=openai_server.base_url, api_key="sk-test", max_retries=0)
+    engine = Engine(memory=memory, retriever=retriever, answerer=GenerativeAnswerer(model),
+                    profiles=load_profiles(DEFAULT_PROFILES), events=events, moderator=endpoint(openai_server))
+    first = "You have 30 days from delivery to return an item [1]."
+    second = " That is more than twice the 14 days required by law [1]."
+    openai_server.steps.append(Step(text=first + second))
+    # the question passes; the answer's first sentence passes; with the second it is flagged
+    openai_server.moderations += [Moderated(), Moderated(), Moderated(categories=("harassment",))]
+    shown: list[str] = []
+
+    async def on_text(delta: str) -> None:
+        shown.append(delta)
+    reply = await engine.handle(Message(conversation="web:m2", text="How long do I have to return an item?",
+                                        user=User(id="u2"), channel="web"), on_text)
+    assert "".join(shown).strip() == first  # the flagged sentence never reached the screen
+    assert not reply.answered and [a.kind for a in reply.actions] == ["handoff"] and "30 days" not in reply.answer
+    assert [r["input"].strip() for r in openai_server.moderation_requests][1:] == [first, first + second]
+    [event] = events.events("web:m2", "moderated")
+    assert '"output"' in event.detail
