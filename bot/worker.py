@@ -75,7 +75,8 @@ def plan(scheduler: AsyncIOScheduler, runtime: Runtime, syncer: Syncer, default_
     wanted = set()
     for info in runtime.index.sources():
         every = sources.interval(info, "interval", default_interval)
-        due = info.cursor is None or info.status in ("processing", "new", "failed")
+        due = info.cursor is None or info.status in ("processing", "new", "failed") \
+            or (scheduler.get_job(f"sync:{info.name}") is None and syncer.ingestor.outdated(info.name) > 0)
         for job, seconds in (("sync", every), ("prune", sources.interval(info, "prune_interval"))):
             if job == "prune" and info.kind == "folder":
                 continue  # a folder's sync is a complete pass: it prunes already

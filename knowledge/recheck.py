@@ -6,7 +6,8 @@ indexed before it would otherwise keep whatever the old rules let through. So `s
 serve`, `chat` and `ask` call `recheck` on start: each folder source holding such documents
 gets a complete sync at once (local files, no credentials; vectors are reused where the
 clean text is unchanged, so it costs chunking, not embedding). API sources (Confluence,
-Notion, Google Drive) are left to their next sync, which is a complete pass while they hold
+Notion, Google Drive) are left to the worker, which syncs them as it starts (bot/worker.py
+`plan`): that sync is a complete pass while they hold
 such documents (`Ingestor.update`): a web process doesn't wait on a remote service to start.
 `switchboard sources` says how many documents of each source wait for it (`outdated`).
 """

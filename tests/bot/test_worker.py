@@ -13,6 +13,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.worker import RESUME, plan, resume, retry_busy, run_job
+from knowledge import sanitize
+from knowledge.connectors.folder import FolderConnector
 from knowledge.sync import Syncer, lease_lock
 
 
@@ -50,6 +52,28 @@ async def test_each_source_gets_its_jobs_and_the_schedule_follows_the_sources(tm
         jobs = {job.id: job for job in scheduler.get_jobs()}
         assert set(jobs) == {"sync:docs", "sync:drive", "prune:drive"}
         assert jobs["sync:drive"].trigger.interval.total_seconds() == 120
+    finally:
+        await runtime.close()
+
+
+async def test_a_source_cleaned_under_older_rules_is_due_at_start(tmp_path, embedder, monkeypatch):
+    runtime = runtime_at(tmp_path, embedder)
+    try:
+        index = runtime.index
+        folder = tmp_path / "pages"
+        folder.mkdir()
+        (folder / "returns.md").write_text("# Returns\n\nYou have 30 days to return an item.\n")
+        syncer = Syncer(index, embedder, {})
+        monkeypatch.setattr(sanitize, "RULES", "older")  # the release that indexed it
+        syncer.ingestor.ingest(FolderConnector(folder, "docs"))
+        index.set_cursor("docs", 1.0)
+        scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        plan(scheduler, runtime, syncer, 900, now)
+        assert not hasattr(scheduler.get_job("sync:docs"), "next_run_time")  # up to date: one interval after start
+        monkeypatch.undo()  # a release with other rules starts
+        scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        plan(scheduler, runtime, syncer, 900, now)
+        assert scheduler.get_job("sync:docs").next_run_time == now()  # a complete pass at once, not in 15 minutes
     finally:
         await runtime.close()
 
