@@ -188,12 +188,7 @@ class Retriever:
         probe = centred + target
         view = self.index.dense_candidates(probe / max(float(np.linalg.norm(probe)), 1e-6), sources, public_only,
                                            [], self.depth)
-        rows = view.languages == to_language
-        if sources is not None:
-            rows &= np.isin(view.sources, list(sources))
-        if public_only:
-            rows &= view.public
-        positions = np.flatnonzero(rows)
+        positions = np.flatnonzero(_allowed(view, sources, public_only) & (view.languages == to_language))
         if not len(positions):
             return None
         moved = view.matrix[positions] - target
@@ -220,11 +215,7 @@ class Retriever:
         view = self.index.dense_candidates(vector, sources, public_only, wanted, self.depth)
         if not len(view.rowids):
             return {}, {}, {}, []
-        mask = np.ones(len(view.rowids), dtype=bool)
-        if sources is not None:
-            mask &= np.isin(view.sources, list(sources))
-        if public_only:
-            mask &= view.public
+        mask = _allowed(view, sources, public_only)
         positions = np.flatnonzero(mask)
         if not len(positions):
             return {}, {}, {}, []
@@ -252,6 +243,16 @@ class Retriever:
         if self._norms is None or self._norms[0] != view.generation:
             self._norms = (view.generation, self.space.row_norms(view.matrix, view.languages))
         return self._norms[1]
+
+
+def _allowed(view: DenseView, sources: Sequence[str] | None, public_only: bool) -> np.ndarray:
+    """Which rows of `view` a search may return: the profile's sources, public ones if asked."""
+    mask = np.ones(len(view.rowids), dtype=bool)
+    if sources is not None:
+        mask &= np.isin(view.sources, list(sources))
+    if public_only:
+        mask &= view.public
+    return mask
 
 
 def _fuse(lex: list[tuple[int, float]], dense: list[tuple[int, float]], cosines: dict[int, float],
