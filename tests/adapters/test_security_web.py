@@ -11,18 +11,15 @@ import re
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import Session, select
 
-from adapters.app import create_app
 from bot.store import Event
 from knowledge.connectors.folder import FolderConnector
 from knowledge.ingest import Ingestor
-from tests.adapters.test_tools_web import services  # noqa: F401 (fixture)
-from tests.adapters.test_web import chat, open_runtime
+from tests.adapters.test_tools_web import services, tools_web  # noqa: F401 (fixture)
+from tests.adapters.test_web import chat
 from tests.fakes.openai_server import Call, Step
-from tests.fakes.server import serve
 
 SECURITY = Path(__file__).resolve().parents[1] / "fixtures" / "security"
 PROFILES = """
@@ -43,14 +40,8 @@ def case(case_id: str) -> dict:
 @pytest.fixture
 def web(tmp_path, sample_index_path, embedder, openai_server, services):  # noqa: F811
     """web(poisoned case or None) → (HTTP client, scripted model, runtime) of one web chat."""
-    jira, shop = services
-    profiles = tmp_path / "profiles.toml"
-    profiles.write_text(PROFILES)
-    runtime = open_runtime(tmp_path, sample_index_path, embedder, SWITCHBOARD_PROFILES=str(profiles),
-                           OPENAI_BASE_URL=openai_server.base_url, OPENAI_API_KEY="sk-test",
-                           JIRA_URL=jira.url, JIRA_EMAIL=jira.email, JIRA_API_TOKEN=jira.token, JIRA_PROJECT="SUP",
-                           SHOPIFY_STORE_URL=shop.url, SHOPIFY_ACCESS_TOKEN=shop.token)
-    with serve(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=120) as client:
+    with tools_web(tmp_path, sample_index_path, embedder, openai_server, services, PROFILES, timeout=120) \
+            as (client, runtime):
         yield client, openai_server, runtime
 
 

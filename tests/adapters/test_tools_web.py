@@ -4,6 +4,7 @@ ticket proposed by the model waits for Yes on POST /api/confirm, created once on
 click (the real Jira tool against the fake Jira)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 
@@ -38,16 +39,25 @@ def services():
             jira.release()
 
 
-@pytest.fixture
-def web(tmp_path, sample_index_path, embedder, openai_server, services):
+@contextlib.contextmanager
+def tools_web(tmp_path, sample_index_path, embedder, openai_server, services, profiles_toml: str,
+              timeout: float = 60):
+    """A web chat whose profiles (`profiles_toml`) may use the fake Jira and Shopify and the
+    scripted model: yields (HTTP client, runtime)."""
     jira, shop = services
     profiles = tmp_path / "profiles.toml"
-    profiles.write_text(PROFILES)
+    profiles.write_text(profiles_toml)
     runtime = open_runtime(tmp_path, sample_index_path, embedder, SWITCHBOARD_PROFILES=str(profiles),
                            OPENAI_BASE_URL=openai_server.base_url, OPENAI_API_KEY="sk-test",
                            JIRA_URL=jira.url, JIRA_EMAIL=jira.email, JIRA_API_TOKEN=jira.token, JIRA_PROJECT="SUP",
                            SHOPIFY_STORE_URL=shop.url, SHOPIFY_ACCESS_TOKEN=shop.token)
-    with serve(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with serve(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=timeout) as client:
+        yield client, runtime
+
+
+@pytest.fixture
+def web(tmp_path, sample_index_path, embedder, openai_server, services):
+    with tools_web(tmp_path, sample_index_path, embedder, openai_server, services, PROFILES) as (client, _):
         yield client, openai_server
 
 
