@@ -155,12 +155,17 @@ def _listed(row) -> tuple:
 def _database(engine: str, tmp_path, request):
     url = f"sqlite:///{tmp_path / 'events.db'}" if engine == "sqlite" else request.getfixturevalue("postgres_url")
     db = connect(url)
-    with Session(db) as session:  # the PostgreSQL is shared by the session's tests
+    _empty(db)  # the PostgreSQL is shared by the session's tests: start empty, and leave it so
+    request.addfinalizer(lambda: _empty(db))
+    return db
+
+
+def _empty(db) -> None:
+    with Session(db) as session:
         for table in (Event, Feedback, Escalation):
             for row in session.exec(select(table)).all():
                 session.delete(row)
         session.commit()
-    return db
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])

@@ -1,5 +1,6 @@
 """The event log and feedback on real SQLite and real PostgreSQL."""
 import pytest
+from sqlmodel import SQLModel
 
 from bot.errors import ConfigError
 from bot.store import EventLog, connect
@@ -9,10 +10,11 @@ from bot.store import EventLog, connect
 def log(request, tmp_path):
     url = (f"sqlite:///{tmp_path / 'events.db'}" if request.param == "sqlite"
            else request.getfixturevalue("postgres_url"))
+    if request.param == "postgres":  # the session's PostgreSQL is shared: start from no event tables
+        SQLModel.metadata.drop_all(connect(url))
     events = EventLog(connect(url))
     yield events
     if request.param == "postgres":
-        from sqlmodel import SQLModel
         SQLModel.metadata.drop_all(events.engine)
     events.close()
 
