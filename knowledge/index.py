@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from knowledge.documents import Chunk, Document
+from knowledge.stripped import STRIPPED_LIKE, Stripped, from_rows
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -314,6 +315,13 @@ class Index:
         return [Flagged(*r) for r in self._rows(
             f"SELECT source, document_id, kind, rule, snippet FROM quarantine {where} ORDER BY source, document_id, rowid",
             params)]
+
+    def stripped(self, source: str | None = None) -> list[Stripped]:
+        """The documents (of one source, or all) the sanitizer stripped something from, by source and id."""
+        where, params = ((" AND source = ?", (STRIPPED_LIKE, source)) if source is not None
+                         else ("", (STRIPPED_LIKE,)))
+        return from_rows(self._rows(
+            f"SELECT source, id, title, metadata FROM documents WHERE metadata LIKE ?{where} ORDER BY source, id", params))
 
     # -- search ----------------------------------------------------------------------
     def lexical(self, query_terms: Sequence[str], sources: Sequence[str] | None, public_only: bool,

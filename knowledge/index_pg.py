@@ -38,6 +38,7 @@ from knowledge.documents import Chunk, Document
 from knowledge.index import FAILED_KEPT, FTS_WEIGHTS, DenseView, Flagged, IndexOpenError, SourceInfo, \
     StoredChunk, title_hash
 from knowledge.index_pg_wire import distinct_terms, frequencies, register_vector, tsquery, tsvector
+from knowledge.stripped import STRIPPED_LIKE, Stripped, from_rows
 
 DEFAULT_SCHEMA = "knowledge"
 CANDIDATES = 3  # HNSW candidates per document language, as a multiple of the retriever's depth
@@ -275,6 +276,13 @@ class PgIndex:
         return [Flagged(*r) for r in self._rows(
             f"SELECT source, document_id, kind, rule, snippet FROM quarantine {where} ORDER BY source, document_id, seq",
             params)]
+
+    def stripped(self, source: str | None = None) -> list[Stripped]:
+        where, params = ((" AND source = %s", (STRIPPED_LIKE, source)) if source is not None
+                         else ("", (STRIPPED_LIKE,)))
+        return from_rows(self._rows(
+            f"SELECT source, id, title, metadata FROM documents WHERE metadata LIKE %s{where} ORDER BY source, id",
+            params))
 
     # -- search ----------------------------------------------------------------------
     def lexical(self, query_terms: Sequence[str], sources: Sequence[str] | None, public_only: bool,

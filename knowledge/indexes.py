@@ -18,6 +18,7 @@ import numpy as np
 
 from knowledge.documents import Chunk, Document
 from knowledge.index import DenseView, Flagged, Index, SourceInfo, StoredChunk
+from knowledge.stripped import Stripped
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
@@ -59,6 +60,8 @@ class KnowledgeIndex(Protocol):
     def document_ids(self, source: str) -> set[str]: ...
 
     def flagged(self, source: str | None = None) -> list[Flagged]: ...
+
+    def stripped(self, source: str | None = None) -> list[Stripped]: ...
 
     def lexical(self, query_terms: Sequence[str], sources: Sequence[str] | None, public_only: bool,
                 limit: int) -> list[tuple[int, float]]: ...

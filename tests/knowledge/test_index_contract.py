@@ -143,6 +143,20 @@ def test_flagged_documents(index):
     assert [f.document_id for f in index.flagged()] == ["b"]
 
 
+def test_stripped_documents(index, embedder, tmp_path):
+    files = {**FILES, "returns.md": "# Returns\n\nYou have 30 days\u200b\u200b to return an item.<!-- a note -->\n",
+             "pickup.md": "# Pickup\n\n<!-- one --> Collect your order in Lyon. <!-- two -->\n"}
+    ingest(index, embedder, write_corpus(tmp_path / "kb", files))
+    ingest(index, embedder, write_corpus(tmp_path / "other", {"plain.md": "# Plain\n\nNothing hidden here.\n"}),
+           source="other")
+    assert [(s.source, s.document_id, s.kinds, s.total) for s in index.stripped()] == [
+        ("kb", "pickup", (("html_comment", 2),), 2),
+        ("kb", "returns", (("html_comment", 1), ("invisible", 2)), 3)]
+    assert [s.title for s in index.stripped("kb")] == ["Pickup", "Returns"] and index.stripped("other") == []
+    index.remove("kb", ["pickup"])
+    assert [s.document_id for s in index.stripped()] == ["returns"]
+
+
 def test_cursor_and_checkpoint(index):
     index.add_source("wiki", "notion", {})
     assert index.source("wiki").cursor is None
