@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +28,7 @@ from knowledge.documents import Document, Failure
 from knowledge.index import SourceInfo
 from knowledge.ingest import Report
 from knowledge.recheck import outdated
+from knowledge.stripped import Stripped
 from knowledge.sync import Busy, Syncer, UnknownSource
 
 console = Console(stderr=False, highlight=False)
@@ -36,9 +38,13 @@ err = Console(stderr=True, highlight=False)
 def add_parsers(sub: Any, run: Callable[[Callable[[argparse.Namespace, Settings], int]], Callable]) -> None:
     """The `sources` and `sync` sub-commands; `run` wraps a command with the settings."""
     src = sub.add_parser("sources", help="list, add, retry or remove knowledge sources")
+    src.add_argument("--stripped", action="store_true", help="also list each document hidden content was stripped from")
     src.set_defaults(func=run(cmd_list))
     actions = src.add_subparsers(dest="action")
-    actions.add_parser("list", help="each source's status, counts and last sync").set_defaults(func=run(cmd_list))
+    listing = actions.add_parser("list", help="each source's status, counts and last sync")
+    listing.add_argument("--stripped", action="store_true", help="also list each document hidden content was "
+                         "stripped from")
+    listing.set_defaults(func=run(cmd_list))
     add = actions.add_parser("add", help="add a source and sync it (confluence, notion, gdrive, folder)")
     add.add_argument("kind", choices=sorted(sources.KINDS))
     add.add_argument("name", help="the source's name (profiles list the sources they may read)")
@@ -99,21 +105,28 @@ def _with_runtime(settings: Settings, work: Callable[[Runtime], int]) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    return _with_runtime(settings, lambda runtime: _table(runtime) or 0)
+    return _with_runtime(settings, lambda runtime: _table(runtime, getattr(args, "stripped", False)) or 0)
 
 
-def _table(runtime: Runtime) -> None:
-    table = Table("source", "kind", "status", "documents", "chunks", "failures", "last sync", "problem")
+def _table(runtime: Runtime, list_stripped: bool = False) -> None:
+    stripped = runtime.index.stripped()
+    cleaned = Counter(s.source for s in stripped)
+    table = Table("source", "kind", "status", "documents", "chunks", "failures", "stripped", "last sync", "problem")
     for s in runtime.index.sources():
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_sync)) if s.last_sync else "never"
         colour = {"success": "green", "failed": "red", "processing": "yellow"}.get(s.status, "white")
         table.add_row(s.name, s.kind, f"[{colour}]{s.status}[/{colour}]", str(s.documents), str(s.chunks),
-                      str(s.failures), when, s.error or "")
+                      str(s.failures), str(cleaned[s.name]), when, s.error or "")
     # piped output is 80 columns wide, which would fold names and problems: give the table room
     Console(highlight=False, width=max(console.width, 160)).print(table)
     for s in runtime.index.sources():
         _failed(s)
     _quarantined(runtime.index.flagged())
+    if list_stripped:
+        _stripped(stripped)
+    elif stripped:
+        console.print(f"hidden content was stripped from {len(stripped)} document(s): `switchboard sources --stripped` "
+                      "lists them", markup=False, highlight=False, soft_wrap=True)
     for name, count in outdated(runtime.index).items():
         console.print(f"{name}: {count} document(s) were cleaned under older sanitizer rules: the next sync "
                       "cleans them again (a folder's, the next start)", markup=False, highlight=False)
@@ -144,6 +157,20 @@ def _quarantined(flags: list, shown: int = 5) -> None:
                           markup=False, highlight=False, soft_wrap=True)
         if len(documents) > shown:
             console.print(f"  … and {len(documents) - shown} more", markup=False)
+
+
+def _stripped(documents: list[Stripped]) -> None:
+    """Each document the sanitizer stripped something from (knowledge/sanitize.py), by source:
+    the kinds and how many pieces of each, e.g. `html_comment ×2, invisible ×14`."""
+    by_source: dict[str, list[Stripped]] = {}
+    for d in documents:
+        by_source.setdefault(d.source, []).append(d)
+    for source, found in by_source.items():
+        console.print(f"{source}: hidden content stripped from {len(found)} document(s):", markup=False,
+                      highlight=False, soft_wrap=True)
+        for d in found:
+            kinds = ", ".join(f"{kind} ×{n}" for kind, n in d.kinds)
+            console.print(f"  - {d.document_id}: {kinds}", markup=False, highlight=False, soft_wrap=True)
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:

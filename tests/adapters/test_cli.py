@@ -274,3 +274,23 @@ def test_ingest_says_what_the_sanitizer_removed_and_sources_what_it_flagged(home
     assert "hidden content and instructions removed: html_comment 1 (1 document(s) flagged for review)" in said
     listed = " ".join(run("sources", env=home).stdout.split())
     assert "wiki: 1 document(s) flagged for review" in listed and "returns: html_comment" in listed
+
+
+def test_sources_counts_and_lists_what_was_stripped_from_a_folder_source(home, tmp_path):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "returns.md").write_text("# Returns\n\nYou have 30\u200b days\u200d to return an item.\n\n"
+                                       "<!-- todo: check with legal -->\n", encoding="utf-8")
+    (folder / "pickup.md").write_text("# Pickup\n\nCollect your order at the Lyon store.\n", encoding="utf-8")
+    added = run("sources", "add", "folder", "kb", str(folder), env=home)
+    assert added.returncode == 0, added.stderr
+    listed = run("sources", env=home)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.strip("│ ").startswith("kb "))
+    assert [cell.strip() for cell in row.split("│")][4:8] == ["2", "2", "0", "1"]  # documents, chunks, failures, stripped
+    assert "`switchboard sources --stripped` lists them" in listed.stdout and "returns" not in listed.stdout
+    detailed = run("sources", "--stripped", env=home)
+    assert detailed.returncode == 0, detailed.stderr
+    assert "kb: hidden content stripped from 1 document(s):" in detailed.stdout
+    assert "  - returns: html_comment ×1, invisible ×2" in detailed.stdout and "pickup" not in detailed.stdout
+    assert "  - returns: html_comment ×1, invisible ×2" in run("sources", "list", "--stripped", env=home).stdout
