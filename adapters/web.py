@@ -35,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from adapters.links import NO_LINKS, LinkPolicy, defang, policy_for
+from adapters.web_live import Live
 from bot import strings
 from bot.engine import Engine
 from bot.profiles import Profile
@@ -219,6 +220,7 @@ class WebChat:
         self.transcript = transcript or Transcript(engine.events.engine)
         if engine.handoffs is not None:
             engine.handoffs.add_courier("web", self)
+        self.live = Live(self._since, engine.owner)
 
     def _json(self, reply: Reply | dict[str, Any], profile: str = "") -> dict[str, Any]:
         """`reply_json` with the links the profile allows (the page uses the default profile)."""
@@ -226,8 +228,13 @@ class WebChat:
 
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
         """`bot.handoff.Courier`: what a person from the team says joins the transcript, where
-        the page fetches it (it polls while a human owns the conversation)."""
+        the page hears of it through `GET /api/stream` (adapters/web_live.py) or polls."""
         await self.transcript.add(conversation, reply=reply)
+        self.live.wake(conversation)
+
+    async def _since(self, key: str, after: int) -> list[dict[str, Any]]:
+        lines, _ = await self.transcript.page(key, after=after)
+        return [_line_json(line, self.engine.profiles.get()) for line in lines]
 
     async def _show(self, conversation: str, *, text: str = "", reply: Reply | None = None,
                     profile: str = "") -> None:
@@ -246,6 +253,7 @@ class WebChat:
             Route("/", self.page),
             Route("/api/chat", self.chat, methods=["POST"]),
             Route("/api/conversations/{conversation}", self.history),
+            Route("/api/stream", self.stream),
             Route("/api/feedback", self.feedback, methods=["POST"]),
             Route("/api/handoff", self.handoff, methods=["POST"]),
             Route("/api/rate", self.rate, methods=["POST"]),
@@ -314,6 +322,10 @@ class WebChat:
             if not turns:
                 return JSONResponse({"error": "No such conversation."}, status_code=404)
         return JSONResponse({"turns": turns, "more": more, "owner": await self.engine.owner(key)})
+
+    async def stream(self, request: Request) -> Response:
+        """What a person from the team writes, as server-sent events (adapters/web_live.py)."""
+        return await self.live.stream(request, CONVERSATION_ID)
 
     async def _remembered(self, key: str) -> list[dict[str, Any]]:
         """A conversation from before transcripts were kept: what the memory still holds."""

@@ -247,27 +247,54 @@
     }
   }
 
-  // ---------- while a person from the team has the conversation: fetch what they write ----------
-  async function poll() {
+  // ---------- while a person from the team has the conversation: hear what they write ----------
+  // GET /api/stream (server-sent events) brings it as it is saved; if that fails, poll.
+  function showTurns(data) {
+    for (const t of turnsOf(data)) {
+      lastSeq = Math.max(lastSeq, Number(t.seq) || 0);
+      // the visitor's own lines and the replies they got are on screen already
+      if (t.role === 'assistant' && t.reply?.id && !shown.has(t.reply.id) && t.reply.answer) {
+        put(replyBubble(t.reply, t.chosen), null, true);
+      }
+    }
+  }
+
+  function poll() {
     const c = conv;
     if (polling === c) return;
     polling = c;
+    if (typeof EventSource === 'undefined') { pollLoop(c); return; }
+    const source = new EventSource(`/api/stream?conversation=${encodeURIComponent(c)}&after=${lastSeq}`);
+    document.body.dataset.live = 'sse';
+    const stop = () => { source.close(); delete document.body.dataset.live; if (polling === c) polling = null; };
+    source.addEventListener('turns', (ev) => {
+      if (polling !== c || conv !== c) { stop(); return; }
+      let data = null;
+      try { data = JSON.parse(ev.data); } catch { return; }
+      showTurns(data);
+      if (data?.owner === 'bot') stop();
+    });
+    source.addEventListener('error', () => {
+      if (source.readyState !== EventSource.CLOSED) return; // the browser reconnects by itself
+      source.close();
+      delete document.body.dataset.live;
+      if (polling === c && conv === c) pollLoop(c); // the stream is refused: fall back to polling
+    });
+  }
+
+  async function pollLoop(c) {
+    document.body.dataset.live = 'poll';
     while (polling === c && conv === c) {
       await new Promise((done) => setTimeout(done, POLL_MS));
       try {
         const resp = await api(`/api/conversations/${encodeURIComponent(c)}?after=${lastSeq}`);
         if (!resp.ok || conv !== c) continue;
         const data = await json(resp);
-        for (const t of turnsOf(data)) {
-          lastSeq = Math.max(lastSeq, Number(t.seq) || 0);
-          // the visitor's own lines and the replies they got are on screen already
-          if (t.role === 'assistant' && t.reply?.id && !shown.has(t.reply.id) && t.reply.answer) {
-            put(replyBubble(t.reply, t.chosen), null, true);
-          }
-        }
+        showTurns(data);
         if (data?.owner === 'bot') break;
       } catch { /* a network blip: try again at the next tick */ }
     }
+    delete document.body.dataset.live;
     if (polling === c) polling = null;
   }
 

@@ -90,6 +90,8 @@ def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browse
     browser.find_element(By.ID, "human").click()
     until(browser, lambda d: idle(d) and len(bubbles(d)) == 3)
     assert "asked a member of our team" in bubbles(browser)[-1]["text"]
+    # the page listens on GET /api/stream (server-sent events), not the 3 s poll
+    until(browser, lambda d: d.execute_script("return document.body.dataset.live") == "sse")
 
     browser.switch_to.window(agent_tab)  # the inbox was not reloaded: the stream brought it
     link = until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#live a[href^='/admin/inbox/']"))[0]
@@ -109,6 +111,7 @@ def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browse
     browser.switch_to.window(customer_tab)  # the visitor's page fetched it: no reload
     until(browser, lambda d: any(b["text"] == "Alice: Hello! Which item would you like to return?"
                                  for b in bubbles(d)))
+    assert browser.execute_script("return document.body.dataset.live") == "sse"  # brought by the stream
     field = browser.find_element(By.ID, "input")
     field.send_keys("The blue lamp, order 1234\n")
     until(browser, lambda d: idle(d) and bubbles(d)[-1]["text"] == "The blue lamp, order 1234")
