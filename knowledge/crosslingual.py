@@ -106,6 +106,18 @@ class LanguageSpace:
     def _lang(self, language: str) -> str:
         return language if language in self.query_means else REFERENCE
 
+    def query_topic(self, vector: np.ndarray, language: str) -> np.ndarray:
+        """A question's vector with its language's mean removed, unit length: its topic."""
+        return _unit(vector - self.query_means[self._lang(language)])
+
+    def passage_topic(self, vector: np.ndarray, language: str) -> np.ndarray:
+        """A passage's vector with its language's mean removed, unit length: its topic."""
+        return _unit(vector - self.passage_mean(language))
+
+    def passage_mean(self, language: str) -> np.ndarray:
+        """The mean passage vector of `language` (of the reference language if unmeasured)."""
+        return self.passage_means[self._lang(language)]
+
     def row_norms(self, matrix: np.ndarray, languages: np.ndarray) -> np.ndarray:
         """|m - p_l| of every row (the centred norm), computed once per index generation."""
         squared = np.einsum("ij,ij->i", matrix, matrix)
@@ -144,6 +156,10 @@ class LanguageSpace:
         pair = (self._lang(query_language), self._lang(doc_language))
         low, high = self.unrelated[pair], self.related[pair]
         return min(1.0, max(0.0, 2.0 * (cosine - low) / max(high - low, 1e-6)))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-6)
 
 
 @functools.lru_cache(maxsize=4)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -110,12 +110,11 @@ class Retriever:
         terms = lexical.terms(query, language, vocabulary)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)
         vector = self._vector(query)
-        view = self.index.dense_candidates(vector, None, False, [h.stored.rowid for h in hits], 0)
+        rows = self._rows([h.stored.rowid for h in hits])
         judged = []
         for hit in hits:
-            at = int(np.searchsorted(view.rowids, hit.stored.rowid))
-            raw = float(view.matrix[at] @ vector) if at < len(view.rowids) and view.rowids[at] == hit.stored.rowid \
-                else 0.0
+            row = rows.get(hit.stored.rowid)
+            raw = float(row @ vector) if row is not None else 0.0
             judged.append(dataclasses.replace(
                 hit, dense=raw, relevance=self.space.relevance(raw, language, hit.stored.language) if raw else 0.0,
                 coverage=_coverage(set(terms), hit.stored), known=known))
@@ -142,15 +141,12 @@ class Retriever:
         if not hits or not language or hits[0].stored.language == language:
             return list(hits)
         best = hits[0]
-        for i, hit in enumerate(hits[1:], 1):  # an equally good passage in the user's language
-            if hit.stored.language == language and hit.centred >= best.centred - 0.02:
-                return [hit, *hits[:i], *hits[i + 1:]]
+        equal = _first_in(language, hits, lambda hit: hit.centred >= best.centred - 0.02)
+        if equal is not None:  # an equally good passage in the user's language
+            return equal
         rowid = self._translation(best.stored.rowid, best.stored.language, language, sources, public_only)
         if rowid is None:  # no translation: a passage in the user's language ranked nearly as high
-            for i, hit in enumerate(hits[1:], 1):
-                if hit.stored.language == language and hit.score >= NEARLY * best.score:
-                    return [hit, *hits[:i], *hits[i + 1:]]
-            return list(hits)
+            return _first_in(language, hits, lambda hit: hit.score >= NEARLY * best.score) or list(hits)
         stored = self.index.chunks([rowid]).get(rowid)
         if stored is None:
             return list(hits)
@@ -161,30 +157,34 @@ class Retriever:
     def _translation(self, rowid: int, source_language: str, language: str, sources: Sequence[str] | None,
                      public_only: bool) -> int | None:
         """The passage of `language` that is `rowid`'s mutual nearest neighbour, if close enough."""
-        vector = self._row(rowid)
+        vector = self._rows([rowid]).get(rowid)
         if vector is None:
             return None
         there = self._nearest(vector, source_language, language, sources, public_only)
         if there is None or there[1] < TRANSLATION:
             return None
-        back_vector = self._row(there[0])
+        back_vector = self._rows([there[0]]).get(there[0])
         back = self._nearest(back_vector, language, source_language, sources, public_only) \
             if back_vector is not None else None
         return there[0] if back is not None and back[0] == rowid else None
 
-    def _row(self, rowid: int) -> np.ndarray | None:
-        view = self.index.dense_candidates(np.zeros(self.embedder.dim, np.float32), None, False, [rowid], 0)
-        at = int(np.searchsorted(view.rowids, rowid))
-        return view.matrix[at] if at < len(view.rowids) and view.rowids[at] == rowid else None
+    def _rows(self, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of these passages (those still in the index)."""
+        view = self.index.dense_candidates(np.zeros(self.embedder.dim, np.float32), None, False, list(rowids), 0)
+        found = {}
+        for rowid in rowids:
+            at = int(np.searchsorted(view.rowids, rowid))
+            if at < len(view.rowids) and view.rowids[at] == rowid:
+                found[rowid] = view.matrix[at]
+        return found
 
     def _nearest(self, vector: np.ndarray, from_language: str, to_language: str, sources: Sequence[str] | None,
                  public_only: bool) -> tuple[int, float] | None:
         """The passage of `to_language` closest to a passage vector of `from_language`, by
         centred cosine. The search vector is moved into `to_language`'s cone (its mean
         added, the other's removed), so an approximate index finds that language's rows."""
-        space = self.space
-        centred = vector - space.passage_means[space._lang(from_language)]
-        target = space.passage_means[space._lang(to_language)]
+        centred = vector - self.space.passage_mean(from_language)
+        target = self.space.passage_mean(to_language)
         probe = centred + target
         view = self.index.dense_candidates(probe / max(float(np.linalg.norm(probe)), 1e-6), sources, public_only,
                                            [], self.depth)
@@ -253,6 +253,14 @@ def _allowed(view: DenseView, sources: Sequence[str] | None, public_only: bool) 
     if public_only:
         mask &= view.public
     return mask
+
+
+def _first_in(language: str, hits: Sequence[Hit], good: Callable[[Hit], bool]) -> list[Hit] | None:
+    """`hits` with the first runner-up in `language` that is `good` moved to the front, or None."""
+    for i, hit in enumerate(hits[1:], 1):
+        if hit.stored.language == language and good(hit):
+            return [hit, *hits[:i], *hits[i + 1:]]
+    return None
 
 
 def _fuse(lex: list[tuple[int, float]], dense: list[tuple[int, float]], cosines: dict[int, float],

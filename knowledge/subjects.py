@@ -46,8 +46,7 @@ class Subjects:
         products = {rowid: chunk for rowid, chunk in stored.items() if readers.is_offer(chunk.chunk.text)}
         if not products:
             return set()
-        question = vector - self.space.query_means[self.space._lang(language)]
-        question = question / max(float(np.linalg.norm(question)), 1e-6)
+        question = self.space.query_topic(vector, language)
         scores = {rowid: float(self._name(chunk.title, chunk.language) @ question) for rowid, chunk in products.items()}
         off = set()
         for rowid, score in scores.items():
@@ -60,8 +59,7 @@ class Subjects:
         key = f"{language}\x1f{title}"
         cached = self._names.get(key)
         if cached is None:
-            cached = self.embedder.passages([title])[0] - self.space.passage_means[self.space._lang(language or "en")]
-            cached = cached / max(float(np.linalg.norm(cached)), 1e-6)
+            cached = self.space.passage_topic(self.embedder.passages([title])[0], language or "en")
             self._names[key] = cached
             while len(self._names) > self.keep:
                 self._names.pop(next(iter(self._names)))
