@@ -87,12 +87,6 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     if args.kind == "confluence":
         values.update(cloud=not args.datacenter, attachments=args.attachments)
     config = {k: v for k, v in values.items() if v is not None}
-    needed = {"folder": ("path",), "confluence": ("url", "spaces"), "notion": (), "gdrive": ()}[args.kind]
-    missing = [k for k in needed if k not in config]
-    if missing:
-        raise SwitchboardError(f"a {args.kind} source needs {', '.join(missing)}")
-    if args.kind == "gdrive" and not (args.folders or args.drives):
-        raise SwitchboardError("a gdrive source needs --folder or --drive")
     return {k: v for k, v in config.items() if k in sources.KINDS[args.kind].settings + sources.COMMON}
 
 

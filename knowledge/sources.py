@@ -40,6 +40,7 @@ KINDS = {
                    "point it at a service account's JSON key file (or set GOOGLE_ACCESS_TOKEN)"),
 }
 COMMON = ("interval", "prune_interval", "token_env")
+NEEDED = {"folder": ("path",), "confluence": ("url", "spaces"), "notion": (), "gdrive": ()}  # and gdrive: folders or drives
 
 
 def validate(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,6 +54,11 @@ def validate(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("interval", "prune_interval"):
         if key in config and (not isinstance(config[key], int) or config[key] < 60):
             raise ConfigurationError(f"{key} must be a whole number of seconds, at least 60")
+    missing = [key for key in NEEDED[kind] if not config.get(key)]
+    if missing:
+        raise ConfigurationError(f"a {kind} source needs {', '.join(missing)}")
+    if kind == "gdrive" and not (config.get("folders") or config.get("drives")):
+        raise ConfigurationError("a gdrive source needs a folder or a shared drive (--folder or --drive)")
     return dict(config)
 
 

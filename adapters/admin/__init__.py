@@ -25,6 +25,7 @@ from adapters.admin.inbox import Inbox
 from adapters.admin.knowledge import Knowledge
 from adapters.admin.overview import Overview
 from adapters.admin.profiles import ProfilesPage
+from adapters.admin.source_forms import SourceForms
 from bot.gaps import Gaps
 from bot.operators import Operators
 
@@ -43,6 +44,7 @@ class AdminConsole:
         self.overview = Overview(runtime.events.engine)
         self.conversations = Conversations(runtime.events.engine, runtime.engine, self.operators)
         self.knowledge = Knowledge(runtime, self.operators)
+        self.source_forms = SourceForms(runtime, self.operators, self.knowledge)
         self.profiles = ProfilesPage(runtime, lambda: self.handoffs.fallback_desk)
         self.gaps = GapsPage(Gaps(runtime.events.engine, runtime.memory, runtime.embedder), self.knowledge)
         self._staffed(self.operators.any())
@@ -90,6 +92,10 @@ class AdminConsole:
             Route("/admin/overview", guard(self.overview.page, role="admin")),
             Route("/admin/api/metrics", guard(self.overview.api, role="admin", api=True)),
             Route("/admin/knowledge", guard(self.knowledge.page, role="admin")),
+            Route("/admin/knowledge/add", guard(self.source_forms.add_page, role="admin"), methods=["GET"]),
+            Route("/admin/knowledge/add", guard(self.source_forms.add, role="admin"), methods=["POST"]),
+            Route("/admin/knowledge/catalog", guard(self.source_forms.catalog_page, role="admin"), methods=["GET"]),
+            Route("/admin/knowledge/catalog", guard(self.source_forms.upload, role="admin"), methods=["POST"]),
             Route("/admin/knowledge/{name}/retry", guard(self.knowledge.retry, role="admin"), methods=["POST"]),
             Route("/admin/knowledge/{name}/qa", guard(self.knowledge.qa_page, role="admin"), methods=["GET"]),
             Route("/admin/knowledge/{name}/qa", guard(self.knowledge.qa_save, role="admin"), methods=["POST"]),

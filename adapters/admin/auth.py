@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, quote
 
@@ -26,6 +26,7 @@ from bot.operators import SESSION_SECONDS, AccountError, Operators, Signed, TooM
 COOKIE = "switchboard_admin"
 LOGIN_COOKIE = "switchboard_login"  # the sign-in form's double-submit CSRF token
 MAX_FORM = 200_000
+MAX_UPLOAD = 5_000_000  # bytes of a multipart POST (a product catalog CSV)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Visit:
     request: Request
     signed: Signed
     form: dict[str, str]
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # a multipart POST's: name -> (file name, bytes)
 
     @property
     def email(self) -> str:
@@ -60,8 +62,31 @@ def address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def too_large(request: Request) -> bool:
+    """A multipart POST larger than MAX_UPLOAD (or of unknown length): refused unread."""
+    length = request.headers.get("content-length", "")
+    return not length.isdigit() or int(length) > MAX_UPLOAD
+
+
+async def read_upload(request: Request) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """A multipart POST (a file upload form): its text fields and its files (empty when the
+    body is malformed)."""
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    try:
+        async with request.form(max_files=2, max_fields=50, max_part_size=MAX_FORM) as data:
+            for key, value in data.multi_items():
+                if isinstance(value, str):
+                    fields.setdefault(key, value)
+                elif key not in files:
+                    files[key] = (value.filename or "", await value.read(MAX_UPLOAD + 1))
+    except Exception:  # a malformed multipart body (python-multipart raises several kinds)
+        return {}, {}
+    return fields, files
+
+
 async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded POST body as a dict of its first values (no multipart: the console has none)."""
+    """An urlencoded (or JSON) POST body as a dict of its first values."""
     body = await request.body()
     if len(body) > MAX_FORM:
         return {}
@@ -98,8 +123,17 @@ class Gate:
                     return JSONResponse({"error": "Sign in first."}, status_code=401)
                 return RedirectResponse(f"/admin/login?next={quote(request.url.path)}", status_code=303)
             form: dict[str, str] = {}
+            files: dict[str, tuple[str, bytes]] = {}
             if request.method == "POST":
-                form = await read_form(request)
+                if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                    if too_large(request):  # nothing is read or changed: no CSRF token to check
+                        return page("Too large", tag("p", f"That upload is larger than {MAX_UPLOAD // 1_000_000} MB: "
+                                                          "nothing was changed.", role="alert"),
+                                    role=signed.operator.role, email=signed.operator.email, csrf=signed.csrf,
+                                    status=413)
+                    form, files = await read_upload(request)
+                else:
+                    form = await read_form(request)
                 token = request.headers.get("x-csrf-token") or form.get("csrf", "")
                 if not _same(token, signed.csrf):
                     return JSONResponse({"error": "Missing or wrong CSRF token."}, status_code=403)
@@ -112,7 +146,7 @@ class Gate:
                     return JSONResponse({"error": "Admins only."}, status_code=403)
                 return page("Not allowed", tag("p", "This page is for admins."), role=signed.operator.role,
                             email=signed.operator.email, csrf=signed.csrf, status=403)
-            return await handler(Visit(request, signed, form))
+            return await handler(Visit(request, signed, form, files))
         return endpoint
 
     # -- sign in, sign out, choose a password ---------------------------------------------------

@@ -10,7 +10,6 @@ The gap then shrinks as the next questions of that meaning are answered.
 from __future__ import annotations
 
 import time
-from typing import Any
 from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response

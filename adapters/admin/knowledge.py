@@ -29,7 +29,9 @@ from knowledge import sources
 
 log = logging.getLogger(__name__)
 MAX_ANSWER = 5000  # characters of one question or answer
-NOTICES = {"retrying": "Retrying: the status changes when the sync ends.", "saved": "Saved and indexed."}
+NOTICES = {"retrying": "Retrying: the status changes when the sync ends.", "saved": "Saved and indexed.",
+           "added": "Source added: its first sync runs now; the status changes when it ends.",
+           "catalog": "Catalog indexed."}
 
 
 def qa_path(info: Any) -> Path | None:
@@ -96,7 +98,12 @@ class Knowledge:
                          info.error or "", info.documents, info.chunks, info.failures,
                          when(info.last_sync or 0), tag("div", join(actions), class_="actions")))
         notice = NOTICES.get(visit.request.query_params.get("notice", ""), "")
-        body = join([tag("p", notice, role="status") if notice else "",
+        products = visit.request.query_params.get("products", "")
+        if notice and products.isdigit():
+            notice += f" {int(products)} products."
+        links = tag("p", join([tag("a", "Add a source", href="/admin/knowledge/add"), " · ",
+                               tag("a", "Upload the product catalog", href="/admin/knowledge/catalog")]))
+        body = join([tag("p", notice, role="status") if notice else "", links,
                      table(("Source", "From", "Status", "Error", "Documents", "Chunks", "Skipped", "Last sync", ""),
                            rows, "No knowledge source yet: switchboard ingest PATH")])
         return visit.page("Knowledge", body, current="knowledge")
@@ -105,10 +112,14 @@ class Knowledge:
         name = visit.request.path_params["name"]
         if self.runtime.index.source(name) is None:
             return visit.page("Not found", tag("p", "No such source."), status=404)
-        if name not in self.running or self.running[name].done():
-            self.running[name] = asyncio.create_task(self._sync(name))
+        self.start_sync(name)
         await self.operators.audit(visit.email, "source_retried", name)
         return RedirectResponse("/admin/knowledge?notice=retrying", status_code=303)
+
+    def start_sync(self, name: str) -> None:
+        """A complete sync of source `name` in the background, unless one runs already."""
+        if name not in self.running or self.running[name].done():
+            self.running[name] = asyncio.create_task(self._sync(name))
 
     async def _sync(self, name: str) -> None:
         try:
@@ -162,11 +173,15 @@ class Knowledge:
         target = Path(self.runtime.settings.home) / "knowledge" / name / found.name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000), encoding="utf-8")
+        return await self.index_file(name, target, email, action, answers=len(data["answers"]), **audit)
+
+    async def index_file(self, name: str, target: Path, email: str, action: str, **audit: Any) -> str:
+        """Index the file `target` as folder source `name` now (the source points there
+        afterwards); an audit entry `action` by `email`. The indexing error, or ""."""
         started = time.monotonic()
         report = await asyncio.to_thread(self.runtime.ingest, target, name)
-        await self.operators.audit(email, action, name, answers=len(data["answers"]),
-                                   seconds=round(time.monotonic() - started, 2), failures=len(report.failures),
-                                   **audit)
+        await self.operators.audit(email, action, name, seconds=round(time.monotonic() - started, 2),
+                                   failures=len(report.failures), **audit)
         return str(report.failures[0].error) if report.failures else ""
 
     async def forms(self) -> dict[str, Path]:
