@@ -100,7 +100,7 @@ class Knowledge:
         notice = NOTICES.get(visit.request.query_params.get("notice", ""), "")
         products = visit.request.query_params.get("products", "")
         if notice and products.isdigit():
-            notice += f" {int(products)} products."
+            notice += f" {int(products)} product{'' if int(products) == 1 else 's'}."
         links = tag("p", join([tag("a", "Add a source", href="/admin/knowledge/add"), " · ",
                                tag("a", "Upload the product catalog", href="/admin/knowledge/catalog")]))
         body = join([tag("p", notice, role="status") if notice else "", links,

@@ -91,7 +91,8 @@ class SourceForms:
             described = f' aria-describedby="{esc(name)}.hint"' if hint else ""
             if kind == "checkbox":
                 checked = " checked" if posted.get(name) == "on" else ""
-                return h(f'<label><input type="checkbox" name="{esc(name)}"{checked}> {esc(label)}</label>{hint_html}')
+                return h(f'<label class="check"><input type="checkbox" name="{esc(name)}"{checked}> {esc(label)}</label>'
+                         f'{hint_html}')
             return h(f'<label for="{esc(name)}">{esc(label)}</label>'
                      f'<input id="{esc(name)}" name="{esc(name)}" value="{value}"{described}>{hint_html}')
 

@@ -102,7 +102,7 @@ def test_an_uploaded_catalog_is_answerable_at_once(console):
     uploaded = admin.post("/admin/knowledge/catalog", files={"catalog": ("offers.csv", CATALOG.encode(), "text/csv")})
     print(f"catalog uploaded and indexed in {time.monotonic() - started:.2f} s")
     assert uploaded.status_code == 303 and uploaded.headers["location"] == "/admin/knowledge?notice=catalog&products=1"
-    assert "Catalog indexed. 1 products." in admin.page(uploaded.headers["location"]).text
+    assert "Catalog indexed. 1 product." in admin.page(uploaded.headers["location"]).text
     stored = console.runtime.settings.home / "knowledge" / "catalog" / "offers.csv"
     assert stored.read_text() == CATALOG
     reply = ask(console, "How much is the Comet Pendant Lamp?")

@@ -10,7 +10,9 @@ the agent's page shows it without a reload. An admin then signs in and the overv
 counts the conversation. Another admin adds a declined question's answer from the
 Knowledge gaps page and the visitor's next question is answered from it. The inbox,
 conversation, overview, knowledge gaps and profiles screenshots go to docs/images/
-(docs/admin.md shows them).
+(docs/admin.md shows them). A third admin adds a folder source with the Add a source form
+and uploads a product catalog; the visitor's questions are answered from both (the
+Knowledge page and the form's screenshots).
 """
 from __future__ import annotations
 
@@ -46,8 +48,9 @@ def console_site(tmp_path_factory, sample_index_path, embedder):
     email, password = "alice@example.com", operators.create("alice@example.com", "agent", "Alice")[1]
     admin = ("lea@example.com", operators.create("lea@example.com", "admin", "Léa")[1])
     editor = ("sam@example.com", operators.create("sam@example.com", "admin", "Sam")[1])
+    librarian = ("kim@example.com", operators.create("kim@example.com", "admin", "Kim")[1])
     with serve(app) as url:
-        yield url, email, password, admin, editor
+        yield url, email, password, admin, editor, librarian
 
 
 def fill(driver, field: str, text: str) -> None:
@@ -73,7 +76,7 @@ def live_text(driver) -> str:
 
 
 def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browser):
-    url, email, password, admin, _ = console_site
+    url, email, password, admin, _, _ = console_site
     viewport(browser, 1100, 900)
     agent_tab = browser.current_window_handle
     browser.get(f"{url}/admin/inbox")  # no session: the sign-in form
@@ -137,7 +140,7 @@ def test_an_agent_answers_a_web_chat_visitor_from_the_inbox(console_site, browse
 
 
 def test_an_admin_adds_a_gaps_answer_and_the_next_question_is_answered_from_it(console_site, browser):
-    url, _, _, _, editor = console_site
+    url, _, _, _, editor, _ = console_site
     viewport(browser, 1100, 1000)
     browser.get(url)
     until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
@@ -170,3 +173,45 @@ def test_an_admin_adds_a_gaps_answer_and_the_next_question_is_answered_from_it(c
     browser.get(f"{url}/admin/profiles")  # the read-only profiles and channels page
     assert "May read" in browser.find_element(By.CSS_SELECTOR, "section[aria-label=support]").text
     browser.save_screenshot(str(IMAGES / "admin-profiles.png"))
+
+
+def test_an_admin_adds_a_source_and_uploads_a_catalog_then_both_are_answered(console_site, browser, tmp_path):
+    url, _, _, _, _, librarian = console_site
+    folder = tmp_path / "care"
+    folder.mkdir()
+    (folder / "care.md").write_text("# Lamp care\n\nDust brass lamp bases with a dry microfibre cloth only.\n")
+    catalog = tmp_path / "offers.csv"
+    catalog.write_text("id,name,price,currency,stock,description\n"
+                       "ZX900,Comet Pendant Lamp,349.00,EUR,3,Copper pendant lamp with a 45 cm dome.\n")
+    viewport(browser, 1100, 1000)
+    browser.get(f"{url}/admin/knowledge")
+    sign_in(browser, url, *librarian)
+    until(browser, lambda d: d.current_url == f"{url}/admin/overview")
+    browser.get(f"{url}/admin/knowledge")
+    browser.find_element(By.LINK_TEXT, "Add a source").click()
+    until(browser, lambda d: d.current_url == f"{url}/admin/knowledge/add")
+    fill(browser, "name", "care")
+    fill(browser, "folder.path", str(folder))
+    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    browser.save_screenshot(str(IMAGES / "admin-add-source.png"))
+    browser.find_element(By.CSS_SELECTOR, "form.qa button[type=submit]").click()
+    until(browser, lambda d: d.current_url.endswith("/admin/knowledge?notice=added"))
+
+    def care_done(driver):  # the status once the first sync has ended, reloading the page to see it
+        driver.refresh()
+        rows = driver.execute_script("return [...document.querySelectorAll('tr')].map(r => r.innerText)")
+        row = [r for r in rows if r.startswith("care")]
+        return row and ("success" in row[0] or "failed" in row[0]) and row[0]
+    assert "success" in until(browser, care_done)
+    browser.find_element(By.LINK_TEXT, "Upload the product catalog").click()
+    browser.find_element(By.ID, "catalog").send_keys(str(catalog))
+    browser.find_element(By.CSS_SELECTOR, "form.qa button[type=submit]").click()
+    until(browser, lambda d: "notice=catalog" in d.current_url)
+    assert "Catalog indexed. 1 product." in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    browser.save_screenshot(str(IMAGES / "admin-knowledge.png"))
+
+    browser.switch_to.new_window("tab")
+    browser.get(url)
+    until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
+    assert "microfibre" in ask(browser, "How do I clean a brass lamp base?")["text"]
+    assert "349.00" in ask(browser, "How much is the Comet Pendant Lamp?")["text"]

@@ -78,3 +78,15 @@ def test_an_unknown_engine_is_a_clear_error():
 
     with pytest.raises(ValueError, match="unknown passage engine"):
         E5Embedder(engine="torch")
+
+
+def test_windows_are_grouped_by_length_within_the_attention_budget():
+    from knowledge.e5_onnx import ATTENTION_BUDGET, _groups
+
+    lengths = [512, 7, 130, 512, 40, 300, 9, 512, 128] + [100] * 30
+    groups = _groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))  # each window once
+    for group in groups:
+        assert len(group) == 1 or len(group) * max(lengths[i] for i in group) ** 2 <= ATTENTION_BUDGET
+    assert [len(g) for g in groups if lengths[g[0]] == 512] == [1, 1, 1]  # long windows alone
+    assert max(len(g) for g in groups) >= 16  # short ones together
