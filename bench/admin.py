@@ -9,9 +9,12 @@ Inbox lists (the open escalations). Each is run `--runs` times; p50 and p95 in
 milliseconds. Last line: one JSON object. `--postgres` starts a throwaway PostgreSQL
 (tests/services.py) instead of the SQLite file. `--gaps` also times the Knowledge gaps
 page's work (bot/gaps.py, the real e5 embedder): the first look, which embeds every
-question read, then the next ones, which find their vectors kept.
+question read, then the next ones, which find their vectors kept. `--pages` also serves the
+real app over that database (SQLite or PostgreSQL, no sample knowledge) and times the pages
+as a signed-in admin's browser gets them over loopback HTTP: Overview (30 days, and the
+default 7), Inbox, Conversations (the first page).
 
-    python bench/admin.py [--conversations 20000] [--runs 5] [--postgres] [--gaps]
+    python bench/admin.py [--conversations 20000] [--runs 5] [--postgres] [--gaps] [--pages]
 """
 from __future__ import annotations
 
@@ -104,12 +107,43 @@ def measure(db, conversations: int, runs: int, now: float) -> dict:
             "inbox_list": timed(inbox, runs)}
 
 
+def pages(url: str, home: str, runs: int, conversations: int) -> dict:
+    """GET /admin/overview, /admin/inbox and /admin/conversations over HTTP, signed in."""
+    import dataclasses
+
+    from adapters.app import create_app
+    from bot.runtime import Runtime
+    from bot.settings import Settings
+    from tests.admin.conftest import Console
+    from tests.fakes.server import serve
+
+    settings = dataclasses.replace(Settings.from_env({"SWITCHBOARD_HOME": home, "DATABASE_URL": url,
+                                                      "SWITCHBOARD_SAMPLE": "0"}))
+    runtime = Runtime.open(settings)
+    app = create_app(runtime)
+    out = {}
+    with serve(app) as served:
+        admin = Console(served, runtime, app).signed_in("admin")
+        month = "from={}&to={}".format(*(time.strftime("%Y-%m-%d", time.gmtime(t))
+                                         for t in (time.time() - 31 * 86400, time.time())))
+        shown = admin.http.get(f"/admin/api/metrics?{month}").json()["conversations"]
+        assert shown == conversations, f"the pages read another database: {shown} conversations"
+        for name, path in (("overview_page_30_days", f"/admin/overview?{month}"),
+                           ("overview_page_7_days", "/admin/overview"), ("inbox_page", "/admin/inbox"),
+                           ("conversations_page", "/admin/conversations")):
+            admin.page(path)  # warm: the first request also opens the connections
+            out[name] = timed(lambda: admin.page(path), runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL instead of SQLite")
     parser.add_argument("--gaps", action="store_true", help="also time the Knowledge gaps page (embeds questions)")
+    parser.add_argument("--pages", action="store_true", help="also time the Overview, Inbox and Conversations "
+                                                             "pages over HTTP")
     args = parser.parse_args()
     now = time.time()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
@@ -122,6 +156,8 @@ def main() -> None:
         result = measure(db, args.conversations, args.runs, now)
         if args.gaps:
             result.update(gaps(db, args.runs, now))
+        if args.pages:
+            result.update(pages(url, tmp, args.runs, args.conversations))
         for name, value in result.items():
             print(f"{name}: {value}")
         print(json.dumps(result))

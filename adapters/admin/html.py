@@ -65,9 +65,10 @@ def form(action: str, csrf: str, label: str, *fields: object, class_: str = "") 
 
 
 def page(title: str, body: object, *, role: str = "", email: str = "", csrf: str = "", current: str = "",
-         status: int = 200, live: str = "") -> HTMLResponse:
+         status: int = 200, live: str = "", refresh: int = 0) -> HTMLResponse:
     """The console's layout around `body`: navigation for the operator's `role`, their
-    sign-out form, and `live` (a stream URL) for admin.js to refresh `#live` when it says so."""
+    sign-out form, and `live` (a stream URL) for admin.js to refresh `#live` when it says so,
+    or `refresh`: reload the whole page after that many seconds (a sync in progress)."""
     nav = ""
     if role:
         links = [tag("a", label, href=f"/admin/{key}", aria_current="page" if key == current else None)
@@ -78,6 +79,8 @@ def page(title: str, body: object, *, role: str = "", email: str = "", csrf: str
                   aria_label="Console")
     meta = h(f'<meta name="csrf" content="{esc(csrf)}">') if csrf else ""
     stream = h(f'<meta name="live" content="{esc(live)}">') if live else ""
+    if refresh:
+        stream = h(f'{stream}<meta http-equiv="refresh" content="{int(refresh)}">')
     document = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}{stream}'
                 f'<title>{esc(title)} · Switchboard console</title><link rel="stylesheet" href="/static/admin.css">'

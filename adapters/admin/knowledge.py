@@ -87,13 +87,14 @@ class Knowledge:
 
     async def page(self, visit: Visit) -> Response:
         infos = await asyncio.to_thread(self.runtime.index.sources)
-        rows = []
+        rows, syncing = [], False
         for info in infos:
             busy = info.name in self.running and not self.running[info.name].done()
             actions = [form(f"/admin/knowledge/{quote(info.name, safe='')}/retry", visit.signed.csrf, "Retry")]
             if qa_path(info) is not None:
                 actions.append(tag("a", "Edit Q&A form", href=f"/admin/knowledge/{quote(info.name, safe='')}/qa"))
             status = "processing" if busy else info.status
+            syncing = syncing or status == "processing"
             rows.append((info.name, sources.origin(info), tag("span", status, class_=f"status {status}"),
                          info.error or "", info.documents, info.chunks, info.failures,
                          when(info.last_sync or 0), tag("div", join(actions), class_="actions")))
@@ -106,7 +107,8 @@ class Knowledge:
         body = join([tag("p", notice, role="status") if notice else "", links,
                      table(("Source", "From", "Status", "Error", "Documents", "Chunks", "Skipped", "Last sync", ""),
                            rows, "No knowledge source yet: switchboard ingest PATH")])
-        return visit.page("Knowledge", body, current="knowledge")
+        # while a sync runs the page reloads itself: its status and counts grow as batches land
+        return visit.page("Knowledge", body, current="knowledge", refresh=2 if syncing else 0)
 
     async def retry(self, visit: Visit) -> Response:
         name = visit.request.path_params["name"]

@@ -65,6 +65,15 @@ def test_a_notion_source_added_in_the_console_is_synced_and_answered(notion_cons
     assert "source added" in admin.page("/admin/audit").text
 
 
+def test_the_knowledge_page_reloads_itself_while_a_source_syncs(console):
+    admin = console.signed_in("admin")
+    assert 'http-equiv="refresh"' not in admin.page("/admin/knowledge").text
+    console.runtime.index.set_status("faq", "processing")  # as a worker's sync marks it
+    assert '<meta http-equiv="refresh" content="2">' in admin.page("/admin/knowledge").text
+    console.runtime.index.set_status("faq", "success")
+    assert 'http-equiv="refresh"' not in admin.page("/admin/knowledge").text
+
+
 def test_a_folder_source_is_added_and_bad_settings_are_refused(console, tmp_path):
     admin = console.signed_in("admin")
     folder = tmp_path / "care"
