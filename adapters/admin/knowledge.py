@@ -78,6 +78,30 @@ def edited(data: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
     return {**data, "answers": answers, "updated_at": time.strftime("%Y-%m-%d", time.gmtime())}
 
 
+def _skipped(infos: list, shown: int = 5) -> h | str:
+    """The documents each source could not read (the first few), and why."""
+    rows = [(info.name, document_id, why) for info in infos for document_id, why in info.failed[:shown]]
+    if not rows:
+        return ""
+    return join([tag("h2", "Skipped documents"), table(("Source", "Document", "Why"), rows)])
+
+
+def _flagged(flags: list, shown: int = 20) -> h | str:
+    """Documents in quarantine (knowledge/sanitize.py): an instruction to an AI was removed
+    from them at ingest; the rest of each stays answerable. The first finding of each."""
+    first: dict[tuple[str, str], Any] = {}
+    for flag in flags:
+        first.setdefault((flag.source, flag.document_id), flag)
+    if not first:
+        return ""
+    rows = [(f.source, f.document_id, f.kind, f.rule, f.snippet[:120]) for f in list(first.values())[:shown]]
+    more = tag("p", f"… and {len(first) - shown} more: switchboard sources lists them all.") if len(first) > shown else ""
+    return join([tag("h2", "Flagged for review"),
+                 tag("p", "An instruction to an AI was removed from these documents when they were indexed; "
+                          "the rest of each stays answerable."),
+                 table(("Source", "Document", "Found", "Rule", "Text"), rows), more])
+
+
 class Knowledge:
     """The Knowledge page and its actions over the runtime's index."""
 
@@ -87,6 +111,10 @@ class Knowledge:
 
     async def page(self, visit: Visit) -> Response:
         infos = await asyncio.to_thread(self.runtime.index.sources)
+        flags = await asyncio.to_thread(self.runtime.index.flagged)
+        held: dict[str, set[str]] = {}
+        for flag in flags:
+            held.setdefault(flag.source, set()).add(flag.document_id)
         rows, syncing = [], False
         for info in infos:
             busy = info.name in self.running and not self.running[info.name].done()
@@ -96,7 +124,7 @@ class Knowledge:
             status = "processing" if busy else info.status
             syncing = syncing or status == "processing"
             rows.append((info.name, sources.origin(info), tag("span", status, class_=f"status {status}"),
-                         info.error or "", info.documents, info.chunks, info.failures,
+                         info.error or "", info.documents, info.chunks, info.failures, len(held.get(info.name, ())),
                          when(info.last_sync or 0), tag("div", join(actions), class_="actions")))
         notice = NOTICES.get(visit.request.query_params.get("notice", ""), "")
         products = visit.request.query_params.get("products", "")
@@ -105,8 +133,9 @@ class Knowledge:
         links = tag("p", join([tag("a", "Add a source", href="/admin/knowledge/add"), " · ",
                                tag("a", "Upload the product catalog", href="/admin/knowledge/catalog")]))
         body = join([tag("p", notice, role="status") if notice else "", links,
-                     table(("Source", "From", "Status", "Error", "Documents", "Chunks", "Skipped", "Last sync", ""),
-                           rows, "No knowledge source yet: switchboard ingest PATH")])
+                     table(("Source", "From", "Status", "Error", "Documents", "Chunks", "Skipped", "Flagged",
+                            "Last sync", ""), rows, "No knowledge source yet: switchboard ingest PATH"),
+                     _skipped(infos), _flagged(flags)])
         # while a sync runs the page reloads itself: its status and counts grow as batches land
         return visit.page("Knowledge", body, current="knowledge", refresh=2 if syncing else 0)
 
