@@ -28,7 +28,7 @@ from adapters.admin.html import esc, h, join, tag
 from bot.operators import Operators
 from knowledge import sources
 from knowledge.connectors.errors import ConnectorError
-from knowledge.readers import decode_text
+from knowledge.readers import ReadError, decode_text
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LISTS = ("spaces", "roots", "folders", "drives")  # typed as comma- or space-separated values
@@ -62,7 +62,7 @@ def check_catalog(data: bytes) -> int:
     try:
         text = decode_text(data)
         rows = list(csv.DictReader(io.StringIO(text)))
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except (ReadError, csv.Error) as exc:  # binary, not UTF-8, or not CSV
         raise ValueError(f"not a readable CSV file ({exc})") from None
     missing = {"id", "name", "price"} - set(rows[0] if rows else {})
     if not rows:

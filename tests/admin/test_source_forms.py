@@ -123,6 +123,8 @@ def test_an_uploaded_catalog_is_answerable_at_once(console):
     (b"sku,title\nA1,Lamp\n", "a catalog needs the columns id, name and price (missing: id, name, price)"),
     (b"id,name,price\n", "the file has no product rows"),
     (b"", "the file has no product rows"),
+    (b"\xff\xfe garbage", "not a readable CSV file (not valid UTF-8 text"),
+    (b"PK\x03\x04\x00\x00 a zip file", "not a readable CSV file (binary file"),
 ])
 def test_a_bad_catalog_says_what_is_wrong_and_changes_nothing(console, content, reason):
     admin = console.signed_in("admin")
