@@ -10,9 +10,10 @@ the agent's page shows it without a reload. An admin then signs in and the overv
 counts the conversation. Another admin adds a declined question's answer from the
 Knowledge gaps page and the visitor's next question is answered from it. The inbox,
 conversation, overview, knowledge gaps and profiles screenshots go to docs/images/
-(docs/admin.md shows them). A third admin adds a folder source with the Add a source form
-and uploads a product catalog; the visitor's questions are answered from both (the
-Knowledge page and the form's screenshots).
+(docs/admin.md shows them). A third admin adds a folder source with the Add a source form,
+sees its Retry fail while the folder is away and succeed when it is back, and uploads a
+product catalog; the visitor's questions are answered from both (the Knowledge page and the
+form's screenshots).
 """
 from __future__ import annotations
 
@@ -202,6 +203,17 @@ def test_an_admin_adds_a_source_and_uploads_a_catalog_then_both_are_answered(con
         rows = driver.execute_script("return [...document.querySelectorAll('tr')].map(r => r.innerText)")
         row = [r for r in rows if r.startswith("care")]
         return row and ("success" in row[0] or "failed" in row[0]) and row[0]
+    assert "success" in until(browser, care_done)
+    # the folder goes away: Retry fails with the reason; it comes back: Retry succeeds
+    away = tmp_path / "moved"
+    folder.rename(away)
+    retry = "document.querySelector('form[action=\"/admin/knowledge/care/retry\"] button').click()"
+    browser.execute_script(retry)
+    until(browser, lambda d: "notice=retrying" in d.current_url)
+    assert "failed" in until(browser, care_done) and "no such file or folder" in browser.page_source
+    away.rename(folder)
+    browser.execute_script(retry)
+    until(browser, lambda d: "notice=retrying" in d.current_url)
     assert "success" in until(browser, care_done)
     browser.find_element(By.LINK_TEXT, "Upload the product catalog").click()
     browser.find_element(By.ID, "catalog").send_keys(str(catalog))
