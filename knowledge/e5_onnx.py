@@ -92,21 +92,22 @@ class E5Weights:
 
     def q4(self, name: str, rows: int, nin: int) -> tuple[np.ndarray, np.ndarray]:
         """A weight's 4-bit values (0..15, element order) [rows, nin/32, 32] and scales [rows, nin/32]."""
-        blocks = self.q4_blocks(name, rows, nin)
-        scales = blocks[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float32)
-        nibbles = blocks[:, :, 2:]  # byte j holds element j (low nibble) and j + 16 (high)
-        return np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=2), scales
+        return _unpack(self.q4_blocks(name, rows, nin))
 
     def dequantized(self, name: str, rows: int, nin: int) -> np.ndarray:
         values, scales = self.q4(name, rows, nin)
         return ((values.astype(np.float32) - 8) * scales[:, :, None]).reshape(rows, nin)
 
     def word_vectors(self, ids: np.ndarray) -> np.ndarray:
-        blocks = self.q4_blocks("emb.word", self.VOC, self.H)[ids]
-        scales = blocks[:, :, :2].copy().view(np.float16).astype(np.float32)
-        nibbles = blocks[:, :, 2:]
-        values = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=2).astype(np.float32) - 8
-        return (values * scales).reshape(len(ids), self.H)
+        values, scales = _unpack(self.q4_blocks("emb.word", self.VOC, self.H)[ids])
+        return ((values.astype(np.float32) - 8) * scales[:, :, None]).reshape(len(ids), self.H)
+
+
+def _unpack(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """4-bit blocks [rows, n, 18] as values (0..15, element order) [rows, n, 32] and scales [rows, n]."""
+    scales = blocks[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float32)
+    nibbles = blocks[:, :, 2:]  # byte j holds element j (low nibble) and j + 16 (high)
+    return np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=2), scales
 
 
 class Tokenizer:

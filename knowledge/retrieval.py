@@ -150,11 +150,9 @@ class Retriever:
         rowid = self._translation(best.stored.rowid, best.stored.language, language, sources, public_only)
         if rowid is None:  # no translation: a passage in the user's language ranked nearly as high
             return _first_in(language, hits, lambda hit: hit.score >= NEARLY * best.score) or list(hits)
-        stored = self.index.chunks([rowid]).get(rowid)
-        if stored is None:
+        found = self._translated(query, rowid, best.score, best.centred, best.known, language)
+        if found is None:
             return list(hits)
-        found = Hit(stored, best.score, 0.0, 0.0, 0.0, centred=best.centred, known=best.known)
-        found = self.judge(query, [found], language)[0]
         return [found, *(h for h in hits if h.stored.rowid != rowid and h.stored.rowid != best.stored.rowid)]
 
     def _closer_translation(self, query: str, hits: Sequence[Hit], language: str, sources: Sequence[str] | None,
@@ -174,13 +172,20 @@ class Retriever:
             rowid = self._translation(hit.stored.rowid, hit.stored.language, language, sources, public_only)
             if rowid is None or rowid == best.stored.rowid:
                 return list(hits)
-            stored = self.index.chunks([rowid]).get(rowid)
-            if stored is None:
+            found = self._translated(query, rowid, best.score, hit.centred, best.known, language)
+            if found is None:
                 return list(hits)
-            found = self.judge(query, [Hit(stored, best.score, 0.0, 0.0, 0.0, centred=hit.centred,
-                                           known=best.known)], language)[0]
             return [found, *(h for h in hits if h.stored.rowid != rowid)]
         return list(hits)
+
+    def _translated(self, query: str, rowid: int, score: float, centred: float, known: float,
+                    language: str) -> Hit | None:
+        """Passage `rowid`, a translation taking the place of a hit (its rank score and centred
+        cosine), judged against `query`; None when it left the index meanwhile."""
+        stored = self.index.chunks([rowid]).get(rowid)
+        if stored is None:
+            return None
+        return self.judge(query, [Hit(stored, score, 0.0, 0.0, 0.0, centred=centred, known=known)], language)[0]
 
     def _translation(self, rowid: int, source_language: str, language: str, sources: Sequence[str] | None,
                      public_only: bool) -> int | None:
