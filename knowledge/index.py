@@ -156,6 +156,11 @@ class Index:
             self._db.close()
 
     @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """As `PgIndex.bulk_load`; SQLite's indexes are cheap to keep up row by row."""
+        yield
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

@@ -12,7 +12,7 @@ a plain path for SQLite.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, ContextManager, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -29,6 +29,8 @@ class KnowledgeIndex(Protocol):
     def close(self) -> None: ...
 
     def generation(self) -> int: ...
+
+    def bulk_load(self) -> ContextManager[None]: ...
 
     def add_source(self, name: str, kind: str, config: dict[str, Any]) -> None: ...
 

@@ -241,3 +241,53 @@ def test_postgres_index_reconnects_after_an_outage(embedder, tmp_path):
             assert Retriever(index, embedder).search("return an item", k=1)[0].stored.chunk.document_id == "returns"
         finally:
             index.close()
+
+
+def _pg_indexes(index: PgIndex) -> set[str]:
+    return {r[0] for r in index._rows("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (index.schema,))}
+
+
+def test_bulk_load_builds_the_indexes_once_and_ranks_as_row_by_row(tmp_path, pgvector_url, embedder):
+    """`index copy`'s bulk load: no HNSW/GIN upkeep while rows land, the same rankings after."""
+    folder = write_corpus(tmp_path / "kb")
+    sqlite = Index(tmp_path / "index.sqlite3")
+    ingest(sqlite, embedder, folder)
+    with migrated_schema(pgvector_url) as schema:
+        postgres = PgIndex(pgvector_url, schema)
+        try:
+            with postgres.bulk_load():
+                ingest(postgres, embedder, folder)
+                assert not {"chunks_dense", "chunks_terms"} & _pg_indexes(postgres)
+            assert {"chunks_dense", "chunks_terms"} <= _pg_indexes(postgres)
+            for query in QUERIES:
+                hits = [[(h.stored.chunk.id, round(h.score, 6)) for h in Retriever(index, embedder).search(query)]
+                        for index in (sqlite, postgres)]
+                assert hits[0] == hits[1] and hits[0], query
+            with pytest.raises(ValueError, match="empty"):
+                with postgres.bulk_load():
+                    pass
+            assert {"chunks_dense", "chunks_terms"} <= _pg_indexes(postgres)  # a refused load drops nothing
+        finally:
+            postgres.close()
+    sqlite.close()
+
+
+def test_an_interrupted_bulk_load_still_leaves_a_searchable_index(tmp_path, pgvector_url, embedder):
+    folder = write_corpus(tmp_path / "kb")
+    with migrated_schema(pgvector_url) as schema:
+        postgres = PgIndex(pgvector_url, schema)
+        try:
+            with pytest.raises(RuntimeError):
+                with postgres.bulk_load():
+                    ingest(postgres, embedder, folder)
+                    raise RuntimeError("the copy died half-way")
+            assert {"chunks_dense", "chunks_terms"} <= _pg_indexes(postgres)
+            # A process killed inside the load never reaches its end: the next ordinary write builds them.
+            with postgres._lock:
+                postgres._conn.execute("DROP INDEX chunks_dense, chunks_terms")
+            write_corpus(folder, {"returns.md": FILES["returns.md"] + "\nInstead of a refund, a gift voucher is also offered.\n"})
+            assert ingest(postgres, embedder, folder).updated == 1
+            assert {"chunks_dense", "chunks_terms"} <= _pg_indexes(postgres)
+            assert Retriever(postgres, embedder).search("gift voucher", k=1)[0].stored.chunk.document_id == "returns"
+        finally:
+            postgres.close()
