@@ -45,6 +45,8 @@ err = Console(stderr=True, highlight=False)
 # warnings) write to the log file in the data folder: the user gets our one line per failed
 # file. They reach stderr too only when LOG_LEVEL is set (someone asked for logs).
 LIBRARY_LOGGERS = ("pypdf", "py.warnings")
+BACKGROUND_NICENESS = 10  # `answers` and `worker`: the web process's acknowledgements come first
+log = logging.getLogger(__name__)
 
 
 def _quiet_libraries(env: Mapping[str, str]) -> None:
@@ -429,6 +431,7 @@ def cmd_teams(args: argparse.Namespace) -> int:
 def cmd_answers(args: argparse.Namespace) -> int:
     """Answer workers only: take deliveries from the queue that `serve` processes fill (REDIS_URL
     shared across hosts; the SQLite queue in the data folder on one machine)."""
+    _lower_priority(args.nice)
     settings = _settings(announce=True)
     runtime = _open(settings)
     channels = [build(runtime) for _, build in _channel_settings()]
@@ -472,9 +475,21 @@ def cmd_answers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lower_priority(niceness: int) -> None:
+    """Background work (answering, syncing) yields the CPU to the web process on a shared
+    machine: its acknowledgements are timed by the platforms (Slack retries after 3 s).
+    Alone on a host it makes no difference. Not allowed (a container's policy): unchanged."""
+    if niceness > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(niceness)
+        except OSError as exc:
+            log.warning("could not lower this process's CPU priority: %s", exc)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.worker import run_worker
 
+    _lower_priority(args.nice)
     asyncio.run(run_worker(_settings(), interval=args.interval, once=args.once))
     return 0
 
@@ -516,6 +531,9 @@ def parser() -> argparse.ArgumentParser:
     answers.add_argument("--metrics-port", type=int, default=0,
                          help="serve this process's /metrics and /healthz on this port (default: none)")
     answers.add_argument("--host", default="127.0.0.1", help="address of --metrics-port (default: 127.0.0.1)")
+    answers.add_argument("--nice", type=int, default=BACKGROUND_NICENESS,
+                         help=f"lower this process's CPU priority by N, so that a web process on the same machine "
+                              f"acknowledges first (default: {BACKGROUND_NICENESS}; 0: unchanged)")
     answers.set_defaults(func=cmd_answers)
     chat = sub.add_parser("chat", help="chat in the terminal")
     chat.add_argument("--profile", default="")
@@ -560,6 +578,8 @@ def parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="keep knowledge sources in sync on a schedule")
     worker.add_argument("--interval", type=int, default=15 * 60, help="seconds between syncs of a source")
     worker.add_argument("--once", action="store_true", help="sync every source once and exit")
+    worker.add_argument("--nice", type=int, default=BACKGROUND_NICENESS,
+                        help=f"lower this process's CPU priority by N (default: {BACKGROUND_NICENESS}; 0: unchanged)")
     worker.set_defaults(func=cmd_worker)
     return p
 

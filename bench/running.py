@@ -1,13 +1,15 @@
 """What the channel benchmarks share: a server subprocess (started, awaited until it
-listens, stopped with SIGINT) and timed bursts of concurrent requests."""
+listens, stopped with SIGINT), timed bursts of concurrent requests, and a load generator
+in a process of its own (`apart`)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import signal
 import subprocess
 import time
-from typing import Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 
 async def bursts(one: Callable[[int], Awaitable[None]], rounds: int, concurrent: int) -> float:
@@ -16,6 +18,22 @@ async def bursts(one: Callable[[int], Awaitable[None]], rounds: int, concurrent:
     for r in range(rounds):
         await asyncio.gather(*(one(r * concurrent + i) for i in range(concurrent)))
     return time.perf_counter() - began
+
+
+def apart(load: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """`asyncio.run(load(*args))` in a fresh process (spawned), returning its result.
+
+    The fake platform APIs run in the benchmark's own process, in threads, and receive every
+    answer the server sends; a load generator in that process shares their interpreter lock,
+    so the fake's work for the answers would count in the acks measured for the server that
+    answers, and not for a no-op app that sends nothing. `load` must be a module-level function
+    and its arguments picklable."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_run, (load, args))
+
+
+def _run(load: Callable[..., Awaitable[Any]], args: tuple) -> Any:
+    return asyncio.run(load(*args))
 
 
 @contextlib.contextmanager

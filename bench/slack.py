@@ -13,7 +13,8 @@ fake Slack Web API (tests/fakes/slack_api.py) that runs in this process:
 
 Each round posts `--concurrent` correctly signed `app_mention` deliveries at once; the
 figures are the time from sending a request to its 200 (p50/p99), and acknowledged events
-per second over the rounds. For switchboard the answers keep running while later rounds
+per second over the rounds, taken by a load generator in a process of its own (the fake
+Slack, which receives the answers, runs in this one). For switchboard the answers keep running while later rounds
 are acknowledged, as in production; the time until every question is answered (the fake
 has received every answer) gives answers per second. The load client shares the 2 cores
 with the server. Last line: one JSON object.
@@ -23,7 +24,6 @@ with the server. Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import hmac
 import json
@@ -44,7 +44,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import bursts, server  # noqa: E402
+from bench.running import apart, bursts, server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -127,7 +127,7 @@ def main() -> None:
         api = f"{fake_url}/api/"
         port = free_port()
         with server([sys.executable, __file__, "--baseline", str(port), "--api", api], env):
-            baseline = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 0)))
+            baseline = figures(*apart(load, f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 0))
         print(f"baseline (no-op listener): ack p50 {baseline['p50_ms']} ms, p99 {baseline['p99_ms']} ms, "
               f"{baseline['events_per_s']} events/s")
         print("starting switchboard serve (indexes the sample knowledge on first start)…", flush=True)
@@ -136,7 +136,7 @@ def main() -> None:
                    SLACK_API_URL=api, LOG_LEVEL="WARNING")
         with server([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], env):
             began = time.perf_counter()
-            real = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 10_000)))
+            real = figures(*apart(load, f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 10_000))
             answers = fake.wait_for("chat.postMessage", total, timeout=1800)
             answered_per_s = total / (time.perf_counter() - began)
         split = split_run(fake, env, args, total, len(answers))
@@ -163,7 +163,7 @@ def split_run(fake: FakeSlack, env: dict[str, str], args: argparse.Namespace, to
     workers = [sys.executable, "-m", "adapters.cli", "answers"]
     with server(web, env), server(workers, env, ready="answer workers are running"):
         began = time.perf_counter()
-        acks = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 20_000)))
+        acks = figures(*apart(load, f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 20_000))
         fake.wait_for("chat.postMessage", before + total, timeout=1800)
         answered_per_s = total / (time.perf_counter() - began)
     return {"acks": acks, "answered_per_s": round(answered_per_s, 1)}

@@ -31,14 +31,14 @@ Each round posts `--concurrent` activities at once, each with the Bot Framework'
 request to its 200 (p50/p99) and acknowledged activities per second over the rounds. For
 switchboard the answers keep running while later rounds are acknowledged, as in
 production; the time until the fake connector has every answer gives answers per second.
-The load client shares the machine's cores with the server. Last line: one JSON object.
+The load client shares the machine's cores with the server, in a process of its own
+(`bench.running.apart`), apart from the fake connector that receives the answers. Last line: one JSON object.
 
     python bench/teams.py [--concurrent 50] [--rounds 4]
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -52,7 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import bursts, server  # noqa: E402
+from bench.running import apart, bursts, server  # noqa: E402
 from tests.fakes.botframework import FakeBotFramework  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 
@@ -179,9 +179,9 @@ def main() -> None:
                                  ("floor", "unsigned", "no JWT"), ("baseline", "signed", "JWT validated")):
             port = free_port()
             with server([sys.executable, __file__, "--noop", str(port), "--fake", fake_url, "--mode", mode], env):
-                results[name] = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", service_url,
+                results[name] = figures(*apart(load, f"http://127.0.0.1:{port}", service_url,
                                                           "" if mode == "unsigned" else token, args.concurrent,
-                                                          args.rounds, 0)))
+                                                          args.rounds, 0))
             print(f"{name} (no-op bot, {what}): ack p50 {results[name]['p50_ms']} ms, p99 "
                   f"{results[name]['p99_ms']} ms, {results[name]['activities_per_s']} activities/s", flush=True)
         print("starting the switchboard web process (indexes the sample knowledge on first start)…", flush=True)
@@ -191,8 +191,8 @@ def main() -> None:
                    TEAMS_SERVICE_URL=service_url, LOG_LEVEL="WARNING")
         with server([sys.executable, __file__, "--serve", str(port)], env):
             began = time.perf_counter()
-            results["switchboard"] = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", service_url, token,
-                                                               args.concurrent, args.rounds, 10_000)))
+            results["switchboard"] = figures(*apart(load, f"http://127.0.0.1:{port}", service_url, token,
+                                                               args.concurrent, args.rounds, 10_000))
             fake.wait_for(lambda calls: answered(fake) >= total, timeout=1800)
             answered_per_s = total / (time.perf_counter() - began)
             throttled, delivered = len(fake.calls_of(ok=False)), answered(fake)
@@ -228,8 +228,8 @@ def split_run(fake: FakeBotFramework, env: dict[str, str], args: argparse.Namesp
     workers = [sys.executable, "-m", "adapters.cli", "answers"]
     with server(web, env), server(workers, env, ready="answer workers are running"):
         began = time.perf_counter()
-        acks = figures(*asyncio.run(load(f"http://127.0.0.1:{port}", service_url, token, args.concurrent,
-                                         args.rounds, 20_000)))
+        acks = figures(*apart(load, f"http://127.0.0.1:{port}", service_url, token, args.concurrent,
+                                         args.rounds, 20_000))
         fake.wait_for(lambda calls: answered(fake) >= before + total, timeout=1800)
         answered_per_s = total / (time.perf_counter() - began)
     return {"acks": acks, "answered_per_s": round(answered_per_s, 1)}

@@ -24,7 +24,8 @@ concurrent requests, as Telegram does when many customers write at once:
   (bounded by answering work on the worker, and by the flood limiter's 30 messages/s).
 
 Ratios are Telegram (and the split run) over baseline. The client runs on the same machine
-and takes CPU from the worker. The last line is one JSON object with every figure, for scripts.
+and takes CPU from the worker, in a process of its own (`bench.running.apart`): not in this
+one, where the fake Bot API receives the answers. The last line is one JSON object with every figure, for scripts.
 
     python bench/telegram.py [--deliveries 500] [--concurrency 50]
 """
@@ -51,7 +52,7 @@ sys.path[0] = str(ROOT)
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.running import server  # noqa: E402
+from bench.running import apart, server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
 from tests.services import redis_server  # noqa: E402
@@ -179,18 +180,18 @@ def measure(mode: str, home: Path, redis_url: str, api: str, fake: FakeTelegram,
             running.enter_context(answers_process(home, redis_url, api, fake.token))
         answering = mode != "noop"
         warm = len(fake.calls_to("sendMessage"))
-        asyncio.run(deliver_all(worker_process.base, updates(args.concurrency, first_id), args.concurrency))  # warm-up
+        apart(deliver_all, worker_process.base, updates(args.concurrency, first_id), args.concurrency)  # warm-up
         if answering:
             fake.wait_for("sendMessage", warm + args.concurrency, timeout=600, answered=True)
         figures: dict = {}
         if mode == "telegram":  # the door alone: updates stored, then found not addressed by the workers
-            latencies, wall = asyncio.run(deliver_all(
-                worker_process.base, updates(args.deliveries, first_id + 2 * 10**6, answered=False), args.concurrency))
+            latencies, wall = apart(deliver_all,
+                worker_process.base, updates(args.deliveries, first_id + 2 * 10**6, answered=False), args.concurrency)
             figures["unaddressed"] = acks(latencies, wall)
         before = len(fake.calls_to("sendMessage"))
         started = time.perf_counter()
-        latencies, wall = asyncio.run(deliver_all(worker_process.base, updates(args.deliveries, first_id + 10**6),
-                                                  args.concurrency))
+        latencies, wall = apart(deliver_all, worker_process.base, updates(args.deliveries, first_id + 10**6),
+                                args.concurrency)
         figures.update(acks(latencies, wall))
         if answering:
             fake.wait_for("sendMessage", before + args.deliveries, timeout=1800, answered=True)

@@ -219,7 +219,8 @@ def test_a_question_asked_while_the_database_is_down_is_answered_once_it_is_back
 def test_separate_web_and_answers_processes_answer_once_and_each_shows_its_own_metrics(fake_slack, tmp_path,
                                                                                       sample_index_path):
     """`serve --no-answers` acknowledges and queues; `answers --metrics-port` answers from the
-    SQLite queue they share and times it in its own /metrics."""
+    SQLite queue they share and times it in its own /metrics. The answers process runs at a
+    lower CPU priority (niceness +10), the web process at ours: acknowledgements first."""
     index = tmp_path / "index.sqlite3"
     shutil.copy(sample_index_path, index)
     web_port, answers_port = free_port(), free_port()
@@ -237,6 +238,9 @@ def test_separate_web_and_answers_processes_answer_once_and_each_shows_its_own_m
         assert 'switchboard_answer_seconds_count{channel="slack"}' not in received
         assert 'switchboard_ack_seconds_count{channel="slack"} 1.0' in received
         assert httpx.get(f"http://127.0.0.1:{answers_port}/healthz", timeout=10).json()["ok"]
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, web.pid) == ours
+        assert os.getpriority(os.PRIO_PROCESS, workers.pid) == min(ours + 10, 19)
     finally:
         for process in (workers, web):
             process.send_signal(signal.SIGTERM)

@@ -84,6 +84,7 @@ def test_a_worker_killed_mid_sync_is_resumed_by_another(shared, tmp_path, pgvect
         try:
             until(lambda: gate.held.is_set() and len(index.document_ids(name)) == WRITTEN, "sync held mid-way", a)
             assert index.source(name).status == "processing"
+            assert os.getpriority(os.PRIO_PROCESS, a.pid) == min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)
             b = worker(envs[1], logs[1])
             until(lambda: "skipped: another worker is on it" in logs[1].read_text(), "refusal of B", a, b)
             a.send_signal(signal.SIGKILL)  # mid-sync: no release, no status written
