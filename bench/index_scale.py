@@ -10,8 +10,10 @@ in the body; a question has three of them. It times `put` (chunks/s; embedding i
 not part of it: real ingestion is bound by e5 at ~3 chunks/s on 2 cores), then
 `Retriever.search` in dense and hybrid mode for `queries` questions whose vectors are
 given (an embedder that looks them up), so the times are the index's. Recall@10 compares
-each backend's dense top 10 with SQLite's exact one. The first SQLite search of a fresh
-`Index` loads the dense view: timed apart.
+each backend's top 10 (dense, and hybrid) with an exact search's: SQLite's, or with
+`--no-sqlite` PostgreSQL's exact one. `--ef-search` repeats the HNSW searches at other
+breadths (recall against time). The first SQLite search of a fresh `Index` loads the
+dense view: timed apart.
 
 Part 2 (quality) indexes stackfaq and cnil_fr once in SQLite with the real embedder (kept in
 a cache folder between runs), copies them into PostgreSQL (`knowledge.index_copy`, no
@@ -19,7 +21,7 @@ embedding) and scores R@1/R@5/MRR@10 per mode on both.
 
     python bench/index_scale.py [--sizes 10000,100000] [--queries 100] [--quality stackfaq,cnil_fr]
                                 [--index-url postgresql://…]   (default: a pgvector server of its own)
-                                [--load row|bulk] [--memory 1GB]
+                                [--load row|bulk] [--memory 1GB] [--no-sqlite] [--ef-search 100,400]
 
 `--load bulk` fills PostgreSQL as `switchboard index copy` fills an empty index
 (`PgIndex.bulk_load`: rows first, then the HNSW and GIN indexes built once) and reports the
@@ -166,19 +168,22 @@ def bulk(index: PgIndex, corpus: Corpus, memory: str) -> tuple[float, float]:
     return rate, time.perf_counter() - loaded
 
 
-def scale(size: int, n_queries: int, url: str, mode: str = "row", memory: str = "1GB") -> dict:
+def scale(size: int, n_queries: int, url: str, mode: str = "row", memory: str = "1GB",
+          sqlite_too: bool = True, ef_searches: tuple[int, ...] = ()) -> dict:
     corpus = Corpus(size)
     queries = questions(corpus, n_queries)
     embedder = GivenVectors(queries)
     result: dict = {"chunks": size}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        sqlite = Index(Path(tmp) / "index.sqlite3")
-        result["sqlite_put_chunks_per_s"] = round(load(sqlite, Corpus(size)))
-        sqlite.close()
-        sqlite = Index(Path(tmp) / "index.sqlite3")
-        started = time.perf_counter()
-        sqlite.dense_view()
-        result["sqlite_dense_view_load_s"] = round(time.perf_counter() - started, 2)
+        sqlite = None
+        if sqlite_too:
+            sqlite = Index(Path(tmp) / "index.sqlite3")
+            result["sqlite_put_chunks_per_s"] = round(load(sqlite, Corpus(size)))
+            sqlite.close()
+            sqlite = Index(Path(tmp) / "index.sqlite3")
+            started = time.perf_counter()
+            sqlite.dense_view()
+            result["sqlite_dense_view_load_s"] = round(time.perf_counter() - started, 2)
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         index_pg_schema.migrate(url, schema)
         try:
@@ -193,20 +198,29 @@ def scale(size: int, n_queries: int, url: str, mode: str = "row", memory: str = 
             print(f"  {size} loaded: {result}", flush=True)
             pg_exact = PgIndex(url, schema, search="exact")
             result["pg_bytes"] = pg.stats()["bytes"]
-            exact_tops = {}
-            for mode in ("dense", "hybrid"):
-                for name, index in (("sqlite", sqlite), ("pg_hnsw", pg), ("pg_exact", pg_exact)):
-                    figures, tops = timed(Retriever(index, embedder), queries, mode)
-                    if name == "sqlite":
-                        exact_tops = tops
-                    figures["recall@10_vs_sqlite_exact"] = recall(tops, exact_tops)
-                    result[f"{mode}_{name}"] = figures
-                    print(f"  {size} {mode} {name}: {figures}", flush=True)
+            backends = ([("sqlite", sqlite)] if sqlite is not None else []) + [("pg_exact", pg_exact), ("pg_hnsw", pg)]
+            exact: dict[str, dict[str, list[str]]] = {}
+            for search in ("dense", "hybrid"):
+                for name, index in backends:
+                    figures, tops = timed(Retriever(index, embedder), queries, search)
+                    exact.setdefault(search, tops)  # the first backend's: an exact search
+                    figures["recall@10_vs_exact"] = recall(tops, exact[search])
+                    result[f"{search}_{name}"] = figures
+                    print(f"  {size} {search} {name}: {figures}", flush=True)
+            for ef in ef_searches:  # HNSW's breadth against its recall
+                with pg._lock:
+                    pg._conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+                for search in ("dense", "hybrid"):
+                    figures, tops = timed(Retriever(pg, embedder), queries, search)
+                    figures["recall@10_vs_exact"] = recall(tops, exact[search])
+                    result[f"{search}_pg_hnsw_ef{ef}"] = figures
+                    print(f"  {size} {search} pg_hnsw ef_search={ef}: {figures}", flush=True)
             pg.close()
             pg_exact.close()
         finally:
             index_pg_schema.drop(url, schema)
-        sqlite.close()
+        if sqlite is not None:
+            sqlite.close()
     return result
 
 
@@ -283,12 +297,17 @@ def main() -> None:
                         help="PostgreSQL: put into the live indexes (as a sync does), or a bulk load "
                              "(as `index copy` into an empty index: HNSW and GIN built once at the end)")
     parser.add_argument("--memory", default="1GB", help="maintenance_work_mem of a bulk load's index builds")
+    parser.add_argument("--no-sqlite", action="store_true",
+                        help="PostgreSQL only (recall is then measured against its exact search)")
+    parser.add_argument("--ef-search", default="", help="then HNSW again at these hnsw.ef_search values "
+                        "(e.g. 100,400,800; the index's own is knowledge/index_pg.py EF_SEARCH)")
     args = parser.parse_args()
     results: dict = {"scale": [], "quality": {}}
     with server(args.index_url) as url:
         for size in filter(None, (s.strip() for s in args.sizes.split(","))):
             print(f"scale {size} chunks", flush=True)
-            results["scale"].append(scale(int(size), args.queries, url, args.load, args.memory))
+            results["scale"].append(scale(int(size), args.queries, url, args.load, args.memory, not args.no_sqlite,
+                                          tuple(int(e) for e in args.ef_search.split(",") if e.strip())))
         for name in filter(None, (s.strip() for s in args.quality.split(","))):
             print(f"quality {name}", flush=True)
             results["quality"][name] = quality(name, url)

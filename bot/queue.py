@@ -91,6 +91,12 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def _takeable(row: tuple, now: float) -> bool:
+    """A lane head from _TAKEABLE that may be taken now: not leased to a live consumer."""
+    _, state, holder, lease_until = row
+    return not (state == "leased" and lease_until > now and _alive(holder))
+
+
 def _alive(consumer: str) -> bool:
     """False only when the consumer is a process of this host that no longer exists."""
     host, _, rest = consumer.partition(":")
@@ -211,10 +217,17 @@ class SqliteQueue:
 
     def _take(self, consumer: str) -> Job | None:
         now = time.time()
+        with self._mutex:  # looked at first without the write lock: an idle worker's poll never
+            try:           # makes the door's inserts wait (in this process or in another)
+                candidates = self._db.execute(_TAKEABLE, {"now": now}).fetchall()
+            except sqlite3.Error as exc:
+                raise QueueUnavailable(f"delivery queue {self.path}: {exc}") from exc
+        if not any(_takeable(row, now) for row in candidates):
+            return None
 
         def claim(db: sqlite3.Connection) -> Job | None:
             for seq, state, holder, lease_until in db.execute(_TAKEABLE, {"now": now}).fetchall():
-                if state == "leased" and lease_until > now and _alive(holder):
+                if not _takeable((seq, state, holder, lease_until), now):
                     continue  # its lane is busy
                 db.execute("UPDATE jobs SET state = 'leased', consumer = ?, lease_until = ?, "
                            "attempts = attempts + (CASE WHEN state = 'leased' THEN 1 ELSE 0 END) WHERE seq = ?",
