@@ -24,6 +24,10 @@ MIN_OWN_CONFIDENCE = 0.3  # the message alone, against the joined question's pas
 # "is it raining?" (nothing).
 KNOWN_REFERENCE = 0.5
 
+# Words that only frame a question (how much, how long, combien de temps, 多少): a message
+# made of them and a pronoun ("and how much is it?") has no topic of its own.
+FRAME = frozenset({"much", "many", "long", "often", "soon", "temp", "combien", "多少", "多久", "多长"})
+
 REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux)\b|[它这那]", re.IGNORECASE)
 FOLLOW_UP = re.compile(
     r"""^\s*(and|what\ about|how\ about|same\ for|also|or|but|et|mais|ou|aussi|pareil|même\ chose|
@@ -76,9 +80,9 @@ def relates(text: str, own: Sequence[Hit], language: str) -> bool:
     Belgium), or points back with a pronoun using mostly words the knowledge knows ("how much
     does it cost?" after a product); an unrelated message that merely shares the
     conversation ("who won the match?", "is it raining?") does neither. A message with no
-    content words of its own ("and?") relates.
+    content words of its own ("and?", "and how much is it?": FRAME) relates.
     """
-    if not lexical.terms(text, language):
+    if not [t for t in lexical.terms(text, language) if t not in FRAME]:
         return True
     if confidence(own, language) >= MIN_OWN_CONFIDENCE:
         return True

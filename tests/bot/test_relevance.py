@@ -113,6 +113,21 @@ async def test_a_pronoun_follow_up_about_a_product_stays_on_that_product(engine)
     assert reply.answered and cites(reply, "offers#ML1005") and "69.90" in reply.answer
 
 
+@pytest.mark.parametrize("text", ["and how much is it?", "how much is it?"])
+async def test_a_follow_up_made_only_of_question_words_stays_on_the_product(engine, text):
+    """"how much is it?" has no word the knowledge knows ("much" is nowhere in it): it
+    points back at the product all the same, and is not judged alone (a decline)."""
+    await turn(engine, "Is the Croix-Rousse Wall Light in stock?")
+    reply = await turn(engine, text)
+    assert reply.answered and cites(reply, "offers#ML1004") and "89.90" in reply.answer
+
+
+@pytest.mark.parametrize("text", ["how much is a train ticket to Tokyo?", "how long is the Nile river?"])
+async def test_question_words_with_a_topic_of_their_own_are_still_judged_alone(engine, text):
+    await turn(engine, "Is the Croix-Rousse Wall Light in stock?")
+    assert declined(await turn(engine, text))
+
+
 @pytest.mark.parametrize("text", ["asdfghjkl qwertyuiop zxcvbnm", "qsdfghjklm azertyuiop"])
 async def test_keys_run_along_a_keyboard_row_are_declined_as_noise(engine, text):
     assert declined(await turn(engine, text))
