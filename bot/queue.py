@@ -174,6 +174,8 @@ class SqliteQueue:
         self._mutex = threading.Lock()
         self._wakeup = _Wakeup()
         self._purged = 0.0
+        self._pending: list[tuple[tuple, asyncio.Future]] = []  # puts waiting for the next group commit
+        self._drainer: asyncio.Future | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -199,20 +201,44 @@ class SqliteQueue:
                 raise QueueUnavailable(f"delivery queue {self.path}: {exc}") from exc
 
     async def put(self, job_id: str, channel: str, lane: str, payload: dict[str, Any]) -> bool:
-        now = time.time()
-
-        def insert(db: sqlite3.Connection) -> bool:
-            cursor = db.execute("INSERT OR IGNORE INTO jobs (id, channel, lane, payload, state, enqueued) "
-                                "VALUES (?, ?, ?, ?, 'ready', ?)", (job_id, channel, lane, json.dumps(payload), now))
-            if cursor.rowcount == 1 and now - self._purged > 600:
-                db.execute("DELETE FROM jobs WHERE state IN ('done', 'dead') AND finished < ?",
-                           (now - self.dedupe,))
-                self._purged = now
-            return cursor.rowcount == 1
-
-        added = await asyncio.to_thread(self._tx, insert)
+        """Stored when this returns. Puts that arrive together (a burst at the door) are
+        written by one transaction from one thread (a group commit, `_drain`): per put, a
+        thread hop and a commit cost the door more than the insert itself."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(((job_id, channel, lane, json.dumps(payload), time.time()), future))
+        if self._drainer is None or self._drainer.done() or self._drainer.get_loop() is not future.get_loop():
+            self._drainer = asyncio.ensure_future(self._drain())
+        added = await future
         if added:
             self._wakeup.notify()
+        return added
+
+    async def _drain(self) -> None:
+        """Write the waiting puts, batch after batch, until none waits. A task of its own:
+        a put whose caller gives up (cancelled) does not stop the others' writes."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                added = await asyncio.to_thread(self._tx, lambda db: self._insert(db, [row for row, _ in batch]))
+            except Exception as exc:  # QueueUnavailable: each caller hears it
+                for _, future in batch:
+                    if not future.done() and not future.get_loop().is_closed():
+                        future.set_exception(exc)
+                continue
+            for (_, future), one in zip(batch, added):
+                if not future.done() and not future.get_loop().is_closed():
+                    future.set_result(one)
+
+    def _insert(self, db: sqlite3.Connection, rows: list[tuple]) -> list[bool]:
+        added = []
+        for row in rows:
+            cursor = db.execute("INSERT OR IGNORE INTO jobs (id, channel, lane, payload, state, enqueued) "
+                                "VALUES (?, ?, ?, ?, 'ready', ?)", row)
+            added.append(cursor.rowcount == 1)
+        now = time.time()
+        if any(added) and now - self._purged > 600:
+            db.execute("DELETE FROM jobs WHERE state IN ('done', 'dead') AND finished < ?", (now - self.dedupe,))
+            self._purged = now
         return added
 
     def _take(self, consumer: str) -> Job | None:

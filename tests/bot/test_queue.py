@@ -202,3 +202,58 @@ async def test_an_answer_that_outlasts_the_drain_stays_leased_for_the_next_proce
         assert asyncio.get_running_loop().time() < deadline
     assert job.id == "d1"
     await _close(queue, other)
+
+
+async def test_a_burst_of_puts_is_stored_once_each_in_arrival_order(make_queue):
+    """50 deliveries at once, a third of them sent twice in the same burst (Slack's retries,
+    mention pairs): each id is new exactly once, all are stored. On SQLite they are written
+    by group commits (SqliteQueue._drain), in the callers' order."""
+    import asyncio
+
+    queue = make_queue()
+    ids = [f"e{n}" for n in range(50)] + [f"e{n}" for n in range(0, 50, 3)]
+    added = await asyncio.gather(*(queue.put(i, "slack", f"lane{int(i[1:]) % 5}", {"n": i}) for i in ids))
+    for n in range(50):  # which of a pair wins is the store's order, not the callers'
+        assert sum(a for i, a in zip(ids, added) if i == f"e{n}") == 1
+    taken = []
+    while (job := await queue.take("w1", wait=0.05)) is not None:
+        taken.append(job.id)
+        await queue.done(job, "answered")
+    assert sorted(taken) == sorted(ids[:50])
+    if isinstance(queue, SqliteQueue):  # one group commit keeps the callers' order (Redis: its connections')
+        for lane in range(5):
+            in_lane = [i for i in taken if int(i[1:]) % 5 == lane]
+            assert in_lane == sorted(in_lane, key=lambda i: int(i[1:]))
+    await _close(queue)
+
+
+async def test_a_put_given_up_by_its_caller_does_not_stop_the_others(make_queue):
+    import asyncio
+
+    queue = make_queue()
+    puts = [asyncio.ensure_future(queue.put(f"p{n}", "teams", "lane", {"n": n})) for n in range(10)]
+    puts[0].cancel()  # the platform's connection dropped before the ack
+    done = await asyncio.gather(*puts[1:])
+    assert done == [True] * 9
+    taken = []
+    while (job := await queue.take("w1", wait=0.05)) is not None:
+        taken.append(job.id)
+        await queue.done(job, "answered")
+    assert set(taken) >= {f"p{n}" for n in range(1, 10)}
+    await _close(queue)
+
+
+async def test_every_put_of_a_burst_hears_that_the_sqlite_queue_cannot_store_it(tmp_path):
+    """A broken store fails each waiting put with QueueUnavailable (the door answers 503 and
+    the platform delivers again), none hangs and none is reported stored."""
+    import asyncio
+    import sqlite3
+
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    other = sqlite3.connect(tmp_path / "queue.sqlite3")
+    other.execute("DROP TABLE jobs")
+    other.close()
+    outcomes = await asyncio.gather(*(queue.put(f"x{n}", "slack", "lane", {}) for n in range(20)),
+                                    return_exceptions=True)
+    assert len(outcomes) == 20 and all(isinstance(o, QueueUnavailable) and "no such table" in str(o) for o in outcomes)
+    await queue.close()
