@@ -14,7 +14,8 @@ fake Slack Web API (tests/fakes/slack_api.py) that runs in this process:
 Each round posts `--concurrent` correctly signed `app_mention` deliveries at once; the
 figures are the time from sending a request to its 200 (p50/p99), and acknowledged events
 per second over the rounds, taken by a load generator in a process of its own (the fake
-Slack, which receives the answers, runs in this one). For switchboard the answers keep running while later rounds
+Slack, which receives the answers, runs in this one, at the lowest CPU priority: Slack's
+servers are not on the measured machine in production). For switchboard the answers keep running while later rounds
 are acknowledged, as in production; the time until every question is answered (the fake
 has received every answer) gives answers per second. The load client shares the 2 cores
 with the server. Last line: one JSON object.
@@ -44,7 +45,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import apart, bursts, server  # noqa: E402
+from bench.running import apart, fakes_in_background, bursts, server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -124,6 +125,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     total = args.concurrent * args.rounds + 1  # + the warm-up delivery
     with tempfile.TemporaryDirectory() as home, serve(fake.app()) as fake_url:
+        fakes_in_background()  # the platform's side: not on the measured machine in production
         api = f"{fake_url}/api/"
         port = free_port()
         with server([sys.executable, __file__, "--baseline", str(port), "--api", api], env):

@@ -32,7 +32,8 @@ request to its 200 (p50/p99) and acknowledged activities per second over the rou
 switchboard the answers keep running while later rounds are acknowledged, as in
 production; the time until the fake connector has every answer gives answers per second.
 The load client shares the machine's cores with the server, in a process of its own
-(`bench.running.apart`), apart from the fake connector that receives the answers. Last line: one JSON object.
+(`bench.running.apart`), apart from the fake connector that receives the answers (at the
+lowest CPU priority: the Bot Framework is not on the measured machine in production). Last line: one JSON object.
 
     python bench/teams.py [--concurrent 50] [--rounds 4]
 """
@@ -52,7 +53,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import apart, bursts, server  # noqa: E402
+from bench.running import apart, fakes_in_background, bursts, server  # noqa: E402
 from tests.fakes.botframework import FakeBotFramework  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 
@@ -173,6 +174,7 @@ def main() -> None:
     total = args.concurrent * args.rounds + 1  # + the warm-up activity
     results = {}
     with tempfile.TemporaryDirectory() as home, serve(fake.app()) as fake_url:
+        fakes_in_background()  # the platform's side: not on the measured machine in production
         fake.url = fake_url
         service_url, token = f"{fake_url}/", fake.token(f"{fake_url}/")
         for name, mode, what in (("stock", "stock", "botbuilder's authentication as shipped, JWT validated"),
