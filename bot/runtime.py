@@ -199,7 +199,8 @@ def open_knowledge(settings: Settings) -> KnowledgeIndex:
     file. A PostgreSQL schema that is behind this Switchboard stops the start, naming
     `switchboard migrate`."""
     try:
-        return open_index(settings.index_url or settings.index_path, settings.index_schema)
+        return open_index(settings.index_url or settings.index_path, settings.index_schema,
+                          ef_search=settings.index_ef_search)
     except IndexOpenError as exc:
         raise ConfigError(str(exc)) from exc
 

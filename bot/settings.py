@@ -74,8 +74,11 @@ def _index(env: Mapping[str, str], home: Path) -> dict[str, object]:
         url, path = "", url[len("sqlite:///"):]
     if url and not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"INDEX_URL must be postgresql://… or sqlite:///path, not {_mask_url(url)!r}")
+    ef_search = _int(env, "INDEX_EF_SEARCH", 200)
+    if not 1 <= ef_search <= 1000:  # pgvector's bounds
+        raise ConfigError(f"INDEX_EF_SEARCH must be between 1 and 1000, not {ef_search}")
     return {"index_path": Path(path).expanduser().absolute(), "index_url": url,
-            "index_schema": env.get("INDEX_SCHEMA", "").strip() or "knowledge"}
+            "index_schema": env.get("INDEX_SCHEMA", "").strip() or "knowledge", "index_ef_search": ef_search}
 
 
 def _moderation(env: Mapping[str, str]) -> ModerationSettings:
@@ -94,6 +97,7 @@ class Settings:
     index_path: Path = Path("var/index.sqlite3")
     index_url: str = ""  # INDEX_URL: a PostgreSQL index shared by every process (empty: the SQLite file)
     index_schema: str = "knowledge"
+    index_ef_search: int = 200  # INDEX_EF_SEARCH: HNSW's search breadth on PostgreSQL (recall against time)
     redis_url: str = ""
     memory_ttl: int = 30 * 24 * 3600
     profiles_path: Path = DEFAULT_PROFILES

@@ -88,11 +88,12 @@ def sqlite_path(location: str | Path) -> Path:
     return Path(text[len("sqlite:///"):] if text.startswith("sqlite:///") else text).expanduser()
 
 
-def open_index(location: str | Path, schema: str | None = None) -> KnowledgeIndex:
+def open_index(location: str | Path, schema: str | None = None, ef_search: int | None = None) -> KnowledgeIndex:
     """The index at `location`: PostgreSQL for a postgresql:// URL (its schema must be
-    migrated: `switchboard migrate`), else an SQLite file (made when missing)."""
+    migrated: `switchboard migrate`; `ef_search`: its HNSW search breadth), else an SQLite
+    file (made when missing; its search is exact)."""
     if is_postgres(str(location)):
-        from knowledge.index_pg import DEFAULT_SCHEMA, PgIndex
+        from knowledge.index_pg import DEFAULT_SCHEMA, EF_SEARCH, PgIndex
 
-        return PgIndex(str(location), schema or DEFAULT_SCHEMA)
+        return PgIndex(str(location), schema or DEFAULT_SCHEMA, ef_search=ef_search or EF_SEARCH)
     return Index(sqlite_path(location))

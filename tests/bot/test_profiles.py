@@ -68,6 +68,15 @@ def test_settings_defaults_are_the_embedded_stack():
         Settings.from_env({"PORT": "eighty"})
 
 
+def test_the_hnsw_search_breadth_is_a_setting_within_pgvectors_bounds():
+    assert Settings.from_env({}).index_ef_search == 200
+    assert Settings.from_env({"INDEX_EF_SEARCH": "400"}).index_ef_search == 400
+    with pytest.raises(ConfigError, match="INDEX_EF_SEARCH must be between 1 and 1000"):
+        Settings.from_env({"INDEX_EF_SEARCH": "0"})
+    with pytest.raises(ConfigError, match="INDEX_EF_SEARCH must be a whole number"):
+        Settings.from_env({"INDEX_EF_SEARCH": "wide"})
+
+
 def test_redacted_settings_hide_secrets():
     settings = Settings.from_env({"OPENAI_API_KEY": "sk-secret", "DATABASE_URL": "postgresql://u:pw@db/x",
                                   "REDIS_URL": "redis://:hunter2@cache:6379/0"})

@@ -291,3 +291,15 @@ def test_an_interrupted_bulk_load_still_leaves_a_searchable_index(tmp_path, pgve
             assert Retriever(postgres, embedder).search("gift voucher", k=1)[0].stored.chunk.document_id == "returns"
         finally:
             postgres.close()
+
+
+def test_the_postgres_index_searches_with_the_configured_hnsw_breadth(pgvector_url):
+    from knowledge.indexes import open_index
+
+    with migrated_schema(pgvector_url) as schema:
+        for asked, expected in ((321, "321"), (None, "200")):
+            index = open_index(pgvector_url, schema, ef_search=asked)
+            try:
+                assert index._rows("SHOW hnsw.ef_search") == [(expected,)]
+            finally:
+                index.close()
