@@ -392,7 +392,9 @@ class Engine:
         if detected and certainty >= LANGUAGE_CONFIDENCE:
             return detected
         hint = message.user.locale.split("-")[0].lower()
-        return conversation.language or smalltalk.language(text) or hint or (detected if certainty >= 0.3 else "") \
+        # Small talk written in one language ("hello!", "merci !") is answered in it, even in a
+        # conversation held in another; words of no one language ("ok") keep the conversation's.
+        return smalltalk.language(text) or conversation.language or hint or (detected if certainty >= 0.3 else "") \
             or profile.language
 
     # -- replies ---------------------------------------------------------------------------

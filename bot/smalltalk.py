@@ -39,6 +39,8 @@ MAX_CHARS = 60
 # Small-talk words that name their language, for a message too short to detect it from
 # ("Salut !" reads as English to a detector): the reply is greeted in the user's language.
 WORDS = {
+    "en": r"hi|hello|hey|hiya|howdy|good\ (morning|afternoon|evening)|thanks|thank\ you|thx|cheers|bye|goodbye"
+          r"|see\ you|anyone\ there|anybody\ there",
     "fr": r"bonjour|bonsoir|salut|coucou|merci|au\ revoir|a\ bientot|à\ bientôt|bonne\ (journee|journée|soiree|soirée)"
           r"|d'?accord|parfait|entendu|quelqu'?un|je\ vous\ remercie|génial|genial",
     "es": r"hola|buenos\ dias|buenas|gracias|adios|adiós|vale|perfecto|hay\ alguien",

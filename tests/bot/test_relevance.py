@@ -94,6 +94,17 @@ async def test_a_greeting_alone_is_answered_in_its_own_language(engine, text, la
     assert reply.answered and not reply.citations and reply.language == language
 
 
+@pytest.mark.parametrize("first, text, language", [("退货要多久？", "hello!", "en"),
+                                                   ("How long do I have to return an item?", "merci beaucoup !", "fr"),
+                                                   ("退货要多久？", "ok", "zh")])
+async def test_small_talk_is_answered_in_its_own_language_after_a_question_in_another(engine, first, text, language):
+    """A visitor who asked in Chinese and then writes "hello!" is greeted in English; a word of
+    no one language ("ok") keeps the conversation's."""
+    await turn(engine, first, conversation="web:switch")
+    reply = await turn(engine, text, conversation="web:switch")
+    assert reply.answered and not reply.citations and reply.language == language
+
+
 async def test_a_french_question_is_quoted_from_the_french_page_not_its_english_translation(engine):
     reply = await turn(engine, "Quels moyens de paiement acceptez-vous ?")
     assert reply.answered and cites(reply, "fr/paiement") and not cites(reply, "en/payment")
