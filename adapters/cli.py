@@ -45,7 +45,7 @@ err = Console(stderr=True, highlight=False)
 # warnings) write to the log file in the data folder: the user gets our one line per failed
 # file. They reach stderr too only when LOG_LEVEL is set (someone asked for logs).
 LIBRARY_LOGGERS = ("pypdf", "py.warnings")
-BACKGROUND_NICENESS = 10  # `answers` and `worker`: the web process's acknowledgements come first
+BACKGROUND_NICENESS = 10  # `worker`: syncing (embedding) yields the CPU to the web process
 log = logging.getLogger(__name__)
 
 
@@ -531,9 +531,9 @@ def parser() -> argparse.ArgumentParser:
     answers.add_argument("--metrics-port", type=int, default=0,
                          help="serve this process's /metrics and /healthz on this port (default: none)")
     answers.add_argument("--host", default="127.0.0.1", help="address of --metrics-port (default: 127.0.0.1)")
-    answers.add_argument("--nice", type=int, default=BACKGROUND_NICENESS,
-                         help=f"lower this process's CPU priority by N, so that a web process on the same machine "
-                              f"acknowledges first (default: {BACKGROUND_NICENESS}; 0: unchanged)")
+    answers.add_argument("--nice", type=int, default=0,
+                         help="lower this process's CPU priority by N (default: 0, unchanged: with the SQLite "
+                              "queue, a lowered answers process holding its write lock makes the web process wait)")
     answers.set_defaults(func=cmd_answers)
     chat = sub.add_parser("chat", help="chat in the terminal")
     chat.add_argument("--profile", default="")
