@@ -192,15 +192,21 @@ class SqliteQueue:
         with self._mutex:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = work(self._db)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                return result
+                return self._within(self._db, work)
             except sqlite3.Error as exc:
                 raise QueueUnavailable(f"delivery queue {self.path}: {exc}") from exc
+
+    @staticmethod
+    def _within(db: sqlite3.Connection, work):
+        """`work(db)` in the transaction just begun on `db`: committed, or rolled back and raised."""
+        try:
+            result = work(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return result
 
     async def put(self, job_id: str, channel: str, lane: str, payload: dict[str, Any]) -> bool:
         """Stored when this returns. Puts that arrive together (a burst at the door) are
@@ -239,18 +245,14 @@ class SqliteQueue:
         waits for the write lock: a WAL commit takes a fraction of a millisecond, less than
         handing the batch to a thread and taking the interpreter lock back. None when the
         lock is held (by this process's workers or another process): `_tx` in a thread then."""
-        db = self._door
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self._door.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
             return None
         try:
-            added = self._insert(db, rows)
-            db.execute("COMMIT")
+            return self._within(self._door, lambda db: self._insert(db, rows))
         except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
             raise QueueUnavailable(f"delivery queue {self.path}: {exc}") from exc
-        return added
 
     def _insert(self, db: sqlite3.Connection, rows: list[tuple]) -> list[bool]:
         added = []
