@@ -200,21 +200,22 @@ def scale(size: int, n_queries: int, url: str, mode: str = "row", memory: str = 
             result["pg_bytes"] = pg.stats()["bytes"]
             backends = ([("sqlite", sqlite)] if sqlite is not None else []) + [("pg_exact", pg_exact), ("pg_hnsw", pg)]
             exact: dict[str, dict[str, list[str]]] = {}
+
+            def measure(name: str, index, search: str) -> None:
+                figures, tops = timed(Retriever(index, embedder), queries, search)
+                exact.setdefault(search, tops)  # the first backend's: an exact search
+                figures["recall@10_vs_exact"] = recall(tops, exact[search])
+                result[f"{search}_{name}"] = figures
+                print(f"  {size} {search} {name}: {figures}", flush=True)
+
             for search in ("dense", "hybrid"):
                 for name, index in backends:
-                    figures, tops = timed(Retriever(index, embedder), queries, search)
-                    exact.setdefault(search, tops)  # the first backend's: an exact search
-                    figures["recall@10_vs_exact"] = recall(tops, exact[search])
-                    result[f"{search}_{name}"] = figures
-                    print(f"  {size} {search} {name}: {figures}", flush=True)
+                    measure(name, index, search)
             for ef in ef_searches:  # HNSW's breadth against its recall
-                with pg._lock:
-                    pg._conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+                wider = PgIndex(url, schema, ef_search=ef)
                 for search in ("dense", "hybrid"):
-                    figures, tops = timed(Retriever(pg, embedder), queries, search)
-                    figures["recall@10_vs_exact"] = recall(tops, exact[search])
-                    result[f"{search}_pg_hnsw_ef{ef}"] = figures
-                    print(f"  {size} {search} pg_hnsw ef_search={ef}: {figures}", flush=True)
+                    measure(f"pg_hnsw_ef{ef}", wider, search)
+                wider.close()
             pg.close()
             pg_exact.close()
         finally:

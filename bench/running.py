@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import signal
 import os
+import signal
 import subprocess
 import threading
 import time

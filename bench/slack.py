@@ -15,9 +15,9 @@ Each round posts `--concurrent` correctly signed `app_mention` deliveries at onc
 figures are the time from sending a request to its 200 (p50/p99), and acknowledged events
 per second over the rounds, taken by a load generator in a process of its own (the fake
 Slack, which receives the answers, runs in this one, at the lowest CPU priority: Slack's
-servers are not on the measured machine in production). For switchboard the answers keep running while later rounds
-are acknowledged, as in production; the time until every question is answered (the fake
-has received every answer) gives answers per second. The load client shares the 2 cores
+servers are not on the measured machine in production). For switchboard the answers keep
+running while later rounds are acknowledged, as in production; the time until every
+question is answered (the fake has received every answer) gives answers per second. The load client shares the 2 cores
 with the server. Last line: one JSON object.
 
     python bench/slack.py [--concurrent 50] [--rounds 4]

@@ -33,7 +33,8 @@ switchboard the answers keep running while later rounds are acknowledged, as in
 production; the time until the fake connector has every answer gives answers per second.
 The load client shares the machine's cores with the server, in a process of its own
 (`bench.running.apart`), apart from the fake connector that receives the answers (at the
-lowest CPU priority: the Bot Framework is not on the measured machine in production). Last line: one JSON object.
+lowest CPU priority: the Bot Framework is not on the measured machine in production).
+Last line: one JSON object.
 
     python bench/teams.py [--concurrent 50] [--rounds 4]
 """
@@ -182,8 +183,7 @@ def main() -> None:
             port = free_port()
             with server([sys.executable, __file__, "--noop", str(port), "--fake", fake_url, "--mode", mode], env):
                 results[name] = figures(*apart(load, f"http://127.0.0.1:{port}", service_url,
-                                                          "" if mode == "unsigned" else token, args.concurrent,
-                                                          args.rounds, 0))
+                                               "" if mode == "unsigned" else token, args.concurrent, args.rounds, 0))
             print(f"{name} (no-op bot, {what}): ack p50 {results[name]['p50_ms']} ms, p99 "
                   f"{results[name]['p99_ms']} ms, {results[name]['activities_per_s']} activities/s", flush=True)
         print("starting the switchboard web process (indexes the sample knowledge on first start)…", flush=True)
@@ -194,7 +194,7 @@ def main() -> None:
         with server([sys.executable, __file__, "--serve", str(port)], env):
             began = time.perf_counter()
             results["switchboard"] = figures(*apart(load, f"http://127.0.0.1:{port}", service_url, token,
-                                                               args.concurrent, args.rounds, 10_000))
+                                                    args.concurrent, args.rounds, 10_000))
             fake.wait_for(lambda calls: answered(fake) >= total, timeout=1800)
             answered_per_s = total / (time.perf_counter() - began)
             throttled, delivered = len(fake.calls_of(ok=False)), answered(fake)
@@ -231,7 +231,7 @@ def split_run(fake: FakeBotFramework, env: dict[str, str], args: argparse.Namesp
     with server(web, env), server(workers, env, ready="answer workers are running"):
         began = time.perf_counter()
         acks = figures(*apart(load, f"http://127.0.0.1:{port}", service_url, token, args.concurrent,
-                                         args.rounds, 20_000))
+                              args.rounds, 20_000))
         fake.wait_for(lambda calls: answered(fake) >= before + total, timeout=1800)
         answered_per_s = total / (time.perf_counter() - began)
     return {"acks": acks, "answered_per_s": round(answered_per_s, 1)}

@@ -26,7 +26,8 @@ concurrent requests, as Telegram does when many customers write at once:
 Ratios are Telegram (and the split run) over baseline. The client runs on the same machine
 and takes CPU from the worker, in a process of its own (`bench.running.apart`): not in this
 one, where the fake Bot API receives the answers at the lowest CPU priority (Telegram's
-servers are not on the measured machine in production). The last line is one JSON object with every figure, for scripts.
+servers are not on the measured machine in production). The last line is one JSON object
+with every figure, for scripts.
 
     python bench/telegram.py [--deliveries 500] [--concurrency 50]
 """
@@ -186,8 +187,8 @@ def measure(mode: str, home: Path, redis_url: str, api: str, fake: FakeTelegram,
             fake.wait_for("sendMessage", warm + args.concurrency, timeout=600, answered=True)
         figures: dict = {}
         if mode == "telegram":  # the door alone: updates stored, then found not addressed by the workers
-            latencies, wall = apart(deliver_all,
-                worker_process.base, updates(args.deliveries, first_id + 2 * 10**6, answered=False), args.concurrency)
+            latencies, wall = apart(deliver_all, worker_process.base,
+                                    updates(args.deliveries, first_id + 2 * 10**6, answered=False), args.concurrency)
             figures["unaddressed"] = acks(latencies, wall)
         before = len(fake.calls_to("sendMessage"))
         started = time.perf_counter()
