@@ -243,8 +243,17 @@ def test_postgres_index_reconnects_after_an_outage(embedder, tmp_path):
             index.close()
 
 
+def _pg(index: PgIndex, statement: str, params: tuple = ()) -> list[tuple]:
+    """`statement` on a connection of its own (another process's view of the index)."""
+    import psycopg
+
+    with psycopg.connect(index.url, autocommit=True) as conn:
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
 def _pg_indexes(index: PgIndex) -> set[str]:
-    return {r[0] for r in index._rows("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (index.schema,))}
+    return {r[0] for r in _pg(index, "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (index.schema,))}
 
 
 def test_bulk_load_builds_the_indexes_once_and_ranks_as_row_by_row(tmp_path, pgvector_url, embedder):
@@ -283,9 +292,9 @@ def test_an_interrupted_bulk_load_still_leaves_a_searchable_index(tmp_path, pgve
                     raise RuntimeError("the copy died half-way")
             assert {"chunks_dense", "chunks_terms"} <= _pg_indexes(postgres)
             # A process killed inside the load never reaches its end: the next ordinary write builds them.
-            with postgres._lock:
-                postgres._conn.execute("DROP INDEX chunks_dense, chunks_terms")
-            write_corpus(folder, {"returns.md": FILES["returns.md"] + "\nInstead of a refund, a gift voucher is also offered.\n"})
+            _pg(postgres, f'DROP INDEX "{postgres.schema}".chunks_dense, "{postgres.schema}".chunks_terms')
+            write_corpus(folder, {"returns.md": FILES["returns.md"]
+                                  + "\nInstead of a refund, a gift voucher is also offered.\n"})
             assert ingest(postgres, embedder, folder).updated == 1
             assert {"chunks_dense", "chunks_terms"} <= _pg_indexes(postgres)
             assert Retriever(postgres, embedder).search("gift voucher", k=1)[0].stored.chunk.document_id == "returns"
