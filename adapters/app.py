@@ -27,7 +27,7 @@ from adapters.admin import AdminConsole
 from adapters.deliveries import Deliveries
 from adapters.metrics import Metrics
 from adapters.web import WebChat
-from bot.runtime import CHECK_SECONDS, Runtime
+from bot.runtime import CHECK_SECONDS, Runtime, settle_heap, unsettle_heap
 
 log = logging.getLogger("switchboard")
 SLA_CHECK_SECONDS = 30  # how often unclaimed escalations are checked against their SLA
@@ -87,6 +87,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
         for problem in await runtime.check():  # say it at start, not at the first customer
             log.warning("%s", problem)
         await asyncio.to_thread(runtime.warm)
+        settle_heap()
         started: list[Channel] = []
         timers = [asyncio.create_task(every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla)),
                   asyncio.create_task(every(RESOLUTION_CHECK_SECONDS, runtime.handoffs.check_resolutions)),
@@ -110,6 +111,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
                 except Exception:
                     log.exception("channel %s did not stop cleanly", channel.name)
             await runtime.close()  # its event log writes what an outage kept, if the database answers
+            unsettle_heap()
 
     web = WebChat(runtime.engine, runtime.profiles.get().name)
     console = AdminConsole(runtime)  # the operator console at /admin (docs/admin.md)

@@ -440,6 +440,7 @@ def cmd_answers(args: argparse.Namespace) -> int:
     from starlette.applications import Starlette
 
     from adapters.app import EVENT_FLUSH_SECONDS, every, observed
+    from bot.runtime import settle_heap, unsettle_heap
     _, probes = observed(runtime, channels)  # answer latency, retries, dead letters: this process's own
 
     async def run() -> None:
@@ -448,6 +449,7 @@ def cmd_answers(args: argparse.Namespace) -> int:
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
         await asyncio.to_thread(runtime.warm)
+        settle_heap()
         started = []
         flushing = asyncio.create_task(every(EVENT_FLUSH_SECONDS, runtime.events.flush))
         server = uvicorn.Server(uvicorn.Config(Starlette(routes=probes), host=args.host, port=args.metrics_port,
@@ -471,6 +473,7 @@ def cmd_answers(args: argparse.Namespace) -> int:
             for channel in reversed(started):
                 await channel.stop()
             await runtime.close()
+            unsettle_heap()
     asyncio.run(run())
     return 0
 

@@ -13,6 +13,7 @@ a health check that hangs.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from knowledge.embeddings import E5Embedder, Embedder
 from knowledge.index import IndexOpenError
 from knowledge.indexes import KnowledgeIndex, open_index
 from knowledge.ingest import Ingestor, Progress, Report
+from knowledge import lexical
 from knowledge.language import detect
 from knowledge.retrieval import Retriever
 from knowledge.sync import Lock, Syncer, lease_lock
@@ -138,9 +140,13 @@ class Runtime:
                 for name, path in SAMPLE_SOURCES]
 
     def warm(self) -> None:
-        """Load the models, the language space and the index's views now rather than during the first question."""
+        """Load the models, the language space and the index's views now rather than during
+        the first question; jieba's dictionary too when the knowledge has Chinese or Japanese."""
         detect("warm up")
-        self.engine.retriever.search("warm up", k=1)
+        retriever = self.engine.retriever
+        retriever.search("warm up", k=1)
+        if any(lexical.CJK.match(term) for term in retriever.index.vocabulary()):
+            retriever.search("你好", k=1, language="zh")
 
     def add_check(self, name: str, run: Callable[[], Awaitable[list[str]]],
                   timeout: float = CHECK_SECONDS) -> None:
@@ -233,3 +239,20 @@ async def queue_problems(pipeline: Pipeline) -> list[str]:
         return [f"delivery queue: {stats.depth} jobs waiting, the oldest for {stats.oldest:.0f} s "
                 "(are answer workers running?)"]
     return []
+
+
+def settle_heap() -> None:
+    """For a long-running process, once it is warm (`Runtime.warm`): collect once, then keep
+    every object alive now (the model, the index's views, the dictionaries: hundreds of
+    thousands of objects that live as long as the process) out of the garbage collector's
+    full passes (`gc.freeze`). Each full pass walked them all and stopped the process for
+    100-160 ms, a whole burst of acknowledgements waiting for it (docs/benchmarks.md).
+    Cycles among these objects that die later are not collected: `unsettle_heap` at stop."""
+    gc.collect()
+    gc.freeze()
+
+
+def unsettle_heap() -> None:
+    """Give what `settle_heap` froze back to the collector, when the runtime stops (a process
+    that opens another runtime, as the tests do, would keep the stopped one's cycles)."""
+    gc.unfreeze()
