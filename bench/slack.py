@@ -11,16 +11,17 @@ fake Slack Web API (tests/fakes/slack_api.py) that runs in this process:
   (SQLite memory, extractive answers) over the bundled sample knowledge: every delivery is
   a real question, answered after the ack (retrieval, rendering, Web API calls).
 
-Each round posts `--concurrent` correctly signed `app_mention` deliveries at once; the
-figures are the time from sending a request to its 200 (p50/p99), and acknowledged events
-per second over the rounds, taken by a load generator in a process of its own (the fake
+Each round posts `--concurrent` correctly signed `app_mention` deliveries at once, after one
+untimed round that opens the connections; the figures are the time from sending a request
+to its 200 (p50/p99), and acknowledged events per second over the rounds, taken by an
+aiohttp load generator in a process of its own (`bench.running.bursts`; the fake
 Slack, which receives the answers, runs in this one, at the lowest CPU priority: Slack's
 servers are not on the measured machine in production). For switchboard the answers keep
 running while later rounds are acknowledged, as in production; the time until every
-question is answered (the fake has received every answer) gives answers per second. The load client shares the 2 cores
-with the server. Last line: one JSON object.
+question is answered (the fake has received every answer) gives answers per second. The
+load client shares the 2 cores with the server. Last line: one JSON object.
 
-    python bench/slack.py [--concurrent 50] [--rounds 4]
+    python bench/slack.py [--concurrent 50] [--rounds 10]
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -45,7 +45,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import apart, fakes_in_background, bursts, server  # noqa: E402
+from bench.running import apart, bursts, fakes_in_background, server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -73,22 +73,12 @@ def signed(body: bytes) -> dict[str, str]:
 
 
 async def load(url: str, concurrent: int, rounds: int, offset: int) -> tuple[list[float], float]:
-    """Ack latencies (ms) of `rounds` bursts of `concurrent` deliveries, and events per second."""
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrent, max_keepalive_connections=concurrent)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        async def one(n: int) -> None:
-            body = delivery(offset + n)
-            headers = signed(body)
-            start = time.perf_counter()
-            response = await client.post("/slack/events", content=body, headers=headers)
-            latencies.append((time.perf_counter() - start) * 1000)
-            assert response.status_code == 200, response.text
-
-        await one(-1)  # warm-up: Bolt's auth.test, connection set-up
-        latencies.clear()
-        elapsed = await bursts(one, rounds, concurrent)
-    return latencies, len(latencies) / elapsed
+    """Ack latencies (ms) of `rounds` bursts of `concurrent` deliveries, and events per second
+    (after one untimed burst: Bolt's auth.test, the connections)."""
+    def make(n: int) -> tuple[bytes, dict[str, str]]:
+        body = delivery(offset + n)
+        return body, signed(body)
+    return await bursts(url, "/slack/events", make, rounds, concurrent)
 
 
 def baseline_app(api_url: str) -> Starlette:
@@ -113,7 +103,7 @@ def figures(latencies: list[float], per_second: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrent", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--baseline", type=int, default=0, help=argparse.SUPPRESS)  # serve the no-op app
     parser.add_argument("--api", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,7 +113,7 @@ def main() -> None:
         return
     fake = FakeSlack(token="xoxb-bench", bot_user_id=BOT, team_id=TEAM)
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
-    total = args.concurrent * args.rounds + 1  # + the warm-up delivery
+    total = args.concurrent * (args.rounds + 1)  # + the warm-up burst
     with tempfile.TemporaryDirectory() as home, serve(fake.app()) as fake_url:
         fakes_in_background()  # the platform's side: not on the measured machine in production
         api = f"{fake_url}/api/"

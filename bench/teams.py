@@ -36,7 +36,7 @@ The load client shares the machine's cores with the server, in a process of its 
 lowest CPU priority: the Bot Framework is not on the measured machine in production).
 Last line: one JSON object.
 
-    python bench/teams.py [--concurrent 50] [--rounds 4]
+    python bench/teams.py [--concurrent 50] [--rounds 10]
 """
 from __future__ import annotations
 
@@ -48,13 +48,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import apart, fakes_in_background, bursts, server  # noqa: E402
+from bench.running import apart, bursts, fakes_in_background, server  # noqa: E402
 from tests.fakes.botframework import FakeBotFramework  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 
@@ -80,22 +79,11 @@ def activity(n: int, service_url: str) -> bytes:
 
 async def load(url: str, service_url: str, token: str, concurrent: int, rounds: int,
                offset: int) -> tuple[list[float], float]:
-    """Ack latencies (ms) of `rounds` bursts of `concurrent` activities, and activities per second."""
-    latencies: list[float] = []
+    """Ack latencies (ms) of `rounds` bursts of `concurrent` activities, and activities per
+    second (after one untimed burst: OpenID metadata and keys, the outgoing token, connections)."""
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-    limits = httpx.Limits(max_connections=concurrent, max_keepalive_connections=concurrent)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        async def one(n: int) -> None:
-            body = activity(offset + n, service_url)
-            start = time.perf_counter()
-            response = await client.post("/api/messages", content=body, headers=headers)
-            latencies.append((time.perf_counter() - start) * 1000)
-            assert response.status_code == 200, (response.status_code, response.text)
-
-        await one(-1)  # warm-up: OpenID metadata and keys, the outgoing token, connections
-        latencies.clear()
-        elapsed = await bursts(one, rounds, concurrent)
-    return latencies, len(latencies) / elapsed
+    return await bursts(url, "/api/messages", lambda n: (activity(offset + n, service_url), headers), rounds,
+                        concurrent)
 
 
 def noop_app(fake_url: str, mode: str):
@@ -155,7 +143,7 @@ def answered(fake: FakeBotFramework) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrent", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--noop", type=int, default=0, help=argparse.SUPPRESS)  # serve the no-op bot
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)  # serve switchboard
     parser.add_argument("--no-answers", action="store_true", help=argparse.SUPPRESS)  # ... without answer workers
@@ -172,7 +160,7 @@ def main() -> None:
         return
     fake = FakeBotFramework(app_id=APP_ID, password=PASSWORD)
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV and not k.startswith("TEAMS_")}
-    total = args.concurrent * args.rounds + 1  # + the warm-up activity
+    total = args.concurrent * (args.rounds + 1)  # + the warm-up burst
     results = {}
     with tempfile.TemporaryDirectory() as home, serve(fake.app()) as fake_url:
         fakes_in_background()  # the platform's side: not on the measured machine in production

@@ -34,7 +34,6 @@ with every figure, for scripts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -54,7 +53,7 @@ sys.path[0] = str(ROOT)
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.running import apart, fakes_in_background, server  # noqa: E402
+from bench.running import apart, bursts, fakes_in_background, server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
 from tests.services import redis_server  # noqa: E402
@@ -151,21 +150,15 @@ def updates(n: int, first_id: int, answered: bool = True) -> list[bytes]:
 
 
 async def deliver_all(base: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float]:
-    """POST every body in waves of `concurrency`: (ack latencies in ms, wall seconds)."""
+    """POST every body in bursts of `concurrency` (`bench.running.bursts`, after an untimed burst
+    of group messages that don't address the bot): (ack latencies in ms, wall seconds)."""
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    async with httpx.AsyncClient(trust_env=False, timeout=60, limits=limits) as client:
-        async def one(body: bytes) -> None:
-            started = time.perf_counter()
-            response = await client.post(f"{base}/telegram/webhook", content=body, headers=headers)
-            response.raise_for_status()
-            latencies.append((time.perf_counter() - started) * 1000)
+    warm = updates(concurrency, json.loads(bodies[0])["update_id"] + 5 * 10**6, answered=False)
 
-        started = time.perf_counter()
-        for i in range(0, len(bodies), concurrency):
-            await asyncio.gather(*(one(body) for body in bodies[i:i + concurrency]))
-        return latencies, time.perf_counter() - started
+    def make(n: int) -> tuple[bytes, dict[str, str]]:
+        return (bodies[n] if n >= 0 else warm[-1 - n]), headers
+    latencies, per_second = await bursts(base, "/telegram/webhook", make, len(bodies) // concurrency, concurrency)
+    return latencies, len(latencies) / per_second
 
 
 def acks(latencies: list[float], wall: float) -> dict:
