@@ -6,7 +6,9 @@ One web worker runs as a subprocess (this script with `--worker`): the real web 
 delivery pipeline on Redis Streams: each update is stored in the durable queue before the
 200, then answered by the process's answer workers with the extractive answerer over the
 bundled sample knowledge), talking to the fake Bot API (tests/fakes/telegram_api.py)
-served by this process on 127.0.0.1. The baseline worker is the same app with a handler on
+served by this process on 127.0.0.1. The baseline is the no-op python-telegram-bot app (its
+documented custom webhook on Starlette: secret checked, `Update` parsed and queued, no
+handler), and the floor the same web app as the worker with a handler on
 `/telegram/webhook` that only reads the body and answers 200. A third run splits the work
 as `serve --no-answers` and `switchboard answers` do: a web worker that only stores
 updates, beside a process of answer workers on the same Redis queue.
@@ -23,7 +25,7 @@ concurrent requests, as Telegram does when many customers write at once:
 - answered updates/s: deliveries until every answer reached the fake Bot API, per second
   (bounded by answering work on the worker, and by the flood limiter's 30 messages/s).
 
-Ratios are Telegram (and the split run) over baseline. The client runs on the same machine
+Ratios are Telegram (and the split run) over the no-op SDK app, and over the floor. The client runs on the same machine
 and takes CPU from the worker, in a process of its own (`bench.running.apart`): not in this
 one, where the fake Bot API receives the answers at the lowest CPU priority (Telegram's
 servers are not on the measured machine in production). The last line is one JSON object
@@ -81,6 +83,10 @@ def worker(args: argparse.Namespace) -> None:
     from bot.runtime import Runtime
     from bot.settings import Settings
 
+    if args.mode == "sdk":
+        uvicorn.run(sdk_app(args.token, args.api), host="127.0.0.1", port=args.port, log_level="warning",
+                    access_log=False)
+        return
     runtime = Runtime.open(Settings.from_env({"SWITCHBOARD_HOME": args.home, "REDIS_URL": args.redis}))
     runtime.load_sample()
     if args.mode == "noop":
@@ -94,6 +100,40 @@ def worker(args: argparse.Namespace) -> None:
                                               "TELEGRAM_API_URL": args.api})
         app = create_app(runtime, channels=[TelegramChannel(runtime, settings)], answers=args.mode == "telegram")
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+def sdk_app(token: str, api: str):
+    """The no-op python-telegram-bot app: its documented custom webhook (Starlette), the secret
+    token checked, each update parsed into an `Update` and put on the `Application`'s queue,
+    which no handler answers."""
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from telegram import Update
+    from telegram.ext import Application
+
+    application = Application.builder().token(token).base_url(f"{api}/bot").updater(None).build()
+
+    async def webhook(request: Request) -> Response:
+        if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != SECRET:
+            return Response(status_code=403)
+        await application.update_queue.put(Update.de_json(data=await request.json(), bot=application.bot))
+        return Response()
+
+    async def health(request: Request) -> Response:
+        return Response()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        async with application:
+            await application.start()
+            yield
+            await application.stop()
+    return Starlette(routes=[Route("/telegram/webhook", webhook, methods=["POST"]), Route("/healthz", health)],
+                     lifespan=lifespan)
 
 
 class Worker:
@@ -173,7 +213,7 @@ def measure(mode: str, home: Path, redis_url: str, api: str, fake: FakeTelegram,
         running.callback(worker_process.stop)
         if mode == "queue":  # the answers, in a process of their own on the same queue
             running.enter_context(answers_process(home, redis_url, api, fake.token))
-        answering = mode != "noop"
+        answering = mode not in ("noop", "sdk")
         warm = len(fake.calls_to("sendMessage"))
         apart(deliver_all, worker_process.base, updates(args.concurrency, first_id), args.concurrency)  # warm-up
         if answering:
@@ -215,11 +255,13 @@ def run(args: argparse.Namespace) -> dict:
                    "load_average_start": round(os.getloadavg()[0], 2)}
         figures["telegram"] = measure("telegram", home, redis_url, api, fake, args, 1)
         figures["noop"] = measure("noop", home, redis_url, api, fake, args, 5 * 10**6)
+        figures["sdk"] = measure("sdk", home, redis_url, api, fake, args, 15 * 10**6)
         figures["split"] = measure("queue", home, redis_url, api, fake, args, 10 * 10**6)
-    t, n = figures["telegram"], figures["noop"]
-    figures["ratio"] = {name: {"ack_p50": round(f["ack_ms"]["p50"] / n["ack_ms"]["p50"], 2),
-                               "ack_p99": round(f["ack_ms"]["p99"] / n["ack_ms"]["p99"], 2),
-                               "acks_per_s": round(f["acks_per_s"] / n["acks_per_s"], 2)}
+    t = figures["telegram"]
+    for key, base in (("ratio", figures["sdk"]), ("ratio_floor", figures["noop"])):
+        figures[key] = {name: {"ack_p50": round(f["ack_ms"]["p50"] / base["ack_ms"]["p50"], 2),
+                               "ack_p99": round(f["ack_ms"]["p99"] / base["ack_ms"]["p99"], 2),
+                               "acks_per_s": round(f["acks_per_s"] / base["acks_per_s"], 2)}
                         for name, f in (("answered", t), ("unaddressed", t["unaddressed"]),
                                         ("split", figures["split"]))}
     figures["sent_messages_rejected"] = sum(c.status != 200 for c in fake.calls_to("sendMessage"))
@@ -231,17 +273,21 @@ def print_table(f: dict) -> None:
     def row(label: str, value, note: str = "") -> None:
         print(f"  {label:<52}{value!s:>22}  {note}")
 
-    t, n, r = f["telegram"], f["noop"], f["ratio"]
+    t, n, r, floor = f["telegram"], f["noop"], f["ratio"], f["ratio_floor"]
     print(f"\nTelegram webhook, one worker, {f['deliveries']} deliveries in waves of {f['concurrency']} "
           f"(client on the same machine, {f['cpus']} cores)")
-    for label, figures in (("no-op baseline", n), ("Telegram, unaddressed", t["unaddressed"]),
+    for label, figures in (("floor: a handler that reads the body", n), ("no-op python-telegram-bot app", f["sdk"]),
+                           ("Telegram, unaddressed", t["unaddressed"]),
                            ("Telegram, answered", t), ("split, web queues only", f["split"])):
         ms = figures["ack_ms"]
         row(f"ack ms p50 / p99 / max, {label}", f"{ms['p50']} / {ms['p99']} / {ms['max']}",
             f"{figures['acks_per_s']} acks/s")
     for name in ("unaddressed", "answered", "split"):
-        row(f"ratio to baseline, {name}: p50 / p99 / acks/s",
+        row(f"ratio to the no-op SDK app, {name}: p50 / p99 / acks/s",
             f"×{r[name]['ack_p50']} / ×{r[name]['ack_p99']} / ×{r[name]['acks_per_s']}")
+    for name in ("unaddressed", "answered", "split"):
+        row(f"ratio to the floor, {name}: p50 / p99 / acks/s",
+            f"×{floor[name]['ack_p50']} / ×{floor[name]['ack_p99']} / ×{floor[name]['acks_per_s']}")
     row("answered updates/s (all answers sent)", t["answered_per_s"], f"{t['answer_seconds']} s for all")
     row("answered updates/s, split", f["split"]["answered_per_s"], f"{f['split']['answer_seconds']} s for all")
     row("sendMessage calls the fake rejected", f["sent_messages_rejected"])
@@ -252,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--worker", choices=["telegram", "queue", "noop"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["telegram", "queue", "noop", "sdk"], help=argparse.SUPPRESS)
     for hidden in ("--home", "--redis", "--api", "--token"):
         parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

@@ -206,8 +206,8 @@ async def test_an_answer_that_outlasts_the_drain_stays_leased_for_the_next_proce
 
 async def test_a_burst_of_puts_is_stored_once_each_in_arrival_order(make_queue):
     """50 deliveries at once, a third of them sent twice in the same burst (Slack's retries,
-    mention pairs): each id is new exactly once, all are stored. On SQLite they are written
-    by group commits (SqliteQueue._drain), in the callers' order."""
+    mention pairs): each id is new exactly once, all are stored, in the callers' order (one
+    group commit on SQLite, one pipeline on Redis: the queues' `_drain`)."""
     import asyncio
 
     queue = make_queue()
@@ -220,10 +220,9 @@ async def test_a_burst_of_puts_is_stored_once_each_in_arrival_order(make_queue):
         taken.append(job.id)
         await queue.done(job, "answered")
     assert sorted(taken) == sorted(ids[:50])
-    if isinstance(queue, SqliteQueue):  # one group commit keeps the callers' order (Redis: its connections')
-        for lane in range(5):
-            in_lane = [i for i in taken if int(i[1:]) % 5 == lane]
-            assert in_lane == sorted(in_lane, key=lambda i: int(i[1:]))
+    for lane in range(5):
+        in_lane = [i for i in taken if int(i[1:]) % 5 == lane]
+        assert in_lane == sorted(in_lane, key=lambda i: int(i[1:]))
     await _close(queue)
 
 
@@ -256,4 +255,43 @@ async def test_every_put_of_a_burst_hears_that_the_sqlite_queue_cannot_store_it(
     outcomes = await asyncio.gather(*(queue.put(f"x{n}", "slack", "lane", {}) for n in range(20)),
                                     return_exceptions=True)
     assert len(outcomes) == 20 and all(isinstance(o, QueueUnavailable) and "no such table" in str(o) for o in outcomes)
+    await queue.close()
+
+
+async def test_every_put_of_a_burst_hears_that_redis_went_away(redis_url):
+    """Redis stops between two bursts: each waiting put fails with QueueUnavailable (503 at
+    the door, the platform delivers again), none hangs; once it is back, puts are stored."""
+    import asyncio
+
+    from tests.services import redis_service
+
+    with redis_service() as redis:
+        queue = RedisQueue(redis.url, prefix=f"t{uuid.uuid4().hex[:8]}:")
+        assert await queue.put("before", "slack", "lane", {}) is True
+        redis.stop()
+        outcomes = await asyncio.gather(*(queue.put(f"x{n}", "slack", "lane", {}) for n in range(20)),
+                                        return_exceptions=True)
+        assert len(outcomes) == 20 and all(isinstance(o, QueueUnavailable) for o in outcomes)
+        redis.start()
+        assert await asyncio.gather(*(queue.put(f"y{n}", "slack", "lane", {}) for n in range(5))) == [True] * 5
+        await queue.close()
+
+
+async def test_a_burst_after_redis_lost_its_scripts_is_stored(redis_url):
+    """A Redis restarted without its data has no scripts: the batch loads its script again."""
+    import asyncio
+
+    import redis as sync_redis
+
+    queue = RedisQueue(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}:")
+    assert await queue.put("before", "slack", "lane", {}) is True
+    client = sync_redis.Redis.from_url(redis_url)
+    client.script_flush()
+    client.close()
+    assert await asyncio.gather(*(queue.put(f"z{n}", "slack", "lane", {}) for n in range(10))) == [True] * 10
+    taken = []
+    while (job := await queue.take("w1", wait=0.05)) is not None:
+        taken.append(job.id)
+        await queue.done(job, "answered")
+    assert taken == ["before"] + [f"z{n}" for n in range(10)]
     await queue.close()
