@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from typing import AsyncIterator, Protocol, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -34,6 +35,10 @@ SLA_CHECK_SECONDS = 30  # how often unclaimed escalations are checked against th
 RESOLUTION_CHECK_SECONDS = 600  # how often quiet conversations are checked for assumed resolution
 EVENT_FLUSH_SECONDS = 5  # how often events kept during a database outage are offered to it again
 STAFF_CHECK_SECONDS = 60  # how often the console looks whether an operator account exists (the CLI makes them)
+# The door's event loop gives the interpreter lock up at every socket call; a search thread
+# holding it then keeps it for up to the switch interval (5 ms by default). At 1 ms a burst of
+# 50 Slack acks waits less (one process, p50 13-15 -> 11-12 ms, p99 22-33 -> 16-23 ms).
+SWITCH_INTERVAL = 0.001
 
 
 async def every(seconds: float, job) -> None:
@@ -88,6 +93,8 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
             log.warning("%s", problem)
         await asyncio.to_thread(runtime.warm)
         settle_heap()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         started: list[Channel] = []
         timers = [asyncio.create_task(every(SLA_CHECK_SECONDS, runtime.handoffs.check_sla)),
                   asyncio.create_task(every(RESOLUTION_CHECK_SECONDS, runtime.handoffs.check_resolutions)),
@@ -112,6 +119,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
                     log.exception("channel %s did not stop cleanly", channel.name)
             await runtime.close()  # its event log writes what an outage kept, if the database answers
             unsettle_heap()
+            sys.setswitchinterval(switch_interval)
 
     web = WebChat(runtime.engine, runtime.profiles.get().name)
     console = AdminConsole(runtime)  # the operator console at /admin (docs/admin.md)

@@ -46,7 +46,6 @@ err = Console(stderr=True, highlight=False)
 # file. They reach stderr too only when LOG_LEVEL is set (someone asked for logs).
 LIBRARY_LOGGERS = ("pypdf", "py.warnings")
 BACKGROUND_NICENESS = 10  # `worker`: syncing (embedding) yields the CPU to the web process
-SWITCH_INTERVAL = 0.001  # seconds: `serve`, see cmd_serve
 log = logging.getLogger(__name__)
 
 
@@ -190,10 +189,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(announce=True)
     configured = _channel_settings()
-    # The door's event loop gives the interpreter lock up at every socket call; a search
-    # thread holding it then keeps it for up to the switch interval (5 ms by default). At 1 ms
-    # a burst of 50 Slack acks waits less (p99 x1.6-2.2 -> x1.4-1.7 the no-op app, measured).
-    sys.setswitchinterval(SWITCH_INTERVAL)
     host, port = args.host or settings.host, args.port or settings.port
     sock = _bind(host, port)
     try:

@@ -11,22 +11,25 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from adapters.app import create_app
+from adapters.app import SWITCH_INTERVAL, create_app
 from tests.adapters.test_web import open_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_started_app_keeps_its_start_up_heap_from_full_collections_until_it_stops(
+def test_a_started_app_keeps_its_start_up_heap_from_full_collections_and_switches_sooner_until_it_stops(
         tmp_path, sample_index_path, embedder):
     runtime = open_runtime(tmp_path, sample_index_path, embedder)
     gc.unfreeze()  # whatever an earlier test left: this start must freeze on its own
+    interval = sys.getswitchinterval()
     with TestClient(create_app(runtime, channels=[])) as client:
         frozen = gc.get_freeze_count()
         assert frozen > 100_000  # the model's tokenizer, jieba's dictionary, the index's views
+        assert sys.getswitchinterval() == SWITCH_INTERVAL < interval  # the door gets the lock back sooner
         assert client.get("/healthz").status_code == 200
         assert gc.get_freeze_count() == frozen  # what comes later is the collector's as usual
     assert gc.get_freeze_count() == 0  # stopped: the collector has everything back
+    assert sys.getswitchinterval() == interval
 
 
 def test_warming_up_over_chinese_knowledge_builds_jiebas_dictionary_before_the_first_question(
