@@ -272,7 +272,10 @@ class WebChat:
             data = await _body(request)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        message = _message(data, str(data.get("text", "")))
+        text = data.get("text", "")
+        if not isinstance(text, str):
+            return JSONResponse({"error": "The message text must be a string."}, status_code=400)
+        message = _message(data, text)
         return StreamingResponse(self._stream(message), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 

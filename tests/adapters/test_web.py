@@ -102,6 +102,8 @@ def test_markdown_from_knowledge_cannot_inject_html(web):
 
 @pytest.mark.parametrize("body, status", [
     (b"not json", 400), (b"[]", 400), (json.dumps({"conversation": "../../etc", "text": "hi"}).encode(), 400),
+    (json.dumps({"conversation": "web-0123456789", "text": 42}).encode(), 400),
+    (json.dumps({"conversation": "web-0123456789", "text": {"q": "hi"}}).encode(), 400),
 ])
 def test_bad_requests_get_a_clear_error(web, body, status):
     client, _ = web
