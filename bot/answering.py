@@ -27,6 +27,7 @@ NO_ANSWER = "NO_ANSWER"
 WHOLE_SECTION = 700
 EXCERPT = 520
 SHORT = 400  # a best passage shorter than this may be followed by its document's next part
+LIST_ITEM = re.compile(r"\s*(?:[-*+]|\d+[.)])\s")
 UNIT = re.compile(r"(?<=[.!?。！？])\s+(?=[A-ZÀ-Ý0-9\"«(])|(?<=[。！？])")
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "zh": "Chinese (Simplified)", "de": "German",
                   "es": "Spanish", "it": "Italian", "nl": "Dutch", "pt": "Portuguese", "ja": "Japanese"}
@@ -78,7 +79,26 @@ def excerpt(question: str, text: str, language: str, limit: int = EXCERPT) -> st
             break
         chosen.add(i)
         size += len(units[i])
-    return _join([units[i] for i in sorted(chosen)])
+    return _join([units[i] for i in sorted(_with_lists(units, chosen, limit))])
+
+
+def _with_lists(units: list[str], chosen: set[int], limit: int) -> set[int]:
+    """A unit that announces a list ("The warranty does not cover:") is quoted with its
+    items, within twice the excerpt's length, or not at all: a colon with nothing after it
+    reads as an answer cut short, and hides the very exceptions the user should see."""
+    out = set(chosen)
+    for i in sorted(chosen):
+        if not units[i].rstrip().endswith((":", "：")):
+            continue
+        items = []
+        while i + 1 + len(items) < len(units) and LIST_ITEM.match(units[i + 1 + len(items)]):
+            items.append(i + 1 + len(items))
+        extra = sum(len(units[j]) for j in items if j not in out)
+        if items and sum(len(units[j]) for j in out) + extra <= 2 * limit:
+            out.update(items)
+        elif len(out) > 1:
+            out.discard(i)
+    return out
 
 
 def _join(units: list[str]) -> str:

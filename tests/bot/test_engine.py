@@ -34,6 +34,17 @@ async def test_answers_with_a_citation_of_the_right_document(engine, events):
     assert event.kind == "answered" and event.reply_id == reply.id
 
 
+async def test_a_quoted_exception_list_comes_with_its_items(engine):
+    """The warranty page says what the 5-year warranty "does not cover:" in a list: an answer
+    quoting that sentence quotes the list too, not a colon with nothing after it."""
+    items = ("- bulbs, which are covered", "- the built-in battery", "- normal wear of lampshade fabric",
+             "- damage caused by a fall")
+    for n, question in enumerate(("How long is the warranty on lamps?", "保修期多久？")):
+        reply = await engine.handle(ask(question, conversation=f"web:warranty-{n}"))
+        assert reply.answered and "5 years" in reply.answer and "does not cover:" in reply.answer
+        assert all(item in reply.answer for item in items), reply.answer  # every item, not the first match
+
+
 async def test_answers_in_the_language_of_the_question(engine):
     reply = await engine.handle(ask("Combien de temps ai-je pour retourner un article ?"))
     assert reply.answered and reply.language == "fr"
