@@ -216,6 +216,23 @@ def test_a_question_asked_while_the_database_is_down_is_answered_once_it_is_back
         assert kinds.count("answered") == 1 and "delivery_failed" not in kinds and "turn_failed" not in kinds
 
 
+def test_an_answers_process_on_redis_yields_the_cpu_by_default_and_on_sqlite_does_not(fake_slack, tmp_path,
+                                                                                      sample_index_path, redis_url):
+    """Without --nice: niceness 10 on the Redis queue (no lock shared with the door), unchanged
+    on the SQLite queue (a preempted holder of its write lock would make the door wait)."""
+    index = tmp_path / "index.sqlite3"
+    shutil.copy(sample_index_path, index)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    for env, expected in (({"REDIS_URL": redis_url}, min(ours + 10, 19)), ({}, ours)):
+        port = free_port()
+        process = _serve(tmp_path, index, fake_slack.url, port, "answers", "--metrics-port", str(port), **env)
+        try:
+            assert os.getpriority(os.PRIO_PROCESS, process.pid) == expected, env
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0
+
+
 def test_separate_web_and_answers_processes_answer_once_and_each_shows_its_own_metrics(fake_slack, tmp_path,
                                                                                       sample_index_path):
     """`serve --no-answers` acknowledges and queues; `answers --metrics-port` answers from the
