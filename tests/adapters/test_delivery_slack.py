@@ -59,6 +59,22 @@ def test_a_hanging_slack_call_is_cut_by_the_timeout_and_retried(ws, fake_slack):
         release.set()
 
 
+def test_an_answer_sent_before_a_failure_is_not_sent_again_by_the_retry(ws, fake_slack):
+    """The answer is posted, then removing the 👀 hangs past the client's timeout: the job is
+    retried, as after a crash between sending and recording the job done. The retry finishes
+    the job without posting the answer a second time."""
+    release = fake_slack.hold("reactions.remove")  # the next call only
+    try:
+        ws.deliver(event(text=f"<@{BOT}> {QUESTION}"))
+        assert ws.channel.deliveries.wait(1) == {"answered": 1}
+        assert fake_slack.calls_to("held:reactions.remove")  # the first attempt did fail there
+        [answer] = answers(fake_slack)
+        assert "30 days" in json.dumps(answer["blocks"])
+        assert fake_slack.calls_to("reactions.remove")[-1].ok  # the retry took the 👀 away
+    finally:
+        release.set()
+
+
 def test_an_outage_longer_than_the_retries_is_a_dead_letter_an_event_and_one_apology(ws, fake_slack):
     attempts = ws.runtime.pipeline.max_attempts
     fake_slack.outage("chat.postMessage", times=attempts)  # every attempt fails; the apology gets through
