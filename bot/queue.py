@@ -33,7 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from bot.errors import SwitchboardError
 
@@ -165,6 +165,41 @@ ORDER BY seq LIMIT 50
 """
 
 
+class _Batches:
+    """Puts that arrive together (a burst at the door) written by one call of `write(rows)`
+    (a group commit, a pipeline): per put, a round trip and a commit cost the door more than
+    the write itself. Each caller gets its own result, or the error that stopped it: one
+    `write` raised, or an exception in its place among the results. The writing is a task of
+    its own, so a caller that gives up (cancelled) does not stop the others' writes."""
+
+    def __init__(self, write: Callable[[list[Any]], Awaitable[list[Any]]]):
+        self._write = write
+        self._pending: list[tuple[Any, asyncio.Future]] = []
+        self._drainer: asyncio.Future | None = None
+
+    async def submit(self, row: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((row, future))
+        if self._drainer is None or self._drainer.done() or self._drainer.get_loop() is not future.get_loop():
+            self._drainer = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await self._write([row for row, _ in batch])
+            except Exception as exc:  # QueueUnavailable: each caller hears it
+                results = [exc] * len(batch)
+            for (_, future), result in zip(batch, results):
+                if future.done() or future.get_loop().is_closed():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+
 class SqliteQueue:
     """`Queue` in an SQLite file (WAL), for the processes of one machine."""
 
@@ -174,8 +209,7 @@ class SqliteQueue:
         self._mutex = threading.Lock()
         self._wakeup = _Wakeup()
         self._purged = 0.0
-        self._pending: list[tuple[tuple, asyncio.Future]] = []  # puts waiting for the next group commit
-        self._drainer: asyncio.Future | None = None
+        self._puts = _Batches(self._write)  # a group commit per burst
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -210,35 +244,17 @@ class SqliteQueue:
 
     async def put(self, job_id: str, channel: str, lane: str, payload: dict[str, Any]) -> bool:
         """Stored when this returns. Puts that arrive together (a burst at the door) are
-        written by one transaction from one thread (a group commit, `_drain`): per put, a
-        thread hop and a commit cost the door more than the insert itself."""
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append(((job_id, channel, lane, json.dumps(payload), time.time()), future))
-        if self._drainer is None or self._drainer.done() or self._drainer.get_loop() is not future.get_loop():
-            self._drainer = asyncio.ensure_future(self._drain())
-        added = await future
+        written by one transaction (a group commit, `_Batches`)."""
+        added = await self._puts.submit((job_id, channel, lane, json.dumps(payload), time.time()))
         if added:
             self._wakeup.notify()
         return added
 
-    async def _drain(self) -> None:
-        """Write the waiting puts, batch after batch, until none waits. A task of its own:
-        a put whose caller gives up (cancelled) does not stop the others' writes."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            rows = [row for row, _ in batch]
-            try:
-                added = self._insert_now(rows)
-                if added is None:  # another writer holds the lock: a thread waits for it
-                    added = await asyncio.to_thread(self._tx, lambda db: self._insert(db, rows))
-            except Exception as exc:  # QueueUnavailable: each caller hears it
-                for _, future in batch:
-                    if not future.done() and not future.get_loop().is_closed():
-                        future.set_exception(exc)
-                continue
-            for (_, future), one in zip(batch, added):
-                if not future.done() and not future.get_loop().is_closed():
-                    future.set_result(one)
+    async def _write(self, rows: list[tuple]) -> list[bool]:
+        added = self._insert_now(rows)
+        if added is None:  # another writer holds the lock: a thread waits for it
+            added = await asyncio.to_thread(self._tx, lambda db: self._insert(db, rows))
+        return added
 
     def _insert_now(self, rows: list[tuple]) -> list[bool] | None:
         """The batch written from the event loop's own thread, on a connection that never
@@ -387,8 +403,7 @@ class RedisQueue:
         self._held: dict[str, dict[str, Any]] = {}  # entries this process took and hasn't finished
         self._wakeup = _Wakeup()
         self._reclaimed = 0.0
-        self._pending: list[tuple[tuple[str, str, str], asyncio.Future]] = []  # puts waiting for the next batch
-        self._drainer: asyncio.Future | None = None
+        self._puts = _Batches(self._write)  # a pipeline per burst
 
     async def _call(self, coroutine):
         from redis.exceptions import RedisError
@@ -414,38 +429,18 @@ class RedisQueue:
 
     async def put(self, job_id: str, channel: str, lane: str, payload: dict[str, Any]) -> bool:
         """Stored when this returns. Puts that arrive together (a burst at the door) go to
-        Redis as one pipeline (`_drain`): a round trip and its socket calls per put cost the
-        door more than the script itself."""
+        Redis as one pipeline (`_Batches`), in their callers' order."""
         data = json.dumps({"id": job_id, "channel": channel, "lane": lane, "payload": payload, "at": time.time()})
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append(((job_id, lane, data), future))
-        if self._drainer is None or self._drainer.done() or self._drainer.get_loop() is not future.get_loop():
-            self._drainer = asyncio.ensure_future(self._drain())
-        entry = await future
+        entry = await self._puts.submit((job_id, lane, data))
         if entry:
             self._wakeup.notify()
         return bool(entry)
 
-    async def _drain(self) -> None:
-        """Send the waiting puts, batch after batch, until none waits; each caller hears its
-        own result, or the QueueUnavailable that stopped its batch."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await self._group()
-                entries = await self._call(self._put_all([row for row, _ in batch]))
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done() and not future.get_loop().is_closed():
-                        future.set_exception(exc)
-                continue
-            for (_, future), entry in zip(batch, entries):
-                if future.done() or future.get_loop().is_closed():
-                    continue
-                if isinstance(entry, Exception):  # this put's own error: the others were stored
-                    future.set_exception(QueueUnavailable(f"delivery queue (Redis): {entry}"))
-                else:
-                    future.set_result(entry)
+    async def _write(self, rows: list[tuple[str, str, str]]) -> list[Any]:
+        await self._group()
+        entries = await self._call(self._put_all(rows))
+        # a put's own error is its caller's alone: the others were stored
+        return [QueueUnavailable(f"delivery queue (Redis): {e}") if isinstance(e, Exception) else e for e in entries]
 
     async def _put_all(self, rows: list[tuple[str, str, str]]) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:

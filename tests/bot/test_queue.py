@@ -207,7 +207,7 @@ async def test_an_answer_that_outlasts_the_drain_stays_leased_for_the_next_proce
 async def test_a_burst_of_puts_is_stored_once_each_in_arrival_order(make_queue):
     """50 deliveries at once, a third of them sent twice in the same burst (Slack's retries,
     mention pairs): each id is new exactly once, all are stored, in the callers' order (one
-    group commit on SQLite, one pipeline on Redis: the queues' `_drain`)."""
+    group commit on SQLite, one pipeline on Redis: `bot.queue._Batches`)."""
     import asyncio
 
     queue = make_queue()
