@@ -90,9 +90,10 @@ def _with_lists(units: list[str], chosen: set[int], limit: int) -> set[int]:
     for i in sorted(chosen):
         if not units[i].rstrip().endswith((":", "：")):
             continue
-        items = []
-        while i + 1 + len(items) < len(units) and LIST_ITEM.match(units[i + 1 + len(items)]):
-            items.append(i + 1 + len(items))
+        end = i + 1
+        while end < len(units) and LIST_ITEM.match(units[end]):
+            end += 1
+        items = range(i + 1, end)
         extra = sum(len(units[j]) for j in items if j not in out)
         if items and sum(len(units[j]) for j in out) + extra <= 2 * limit:
             out.update(items)
