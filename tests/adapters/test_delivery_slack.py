@@ -3,6 +3,7 @@ against the fake Web API: Slack answering 500 or hanging, and a `switchboard ser
 killed (SIGKILL) between acknowledging a question and answering it."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -227,7 +228,8 @@ def test_a_question_asked_while_the_database_is_down_is_answered_once_it_is_back
         assert ws.channel.deliveries.wait(1, timeout=60) == {"answered": 1}
         [answer] = answers(fake_slack)
         assert "30 days" in json.dumps(answer["blocks"]) and "went wrong" not in json.dumps(answer)
-        ws.runtime.events.flush()
+        asyncio.run(ws.runtime.events.flush())
+        assert ws.runtime.events.pending == 0
         kinds = [e.kind for e in ws.runtime.events.events()]
         assert kinds.count("answered") == 1 and "delivery_failed" not in kinds and "turn_failed" not in kinds
 

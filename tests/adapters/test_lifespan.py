@@ -27,7 +27,9 @@ def test_a_started_app_keeps_its_start_up_heap_from_full_collections_and_switche
         assert frozen > 100_000  # the model's tokenizer, jieba's dictionary, the index's views
         assert sys.getswitchinterval() == SWITCH_INTERVAL < interval  # the door gets the lock back sooner
         assert client.get("/healthz").status_code == 200
-        assert gc.get_freeze_count() == frozen  # what comes later is the collector's as usual
+        # what comes later is the collector's as usual: nothing more is frozen (frozen objects
+        # freed by their reference count leave the permanent generation, so it may shrink)
+        assert gc.get_freeze_count() <= frozen
     assert gc.get_freeze_count() == 0  # stopped: the collector has everything back
     assert sys.getswitchinterval() == interval
 
