@@ -25,7 +25,7 @@ import re
 import time
 from urllib.parse import parse_qs
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -389,26 +389,31 @@ class SlackChannel:
                    thread: str | None, *, update: str | None = None, note: str = "", work: Work | None = None) -> None:
         """Post (or finish, in the placeholder `update`) a reply in a thread, split under the limits.
         An empty answer (the message went to the human who owns the conversation) posts nothing.
-        With the job's `work`, each message sent is counted in its outbox (`_sent`)."""
+        With the job's `work`, only the messages an earlier attempt didn't send, each counted
+        in its outbox as soon as Slack took it."""
         if not reply.answer:
             return
-        for n, blocks in _unsent(render(reply, profile, note=note), work):
+        messages = render(reply, profile, note=note)
+        for n, blocks in work.unsent(messages) if work is not None else enumerate(messages):
             text = fallback_text(blocks)
             if n == 0 and update:
                 await client.chat_update(channel=channel, ts=update, blocks=blocks, text=text)
             else:
                 await client.chat_postMessage(channel=channel, thread_ts=thread, blocks=blocks, text=text,
                                               unfurl_links=False, unfurl_media=False)
-            await _sent(work, n)
+            if work is not None:
+                await work.mark_sent(n)
 
     async def _post_private(self, client: AsyncWebClient, reply: Reply, profile: Profile, channel: str,
                             user: str, thread: str | None, share: bool = True, work: Work | None = None) -> None:
         if not reply.answer:
             return
-        for n, blocks in _unsent(render(reply, profile, share=share), work):
+        messages = render(reply, profile, share=share)
+        for n, blocks in work.unsent(messages) if work is not None else enumerate(messages):
             await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, blocks=blocks,
                                             text=fallback_text(blocks))
-            await _sent(work, n)
+            if work is not None:
+                await work.mark_sent(n)
 
     async def _react(self, client: AsyncWebClient, method: str, raw: Mapping[str, Any]) -> None:
         try:
@@ -543,19 +548,6 @@ def _parse(body: bytes, content_type: str) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _unsent(messages: Sequence[Any], work: Work | None) -> list[tuple[int, Any]]:
-    """The reply's messages, numbered, without those a previous attempt of the job sent
-    (a failure after sending, or a crash before the job was recorded done, retries it)."""
-    done = int(work.outbox.get("sent", 0)) if work is not None else 0
-    return [(n, message) for n, message in enumerate(messages) if n >= done]
-
-
-async def _sent(work: Work | None, n: int) -> None:
-    """Count message `n` of the reply as sent, in the job's outbox, as soon as Slack took it."""
-    if work is not None:
-        await work.save(sent=n + 1)
 
 
 def delivery_key(payload: Mapping[str, Any]) -> tuple[str, str] | None:

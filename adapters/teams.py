@@ -280,15 +280,7 @@ class TeamsChannel(ActivityHandler):
 
     async def send(self, context: TurnContext, reply: Reply, profile: Profile, out: Outbox | None = None) -> None:
         """Send a decided reply, but the cards an earlier attempt of this job sent."""
-        work = self.work(context)
-        out = out or self.outbox(context)
-        if work is None:
-            await out.reply(reply, profile)
-            return
-
-        async def sent(count: int) -> None:
-            await work.save(sent=count)
-        await out.reply(reply, profile, skip=int(work.outbox.get("sent", 0)), sent=sent)
+        await (out or self.outbox(context)).reply(reply, profile, work=self.work(context))
 
     # -- activities in -----------------------------------------------------------------------
     async def on_turn(self, turn_context: TurnContext) -> None:

@@ -15,7 +15,8 @@ botbuilder's `TurnContext` sends, the throttle paces.
 What the throttle can't fix is the delivery pipeline's to retry (bot/delivery.py):
 `transient` says which failures are worth it (the connector's 5xx and 429, timeouts and
 lost connections, the token endpoint failing, a store down), and a reply of several cards
-reports each one sent, so that a retry sends only the rest.
+counts each one sent in the job's outbox (`Work.unsent` / `Work.mark_sent`), so that a
+retry sends only the rest.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams_auth import TokenRefused
 from adapters.teams_cards import card_activity, render
-from bot.delivery import retryable
+from bot.delivery import Work, retryable
 from bot.profiles import Profile
 from bot.types import Reply
 
@@ -168,19 +169,19 @@ class Outbox:
     async def card(self, card: dict[str, Any]) -> str:
         return await self.send(card_activity(card))
 
-    async def reply(self, reply: Reply, profile: Profile, *, skip: int = 0,
-                    sent: Callable[[int], Awaitable[None]] | None = None) -> list[str]:
-        """A reply as cards, in order, buttons and sources on the last, but the first `skip`
-        (sent by an earlier attempt); `sent(n)` after each card of a reply of several. An
-        empty answer (the message went to the person who owns the conversation) sends nothing."""
+    async def reply(self, reply: Reply, profile: Profile, *, work: Work | None = None) -> list[str]:
+        """A reply as cards, in order, buttons and sources on the last. With the delivery job's
+        `work`, only the cards an earlier attempt of the job didn't send, each card of a reply
+        of several counted in its outbox once sent. An empty answer (the message went to the
+        person who owns the conversation) sends nothing."""
         if not reply.answer:
             return []
         cards = render(reply, profile)
         ids = []
-        for number, card in enumerate(cards[skip:], skip + 1):
+        for n, card in work.unsent(cards) if work is not None else enumerate(cards):
             ids.append(await self.card(card))
-            if sent is not None and len(cards) > 1:
-                await sent(number)
+            if work is not None and len(cards) > 1:
+                await work.mark_sent(n)
         return ids
 
     @contextlib.asynccontextmanager

@@ -380,7 +380,7 @@ class TelegramChannel:
         else:  # a retry: the reply (and the preview it grew in) from the attempt that failed to send it
             reply = Reply.from_dict(saved)
             out.preview_id, out.shown = work.outbox.get("preview"), work.outbox.get("shown", "")
-        await out.resume(work, reply, self._profile(message))
+        await out.reply(reply, self._profile(message), work=work)
         return "answered" if reply.answered else "declined"
 
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
@@ -398,8 +398,8 @@ class TelegramChannel:
         name = tg.text.split()[0][1:].split("@")[0].lower()
         out, profile = Outbox(self.bot, message.raw), self._profile(message)
         if name == "human":
-            await out.resume(work, await decided(work, lambda: self.runtime.engine.request_handoff(message)),
-                             profile)
+            await out.reply(await decided(work, lambda: self.runtime.engine.request_handoff(message)), profile,
+                            work=work)
             return "answered"
         if name == "reset":
             await self.runtime.engine.forget(message.conversation)
@@ -453,5 +453,5 @@ class TelegramChannel:
             return None
         if reply.notice:  # a thank-you, "already handled": a toast for the presser
             return reply.answer
-        await Outbox(self.bot, message.raw).resume(work, reply, profile)
+        await Outbox(self.bot, message.raw).reply(reply, profile, work=work)
         return None

@@ -9,9 +9,10 @@ without edits. `raw` is what the adapter kept of the question (`Message.raw`): c
 forum topic, the question's message id, and whether the chat is private.
 
 For the delivery pipeline (bot/delivery.py): a reply is decided once and kept in the job's
-outbox (`decided`); a retry sends it from where the failed attempt stopped (`Outbox.resume`),
-an edit Telegram finds already made counting as made; `transient` tells which failures are
-worth retrying (`bot.delivery.Transient`) and which are not.
+outbox (`decided`); a retry sends it from where the failed attempt stopped (`Outbox.reply`
+given the job: its parts counted with `Work.unsent` / `Work.mark_sent`), an edit Telegram
+finds already made counting as made; `transient` tells which failures are worth retrying
+(`bot.delivery.Transient`) and which are not.
 """
 from __future__ import annotations
 
@@ -123,31 +124,23 @@ class Outbox:
                 raise
         return message_id
 
-    async def reply(self, reply: Reply, profile: Profile, *, skip: int = 0,
-                    sent: Callable[[int], Awaitable[None]] | None = None) -> None:
+    async def reply(self, reply: Reply, profile: Profile, *, work: Work | None = None) -> None:
         """A reply in order, its preview (if any) becoming the first part; buttons on the last.
         An empty answer (the message went to the person who owns the conversation) sends nothing.
-        A retry passes `skip`, the parts that got through before (`sent(n)` is told after each)."""
+        With the delivery job's `work`, only the parts an earlier attempt of the job didn't
+        send, each counted in its outbox once it got through."""
         if not reply.answer:
             return
         rendered = render(reply, profile)
-        for n, part in enumerate(rendered.parts):
-            if n < skip:
-                continue
-            markup = rendered.keyboard if n == len(rendered.parts) - 1 else None
+        parts = rendered.parts
+        for n, part in work.unsent(parts) if work is not None else enumerate(parts):
+            markup = rendered.keyboard if n == len(parts) - 1 else None
             if n > 0 or self.preview_id is None:
                 await self.send(part, markup, quote=n == 0)
             elif part != self.shown or markup is not None:
                 await self.put(part, markup, self.preview_id)
-            if sent is not None:
-                await sent(n + 1)
-
-    async def resume(self, work: Work, reply: Reply, profile: Profile) -> None:
-        """`reply` for a job of the delivery pipeline: the parts an earlier attempt of the job
-        didn't send, each one noted in the job's outbox once it got through."""
-        async def sent(parts: int) -> None:
-            await work.save(sent=parts)
-        await self.reply(reply, profile, skip=int(work.outbox.get("sent", 0)), sent=sent)
+            if work is not None:
+                await work.mark_sent(n)
 
 
 async def decided(work: Work, decide: Callable[[], Awaitable[Reply]]) -> Reply:

@@ -14,6 +14,8 @@ events, retries transient failures (5xx, timeouts, 429, a store down) and, after
 
 A reply decided by the engine is saved in the job's outbox (`work.save`) before it is
 sent, so a retry after a send failure sends the same reply instead of answering again.
+Each message of it is counted there as soon as the platform took it (`work.unsent`,
+`work.mark_sent`), so a retry sends only what was not sent.
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, Sequence, TypeVar
 
 from bot.errors import MemoryUnavailable, StoreUnavailable, SwitchboardError
 from bot.queue import Job, Queue, QueueUnavailable, consumer_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # ~2 minutes of retries, then a dead letter
 DRAIN = 8.0  # seconds a stopping process gives the answers in progress to finish
@@ -67,6 +70,19 @@ class Work:
         merged = {**self.job.outbox, **outbox}
         await self.queue.save(self.job, merged)
         self.job = Job(**{**self.job.__dict__, "outbox": merged})
+
+    def unsent(self, messages: Sequence[T], count: str = "sent") -> list[tuple[int, T]]:
+        """`messages` numbered, without those an earlier attempt of this job sent (a failure
+        after sending, or a crash before the job was recorded done, retries it). `count` is
+        the outbox field that counts them: "sent" for the reply, another name for other
+        messages the job sends (a handoff relay)."""
+        done = int(self.outbox.get(count, 0))
+        return [(n, message) for n, message in enumerate(messages) if n >= done]
+
+    async def mark_sent(self, n: int, count: str = "sent") -> None:
+        """Count message `n` of `unsent` as sent (`count` = n + 1 in the outbox), as soon as
+        the platform took it."""
+        await self.save(**{count: n + 1})
 
 
 class Handler(Protocol):
