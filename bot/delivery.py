@@ -15,13 +15,16 @@ events, retries transient failures (5xx, timeouts, 429, a store down) and, after
 A reply decided by the engine is saved in the job's outbox (`work.save`) before it is
 sent, so a retry after a send failure sends the same reply instead of answering again.
 Each message of it is counted there as soon as the platform took it (`work.unsent`,
-`work.mark_sent`), so a retry sends only what was not sent.
+`work.mark_sent`), so a retry sends only what was not sent. Code that sends inside a job
+without being handed it (a handoff relay, reached through the engine) finds the job of
+the running worker with `running()`.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol, Sequence, TypeVar
 
@@ -83,6 +86,25 @@ class Work:
         """Count message `n` of `unsent` as sent (`count` = n + 1 in the outbox), as soon as
         the platform took it."""
         await self.save(**{count: n + 1})
+
+
+_running: ContextVar[Work | None] = ContextVar("switchboard_work", default=None)
+
+
+def running() -> Work | None:
+    """The job the current answer worker is processing (None outside one: a web request, a
+    timer), for code that sends inside it but is reached through layers that know nothing
+    of jobs: the handoff relays the engine makes count what they sent in it."""
+    return _running.get()
+
+
+async def _run(handler: Handler, work: Work) -> str:
+    """`handler.process(work)`, with `work` as the task's `running()` job meanwhile."""
+    token = _running.set(work)
+    try:
+        return await handler.process(work)
+    finally:
+        _running.reset(token)
 
 
 class Handler(Protocol):
@@ -200,7 +222,7 @@ class Pipeline:
         started = time.perf_counter()
         heartbeat = asyncio.create_task(self._heartbeat(work))
         try:
-            outcome = await handler.process(work)
+            outcome = await _run(handler, work)
         except asyncio.CancelledError:
             raise
         except Transient as exc:

@@ -13,6 +13,11 @@ and redraws escalations and relays customer messages into the post's thread; a
 to the customer. Adapters register themselves with `add_desk` / `add_courier`.
 Automations (a reminder mentioning a user group, a JSON webhook) fire on
 `escalation_unclaimed` (the profile's SLA passed) and `ai_failed`.
+
+A relay (the customer's message to the desk, an agent's to the customer) is sent inside
+the delivery job of the message it relays, and counted there (the job's outbox field
+`relayed`) as soon as it was sent: a retry of the job (a later step failed, the process
+died) doesn't relay it a second time.
 """
 from __future__ import annotations
 
@@ -21,14 +26,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 import httpx
 from sqlalchemy import update
 from sqlmodel import Session, func, select
 
+from bot.delivery import Work, running
 from bot.memory import Memory, remember
 from bot.profiles import Automation, Profile, Profiles
+from bot.queue import QueueUnavailable
 from bot.store import Escalation, Event, EventLog, OwnerChange, reachable
 from bot.types import Action, ActionKind, Conversation, Handoff, HandoffReason, Message, Reply, Turn, new_reply_id
 
@@ -39,6 +46,7 @@ OPEN = ("queued", "claimed")
 TURN_ENDS = ("answered", "declined", "handoff_requested", "relayed", "escalated", "resolved", "turn_failed",
              "resolution_confirmed", "resolution_assumed", "reopened")
 NOTE = "note:"  # agent messages starting with this stay internal
+RELAYED = "relayed"  # the outbox field of a delivery job that counts the relay it sent
 RATINGS = range(1, 6)
 
 
@@ -225,10 +233,12 @@ class Handoffs:
                      answered=False)
 
     async def from_customer(self, message: Message, escalation: Escalation) -> None:
-        """Post the customer's message into the escalation's thread."""
-        await self._desk(escalation).relay(escalation, escalation.customer, message.text)
-        await self.events.record("relayed_in", message.conversation, channel=message.channel,
-                                 escalation=escalation.id)
+        """Post the customer's message into the escalation's thread, once per delivery job
+        (`_relay_once`: the engine calls this inside the job of the customer's message)."""
+        desk = self._desk(escalation)
+        if await _relay_once(running(), lambda: desk.relay(escalation, escalation.customer, message.text)):
+            await self.events.record("relayed_in", message.conversation, channel=message.channel,
+                                     escalation=escalation.id)
 
     async def rate(self, message: Message, value: str) -> Reply | None:
         """Store a 1–5 satisfaction rating ("<escalation id>:<n>"); the thank-you reply."""
@@ -281,8 +291,8 @@ class Handoffs:
             return refused
         profile = self.profiles.get(current.profile)
         said = profile.text("agent_says", current.language, agent=current.agent_name, text=text.strip())
-        try:
-            await self._tell(current, said, strict=True)
+        try:  # inside the delivery job of the agent's message (a desk's), if any: relayed once
+            await self._tell(current, said, strict=True, work=running())
         except CustomerUnreachable:
             return AgentResult(False, "customer_unreachable", {"channel": current.channel}, current)
         await self.events.record("relayed_out", current.conversation, channel=current.channel,
@@ -335,13 +345,15 @@ class Handoffs:
             await self.events.record("desk_update_failed", escalation.conversation, escalation=escalation.id)
 
     async def _tell(self, escalation: Escalation, text: str, *, actions: tuple[Action, ...] = (),
-                    strict: bool = False) -> None:
-        """Send `text` to the customer and remember it in their conversation."""
+                    strict: bool = False, work: Work | None = None) -> None:
+        """Send `text` to the customer and remember it in their conversation. Given the
+        delivery job it is sent in, it is sent once however often the job is retried."""
         reply = Reply(id=new_reply_id(), conversation=escalation.conversation, answer=text,
                       language=escalation.language, actions=actions, answered=False)
+        courier = self.couriers[escalation.channel]
         try:
-            await self.couriers[escalation.channel].deliver(escalation.conversation, json.loads(escalation.address),
-                                                            reply)
+            await _relay_once(work, lambda: courier.deliver(escalation.conversation, json.loads(escalation.address),
+                                                           reply))
         except CustomerUnreachable:
             await self.events.record("customer_unreachable", escalation.conversation, channel=escalation.channel,
                                      escalation=escalation.id)
@@ -424,6 +436,21 @@ class Handoffs:
                                  mention=bool(automation.mention), webhook=bool(automation.webhook))
 
 
+
+
+async def _relay_once(work: Work | None, send: Callable[[], Awaitable[None]]) -> bool:
+    """`send()` one relayed message, counted in the delivery job `work` it is sent in (its
+    outbox's RELAYED) as soon as it was sent; not again when an earlier attempt of the job
+    sent it. True when it was sent now. Without a job (the web console, a timer) just sent."""
+    if work is not None and not work.unsent([send], RELAYED):
+        return False
+    await send()
+    if work is not None:
+        try:
+            await work.mark_sent(0, RELAYED)
+        except QueueUnavailable as exc:  # it was sent: not a failed relay (a retry may send it again)
+            log.warning("relay sent but not counted in %s: %s", work.job.id, exc)
+    return True
 
 
 def _refusal(current: Escalation | None) -> AgentResult:
