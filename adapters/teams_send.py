@@ -171,16 +171,17 @@ class Outbox:
 
     async def reply(self, reply: Reply, profile: Profile, *, work: Work | None = None) -> list[str]:
         """A reply as cards, in order, buttons and sources on the last. With the delivery job's
-        `work`, only the cards an earlier attempt of the job didn't send, each card of a reply
-        of several counted in its outbox once sent. An empty answer (the message went to the
-        person who owns the conversation) sends nothing."""
+        `work`, only the cards an earlier attempt of the job didn't send, each card counted in
+        its outbox once sent (a crash before the job is recorded done doesn't send it again).
+        An empty answer (the message went to the person who owns the conversation) sends
+        nothing."""
         if not reply.answer:
             return []
         cards = render(reply, profile)
         ids = []
         for n, card in work.unsent(cards) if work is not None else enumerate(cards):
             ids.append(await self.card(card))
-            if work is not None and len(cards) > 1:
+            if work is not None:
                 await work.mark_sent(n)
         return ids
 
