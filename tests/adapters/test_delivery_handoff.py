@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 
@@ -25,6 +25,18 @@ def in_thread(ws: Workspace, post: dict) -> list[str]:
     return [p["text"] for p in posts(ws, "CAGENTS") if p.get("thread_ts") == post["ts"]]
 
 
+def stopped_after_the_next_post(fake: Any, service: Any, say: Callable[[], Any]) -> None:
+    """`say()`, with the bot's next chat.postMessage held in the fake until `service` has
+    stopped: the post then goes through, and what its job does next meets the outage."""
+    release = fake.hold("chat.postMessage")
+    try:
+        say()
+        fake.wait_for("held:chat.postMessage", timeout=60)
+        service.stop()
+    finally:
+        release.set()
+
+
 def test_a_customers_message_relayed_before_a_failure_is_not_relayed_again_by_the_retry(
         fake_slack, tmp_path, sample_index_path, embedder):
     """A customer waiting for an agent writes: the message is posted in the escalation's
@@ -37,13 +49,9 @@ def test_a_customers_message_relayed_before_a_failure_is_not_relayed_again_by_th
                                                    DATABASE_URL=database.url) as ws:
         ws.runtime.pipeline.backoff = (2.0,) * 8  # time enough to start PostgreSQL again between attempts
         _, post = escalate_from_dm(ws)
-        release = fake_slack.hold("chat.postMessage")  # the next post: the relay of the customer's message
-        try:
-            ws.say("My order number is 4417", channel=DM, user=CUSTOMER)
-            fake_slack.wait_for("held:chat.postMessage", timeout=60)
-            database.stop()
-        finally:
-            release.set()  # the relay goes through; the turn then meets the outage
+        # the next post is the relay of the customer's message; the turn then meets the outage
+        stopped_after_the_next_post(fake_slack, database,
+                                    lambda: ws.say("My order number is 4417", channel=DM, user=CUSTOMER))
         _until_retried(ws)
         database.start()
         outcomes = ws.channel.deliveries.wait(2, timeout=60)
@@ -79,13 +87,9 @@ def test_an_agents_message_relayed_before_a_failure_is_not_relayed_again_by_the_
         _, post = escalate_from_dm(ws)
         press(ws, "desk_claim", post, ALICE)
         ws.channel.deliveries.wait(2)
-        release = fake_slack.hold("chat.postMessage")  # the next post: the agent's words to the customer
-        try:
-            ws.say("Your refund left today.", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
-            fake_slack.wait_for("held:chat.postMessage", timeout=60)
-            memory.stop()
-        finally:
-            release.set()  # the customer gets it; remembering it then meets the outage
+        # the next post is the agent's words to the customer; remembering them then meets the outage
+        stopped_after_the_next_post(fake_slack, memory, lambda: ws.say(
+            "Your refund left today.", channel="CAGENTS", user=ALICE, thread_ts=post["ts"]))
         _until_retried(ws)
         memory.start()
         assert ws.channel.deliveries.wait(3, timeout=60)["relayed"] == 1
