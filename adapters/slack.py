@@ -229,6 +229,8 @@ class SlackChannel:
         response = await self.app.async_dispatch(request)
         error = request.context.get("switchboard_error")
         if error is not None:
+            if isinstance(error, Transient):  # already decided (another channel's courier, a relay)
+                raise error
             if _transient(error):
                 raise Transient(_describe(error), _retry_after(error)) from error
             raise error
@@ -247,7 +249,8 @@ class SlackChannel:
         if not event.get("channel") or not event.get("user"):
             return
         config = self.profiles.channel("slack", event["channel"])
-        if config.agents:
+        if config.agents:  # an agent's message that could not be relayed: they are told in the thread
+            await self.desk.undelivered(event)
             return
         team = data.get("team_id") or ""
         thread = event.get("thread_ts") or event["ts"]
@@ -435,8 +438,12 @@ class SlackChannel:
                                          share=False)
             else:
                 await self.post(self.app.client, reply, profile, channel, thread)
-        except SlackApiError as exc:
-            raise CustomerUnreachable(str(exc.response.get("error"))) from exc
+        except Exception as exc:
+            if _transient(exc):  # retry the job that sends it, whichever channel's it is
+                raise Transient(_describe(exc), _retry_after(exc)) from exc
+            if isinstance(exc, SlackApiError):
+                raise CustomerUnreachable(str(exc.response.get("error"))) from exc
+            raise
 
     # -- the slash command and buttons -------------------------------------------------------
     async def _on_ask(self, ack: Any, command: dict, respond: Any, context: dict) -> None:

@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_render import escape, mrkdwn
 from bot import desk
-from bot.handoff import AgentResult, DeskUnavailable
+from bot.handoff import AgentResult, DeskUnavailable, undelivered
 from bot.profiles import Profile
 from bot.runtime import Runtime
 from bot.store import Escalation
@@ -106,6 +106,14 @@ class SlackDesk:
         result = await self.handoffs.from_agent(escalation, event["user"], event.get("text", ""))
         await self._tell_agent(result, channel, event["user"], thread)
         return "relayed" if result.ok else "refused"
+
+    async def undelivered(self, event: dict) -> None:
+        """The delivery pipeline gave up on an agent's message in an escalation's thread (the
+        customer's platform kept failing): tell the agent, privately in the thread."""
+        thread, channel = event.get("thread_ts"), event["channel"]
+        escalation = await self.handoffs.by_post(f"slack:{channel}", thread) if thread else None
+        if escalation is not None:
+            await self._tell_agent(undelivered(escalation), channel, event["user"], thread)
 
     async def _on_button(self, ack: Any, body: dict, action: dict, client: AsyncWebClient) -> None:
         await ack()

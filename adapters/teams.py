@@ -51,7 +51,6 @@ from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 from botbuilder.core import ActivityHandler, CloudAdapterBase, InvokeResponse, TurnContext, serializer_helper
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
-from msrest.exceptions import HttpOperationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -232,6 +231,8 @@ class TeamsChannel(ActivityHandler):
         try:
             response = await self.adapter.process_activity(self.auth.restore(work.payload["identity"]), activity,
                                                            logic)
+        except Transient:  # already decided (another channel's courier, a relay)
+            raise
         except Exception as exc:
             if transient(exc):
                 raise Transient(describe(exc), retry_after(exc, 0)) from exc
@@ -387,9 +388,11 @@ class TeamsChannel(ActivityHandler):
         profile = self.profiles.get(self.profiles.channel("teams", place(reference.conversation.id)).profile)
         try:
             await self.sender.proactive(reference, lambda out: out.reply(reply, profile))
-        except HttpOperationError as exc:
+        except Exception as exc:
             if status(exc) in (403, 404):  # the app was removed, the chat deleted, the user blocked it
                 raise CustomerUnreachable(f"HTTP {status(exc)}") from exc
+            if transient(exc):  # retry the job that sends it, whichever channel's it is
+                raise Transient(describe(exc), retry_after(exc, 0)) from exc
             raise
 
 

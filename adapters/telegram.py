@@ -384,12 +384,19 @@ class TelegramChannel:
         return "answered" if reply.answered else "declined"
 
     async def deliver(self, conversation: str, address: Mapping[str, Any], reply: Reply) -> None:
-        """`bot.handoff.Courier`: a reply from the team, to the customer's chat (or topic)."""
+        """`bot.handoff.Courier`: a reply from the team, to the customer's chat (or topic).
+        Telegram's 5xx, timeouts and 429s are `Transient`, whichever channel's job sends it:
+        the job (an agent's message in a Slack thread) is retried, not failed."""
         profile = self.runtime.profiles.get(self._config(address["chat_id"]).profile)
         try:
             await Outbox(self.bot, address).reply(reply, profile)
         except Forbidden as exc:  # blocked by the user, kicked from the group
             raise CustomerUnreachable(str(exc)) from exc
+        except TelegramError as exc:
+            retry = transient(exc)
+            if retry is not None:
+                raise retry from exc
+            raise
 
     # -- commands, other messages, buttons ---------------------------------------------------------
     async def _on_command(self, update: Update, work: Work) -> str:

@@ -453,6 +453,12 @@ async def _relay_once(work: Work | None, send: Callable[[], Awaitable[None]]) ->
     return True
 
 
+def undelivered(escalation: Escalation) -> AgentResult:
+    """What the desk tells an agent whose message the delivery pipeline gave up relaying
+    (the customer's platform kept failing, or refused it): it did not reach the customer."""
+    return AgentResult(False, "relay_failed", {"channel": escalation.channel}, escalation)
+
+
 def _refusal(current: Escalation | None) -> AgentResult:
     """Why an agent's action on `current` (as it is now) can't be taken."""
     if current is not None and current.state == "claimed":

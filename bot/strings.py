@@ -175,6 +175,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Not delivered: the customer can no longer be reached on {channel} (they may have blocked the bot).",
         "fr": "Non remis : le client n'est plus joignable sur {channel} (il a peut-être bloqué le bot).",
     },
+    "relay_failed": {
+        "en": "Not delivered: your message did not reach the customer on {channel} ({channel} kept failing). "
+              "Please send it again later.",
+        "fr": "Non remis : votre message n'a pas atteint le client sur {channel} ({channel} ne répondait pas). "
+              "Merci de le renvoyer plus tard.",
+    },
     "desk_reminder": {
         "en": "A conversation has been waiting for an agent for more than {minutes} min.",
         "fr": "Une conversation attend un agent depuis plus de {minutes} min.",

@@ -169,3 +169,42 @@ def test_a_customer_who_blocked_the_bot_is_a_private_notice_for_the_agent(fake_s
         ws.say("Hello?", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
         notice = fake_slack.wait_for("chat.postEphemeral")[-1].args
         assert notice["user"] == ALICE and "can no longer be reached on telegram" in notice["text"]
+
+
+def test_an_agents_message_meeting_a_telegram_outage_reaches_the_customer_once_it_is_back(
+        fake_slack, telegram, tmp_path, sample_index_path, embedder, redis_url):
+    """Telegram answers 500 to the relay of the agent's message: the agent's job (a Slack
+    delivery) is retried, and the retry relays it once Telegram is back: one message for the
+    customer, no failed delivery, nothing for the agent to worry about."""
+    fake_slack.add_user(ALICE, "alice", "Alice Martin", "Alice")
+    with web_process(tmp_path / "one", fake_slack, telegram, sample_index_path, embedder, redis_url) as ws:
+        ws.runtime.pipeline.backoff = (0.5,) * 8
+        post = claimed_by_alice(ws, telegram)
+        telegram.outage("sendMessage", 1, status=500)
+        ws.say("Your refund left today.", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
+        outcomes = ws.channel.deliveries.wait(2, timeout=60)  # the Claim, then the agent's message
+        assert 500 in [c.status for c in telegram.calls_to("sendMessage")]  # it did meet the outage
+        assert outcomes["relayed"] == 1 and "failed" not in outcomes
+        assert [t for t in customer_texts(telegram) if "refund" in t] == ["Alice: Your refund left today."]
+        assert "delivery_failed" not in [e.kind for e in ws.runtime.events.events()]
+        assert not fake_slack.calls_to("chat.postEphemeral")
+
+
+def test_an_agents_message_telegram_never_takes_is_a_notice_for_the_agent(
+        fake_slack, telegram, tmp_path, sample_index_path, embedder, redis_url):
+    """Telegram answers 502 to every attempt of the agent's job: after the last one the agent
+    is told in the thread that the customer didn't get it, and `delivery_failed` is recorded."""
+    fake_slack.add_user(ALICE, "alice", "Alice Martin", "Alice")
+    with web_process(tmp_path / "one", fake_slack, telegram, sample_index_path, embedder, redis_url) as ws:
+        ws.runtime.pipeline.backoff, ws.runtime.pipeline.max_attempts = (0.2,) * 8, 3
+        post = claimed_by_alice(ws, telegram)
+        telegram.outage("sendMessage", 3, status=502)
+        ws.say("Your refund left today.", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
+        assert ws.channel.deliveries.wait(2, timeout=60)["failed"] == 1
+        assert [c.status for c in telegram.calls_to("sendMessage")][-3:] == [502] * 3
+        notice = fake_slack.wait_for("chat.postEphemeral")[-1].args
+        assert notice["user"] == ALICE and notice["thread_ts"] == post["ts"]
+        assert "did not reach the customer" in notice["text"]
+        [failed] = [e for e in ws.runtime.events.events() if e.kind == "delivery_failed"]
+        assert failed.channel == "slack"
+        assert not [t for t in customer_texts(telegram) if "refund" in t]

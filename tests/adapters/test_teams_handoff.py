@@ -246,3 +246,28 @@ def test_a_telegram_customer_claimed_by_a_teams_agent_relays_both_ways(fake_team
         assert text(cards(relayed[0])[0]).endswith(":** OK, I'll use PayPal then.")
         assert json.loads(escalations(t)[0].address)["chat_id"] == TG_CUSTOMER
         assert len(customer_messages(telegram, 4)) == 4  # the bot added nothing of its own
+
+
+def test_a_teams_agents_message_meeting_a_telegram_outage_reaches_the_customer_once_it_is_back(
+        fake_teams, telegram, tmp_path, sample_index_path, embedder, redis_url):  # noqa: F811
+    """Telegram answers 500 to the relay of a Teams agent's message: the agent's job (a Teams
+    delivery) is retried, not failed, and the customer gets the message once."""
+    def telegram_channel(runtime):
+        return TelegramChannel(runtime, TelegramSettings(telegram.token, TG_SECRET, telegram.url))
+    with tenant(fake_teams, tmp_path, sample_index_path, embedder, channels=(telegram_channel,),
+                REDIS_URL=redis_url) as t:
+        t.runtime.pipeline.backoff = (0.5,) * 8
+        to_bot(t, private("/human", chat=TG_CUSTOMER, command=True))
+        customer_messages(telegram, 1)
+        [post] = t.fake.calls_of("create", ok=True)
+        thread = post.response["id"]
+        t.click(cards(post)[0], "Claim", conversation=thread, user=ALICE)
+        customer_messages(telegram, 2)
+        telegram.outage("sendMessage", 1, status=500)
+        t.say("Your refund left today.", conversation=thread, user=ALICE)
+        outcomes = t.channel.deliveries.wait(2, timeout=60)  # the Claim, then the agent's message
+        assert 500 in [c.status for c in telegram.calls_to("sendMessage")]
+        assert outcomes["relayed"] == 1 and "failed" not in outcomes
+        assert [m["text"] for m in customer_messages(telegram, 3) if "refund" in m["text"]] == \
+            ["Alice Martin: Your refund left today."]
+        assert "delivery_failed" not in [e.kind for e in t.runtime.events.events()]
