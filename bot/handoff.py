@@ -32,7 +32,7 @@ import httpx
 from sqlalchemy import update
 from sqlmodel import Session, func, select
 
-from bot.delivery import Work, running
+from bot.delivery import Transient, Work, running
 from bot.memory import Memory, remember
 from bot.profiles import Automation, Profile, Profiles
 from bot.queue import QueueUnavailable
@@ -359,6 +359,15 @@ class Handoffs:
                                      escalation=escalation.id)
             if strict:
                 raise
+            return
+        except Transient as exc:
+            if strict:  # an agent's message: its job is retried until it goes through
+                raise
+            # a notice (an agent joined, the conversation went back to the bot): what it follows
+            # is done, and retrying that would refuse it as done; the notice is not sent
+            log.warning("notice to %s not sent (%s): %s", escalation.conversation, escalation.channel, exc)
+            await self.events.record("customer_notice_failed", escalation.conversation, channel=escalation.channel,
+                                     escalation=escalation.id, error=str(exc))
             return
         async with self.memory.lock(escalation.conversation):
             conversation = await self.memory.load(escalation.conversation)

@@ -208,3 +208,27 @@ def test_an_agents_message_telegram_never_takes_is_a_notice_for_the_agent(
         [failed] = [e for e in ws.runtime.events.events() if e.kind == "delivery_failed"]
         assert failed.channel == "slack"
         assert not [t for t in customer_texts(telegram) if "refund" in t]
+
+
+def test_a_claim_whose_notice_telegram_does_not_take_is_still_the_agents(
+        fake_slack, telegram, tmp_path, sample_index_path, embedder, redis_url):
+    """Telegram answers 502 to "Alice joined the conversation": the claim is done (the notice is
+    best effort, a recorded event), not retried into a "someone already has it" notice for the
+    very agent who has it; her next message reaches the customer."""
+    fake_slack.add_user(ALICE, "alice", "Alice Martin", "Alice")
+    with web_process(tmp_path / "one", fake_slack, telegram, sample_index_path, embedder, redis_url) as ws:
+        ws.runtime.pipeline.backoff = (0.2,) * 8
+        to_bot(ws, private("/human", chat=CUSTOMER, command=True))
+        wait_customer(telegram, 1)
+        [post] = posts(ws, "CAGENTS")
+        telegram.outage("sendMessage", 1, status=502)
+        press(ws, "desk_claim", post, ALICE)
+        outcomes = ws.channel.deliveries.wait(1, timeout=60)
+        assert [c.status for c in telegram.calls_to("sendMessage")][-1] == 502  # the notice met the outage
+        assert "failed" not in outcomes
+        [notice] = [e for e in ws.runtime.events.events() if e.kind == "customer_notice_failed"]
+        assert notice.channel == "telegram"
+        ws.say("Hello, I'm Alice.", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
+        ws.channel.deliveries.wait(2, timeout=60)
+        assert customer_texts(telegram)[-1] == "Alice: Hello, I'm Alice."
+        assert not fake_slack.calls_to("chat.postEphemeral")  # nothing refused, nothing to explain
