@@ -156,12 +156,12 @@ def _buttons(reply: Reply, profile: Profile, share: bool) -> dict[str, Any]:
     if share:
         buttons.append({"type": "button", "action_id": "share", "style": "primary", "value": value,
                         "text": {"type": "plain_text", "text": profile.text("share_with_channel", reply.language)}})
-    if reply.answered:
+    if reply.rateable:
         buttons += [{"type": "button", "action_id": f"feedback_{v}", "value": value,
                      "text": {"type": "plain_text", "text": emoji, "emoji": True}}
                     for v, emoji in (("up", "👍"), ("down", "👎"))]
     handoff = next((a for a in reply.actions if a.kind == "handoff"), None)
-    if reply.handoff is None and (reply.answered or handoff):
+    if reply.handoff is None and (reply.rateable or handoff):
         label = handoff.label if handoff else profile.text("talk_to_human", reply.language)
         buttons.append({"type": "button", "action_id": "handoff", "value": value,
                         "text": {"type": "plain_text", "text": label[:75]}})

@@ -165,11 +165,11 @@ def buttons(reply: Reply, profile: Profile) -> list[dict[str, Any]]:
         return [action(a.label, {"sb": "confirm", "v": a.id == "tool_yes", "a": a.value},
                        "positive" if a.id == "tool_yes" else "default") for a in confirms]
     found = []
-    if reply.answered:
+    if reply.rateable:
         found += [action(emoji, {"sb": "feedback", "v": value, "r": reply.id})
                   for value, emoji in (("up", "👍"), ("down", "👎"))]
     handoff = next((a for a in reply.actions if a.kind == "handoff"), None)
-    if reply.handoff is None and (reply.answered or handoff):
+    if reply.handoff is None and (reply.rateable or handoff):
         why = handoff.value if handoff and handoff.value else HandoffReason.CUSTOMER_REQUEST.value
         label = handoff.label if handoff else profile.text("talk_to_human", reply.language)
         found.append(action(label, {"sb": "handoff", "why": why, "r": reply.id}))

@@ -236,12 +236,12 @@ def keyboard(reply: Reply, profile: Profile) -> InlineKeyboardMarkup | None:
     if confirms:  # a proposed action: Yes / No only
         return InlineKeyboardMarkup([confirms])
     rows: list[list[InlineKeyboardButton]] = []
-    if reply.answered:
+    if reply.rateable:
         rows.append([InlineKeyboardButton("👍", callback_data=f"fb:up:{reply.id}"),
                      InlineKeyboardButton("👎", callback_data=f"fb:down:{reply.id}")])
         rows.append([InlineKeyboardButton(profile.text("talk_to_human", reply.language),
                                           callback_data=f"human:{HandoffReason.CUSTOMER_REQUEST.value}")])
-    elif reply.handoff is None:
+    elif reply.handoff is None and not reply.answered:
         rows += [[InlineKeyboardButton(a.label, callback_data=f"human:{a.value}")]
                  for a in reply.actions if a.kind == "handoff"]
     ratings = [InlineKeyboardButton(a.label, callback_data=f"rate:{a.value}") for a in reply.actions

@@ -469,7 +469,7 @@ class Engine:
         key = {"greeting": "greeting", "presence": "smalltalk_presence", "thanks": "smalltalk_thanks",
                "goodbye": "smalltalk_goodbye"}.get(kind, "smalltalk_ack")
         return Reply(id=new_reply_id(), conversation=message.conversation, answer=profile.text(key, language),
-                     language=language, answered=True)
+                     language=language, answered=True, plain=True)
 
     async def _reject(self, message: Message, profile: Profile, text: str) -> Reply:
         language = self._language(text[:2000], message, Conversation(message.conversation), profile)

@@ -136,6 +136,12 @@ class Reply:
     confidence: float = 0.0
     answered: bool = True
     handoff: Handoff | None = None
+    plain: bool = False  # a reply of the bot's own (small talk): nothing to rate, nothing to hand over
+
+    @property
+    def rateable(self) -> bool:
+        """An answer the user can rate (👍/👎) and take to a person: not a decline, not small talk."""
+        return self.answered and not self.plain
 
     @property
     def notice(self) -> bool:

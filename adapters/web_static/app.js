@@ -198,7 +198,7 @@
         onclick: (e) => sendConfirm(reply, a.value, a.id === 'tool_yes', e.currentTarget, note),
       }, a.label));
     }
-    if (reply.id && reply.answered && !confirms.length) {
+    if (reply.id && reply.answered && !reply.plain && !confirms.length) {
       for (const [value, emoji, label] of [['up', '👍', 'Helpful'], ['down', '👎', 'Not helpful']]) {
         tools.append(el('button', {
           type: 'button', class: 'btn icon fb', 'aria-label': label, title: label, 'data-value': value,

@@ -86,6 +86,11 @@ def test_declines_offer_a_human_notices_and_handoffs_offer_nothing():
     assert [b["type"] for b in handed] == ["section"]
 
 
+def test_small_talk_has_nothing_to_rate_or_hand_over():
+    [hello] = render(reply("Hello! Ask me about delivery, returns…", plain=True), PROFILE)
+    assert [b["type"] for b in hello] == ["section"]
+
+
 def test_a_huge_reply_becomes_several_messages_of_at_most_50_blocks():
     messages = render(reply("\n\n".join(["word " * 590] * 60)), PROFILE, share=True)
     assert len(messages) == 2 and all(len(m) <= BLOCK_LIMIT for m in messages)

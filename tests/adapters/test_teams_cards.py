@@ -89,6 +89,10 @@ def test_declines_handoffs_and_ratings_get_the_buttons_they_need():
     assert [a["title"] for a in render(rating, PROFILE)[0]["actions"]] == ["1", "2", "3", "4", "5"]
 
 
+def test_small_talk_has_nothing_to_rate_or_hand_over():
+    assert "actions" not in render(reply("Hello! Ask me about delivery, returns…", plain=True), PROFILE)[0]
+
+
 def test_clicks_are_read_from_invokes_and_submits_and_others_are_not_ours():
     data = {"sb": "feedback", "v": "up", "r": "r_1"}
     invoke = Activity(type="invoke", name="adaptiveCard/action",

@@ -123,6 +123,10 @@ def test_declines_keep_their_handoff_and_handoffs_get_no_buttons():
     assert keyboard(reply(answered=False, handoff=Handoff(HandoffReason.CUSTOMER_REQUEST)), PROFILE) is None
 
 
+def test_small_talk_has_nothing_to_rate_or_hand_over():
+    assert keyboard(reply(answer="Hello! Ask me about delivery, returns…", plain=True), PROFILE) is None
+
+
 def test_a_preview_is_one_valid_message():
     text = preview("**bold** start " + "word " * 2000)
     assert units(visible(text)) <= LIMIT and text.startswith("<b>bold</b> start word")

@@ -35,6 +35,7 @@ async def test_small_talk_gets_a_short_reply_without_a_page(engine, text):
     await turn(engine, "How long do I have to return an item?")
     reply = await turn(engine, text)
     assert reply.answered and not reply.citations and not reply.actions and len(reply.answer) < 200
+    assert reply.plain and not reply.rateable  # no 👍/👎, no Talk to a human under a hello
 
 
 @pytest.mark.parametrize("text", ["what's the weather tomorrow?", "who won the match?", "et la recette des crêpes ?",

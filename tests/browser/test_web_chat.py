@@ -240,3 +240,14 @@ def test_earlier_messages_come_back_a_page_at_a_time(site, browser, tmp_path):
     until(browser, lambda d: len(bubbles(d)) == 2 * sent)
     assert [b["text"] for b in bubbles(browser) if b["role"] == "user"] == [f"message {n}" for n in range(sent)]
     assert not browser.find_elements(By.CSS_SELECTOR, "#log .more")
+
+
+def test_a_hello_is_greeted_with_nothing_to_rate_and_an_answer_can_be_rated(site, browser):
+    browser.get(site.url)
+    until(browser, lambda d: "question to get started" in d.find_element(By.ID, "log").text)
+    greeting = ask(browser, "hello")
+    assert "Hello" in greeting["text"] and greeting["sources"] == []
+    assert not browser.find_elements(By.CSS_SELECTOR, "#log > .msg.bot")[-1].find_elements(By.CSS_SELECTOR, "button")
+    assert ask(browser, QUESTION)["sources"]
+    assert browser.find_elements(By.CSS_SELECTOR, "#log > .msg.bot")[-1].find_elements(
+        By.CSS_SELECTOR, "button[aria-label='Helpful']")
