@@ -19,6 +19,7 @@ from knowledge import lexical, readers
 from knowledge.retrieval import Hit
 
 MIN_OWN_CONFIDENCE = 0.3  # the message alone, against the joined question's passages
+CLEARLY_BETTER = 0.2  # what the message alone finds, over the joined question's best (confidence)
 # A message pointing back with a pronoun relates when at least this share of its words is
 # known to the knowledge: "how much does it cost?" (the index has "cost", not "much"), not
 # "is it raining?" (nothing).
@@ -101,13 +102,18 @@ def about_product(text: str, own: Sequence[Hit]) -> bool:
     return refers(text) and bool(own) and readers.is_offer(own[0].stored.chunk.text)
 
 
-def better_alone(own: Sequence[Hit], alone: Sequence[Hit]) -> bool:
-    """Does the message alone find a passage that holds more of its words than the joined
-    question's best? ("what about returns?" after a delivery question: the returns page.)"""
+def better_alone(own: Sequence[Hit], alone: Sequence[Hit], language: str = "") -> bool:
+    """Does the message alone find another page that answers it better than the joined
+    question's best does: one that holds more of its words ("what about returns?" after a
+    delivery question: the returns page), or, where no word can be shared (the page is in
+    another language), one it is more confidently about ("保修期多久？" after a question in
+    French on delivery: the English warranty page, not the French delivery FAQ)?"""
     if not own or not alone:
         return bool(alone)
-    return alone[0].stored.chunk.document_id != own[0].stored.chunk.document_id \
-        and alone[0].coverage > max(h.coverage for h in own[:1])
+    if alone[0].stored.chunk.document_id == own[0].stored.chunk.document_id:
+        return False
+    return alone[0].coverage > own[0].coverage \
+        or confidence(alone[:1], language) > confidence(own[:1], language) + CLEARLY_BETTER
 
 
 def is_short(text: str) -> bool:

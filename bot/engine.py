@@ -375,7 +375,7 @@ class Engine:
         if not condense.relates(text, own, language) or joined_score < min(score, profile.min_confidence):
             return text, hits, score
         if score >= profile.min_confidence and not condense.about_product(text, own) \
-                and condense.better_alone(own, hits):
+                and condense.better_alone(own, hits, language):
             return text, hits, score
         return joined, joined_hits, joined_score
 
