@@ -42,7 +42,7 @@ from adapters.deliveries import Deliveries
 from adapters.progressive import Progressive
 from adapters.slack_desk import SlackDesk
 from adapters.slack_render import PRESSABLE, escape, fallback_text, mrkdwn, pressed, render, split
-from bot.delivery import Transient, Work, retryable
+from bot.delivery import Transient, Work, retryable, send_unsent
 from bot.errors import ConfigError
 from bot.handoff import CustomerUnreachable
 from bot.queue import QueueUnavailable
@@ -396,27 +396,21 @@ class SlackChannel:
         in its outbox as soon as Slack took it."""
         if not reply.answer:
             return
-        messages = render(reply, profile, note=note)
-        for n, blocks in work.unsent(messages) if work is not None else enumerate(messages):
+        async def one(n: int, blocks: list[dict]) -> None:
             text = fallback_text(blocks)
             if n == 0 and update:
                 await client.chat_update(channel=channel, ts=update, blocks=blocks, text=text)
             else:
                 await client.chat_postMessage(channel=channel, thread_ts=thread, blocks=blocks, text=text,
                                               unfurl_links=False, unfurl_media=False)
-            if work is not None:
-                await work.mark_sent(n)
+        await send_unsent(work, render(reply, profile, note=note), one)
 
     async def _post_private(self, client: AsyncWebClient, reply: Reply, profile: Profile, channel: str,
                             user: str, thread: str | None, share: bool = True, work: Work | None = None) -> None:
         if not reply.answer:
             return
-        messages = render(reply, profile, share=share)
-        for n, blocks in work.unsent(messages) if work is not None else enumerate(messages):
-            await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, blocks=blocks,
-                                            text=fallback_text(blocks))
-            if work is not None:
-                await work.mark_sent(n)
+        await send_unsent(work, render(reply, profile, share=share), lambda n, blocks: client.chat_postEphemeral(
+            channel=channel, user=user, thread_ts=thread, blocks=blocks, text=fallback_text(blocks)))
 
     async def _react(self, client: AsyncWebClient, method: str, raw: Mapping[str, Any]) -> None:
         try:

@@ -15,7 +15,7 @@ botbuilder's `TurnContext` sends, the throttle paces.
 What the throttle can't fix is the delivery pipeline's to retry (bot/delivery.py):
 `transient` says which failures are worth it (the connector's 5xx and 429, timeouts and
 lost connections, the token endpoint failing, a store down), and a reply of several cards
-counts each one sent in the job's outbox (`Work.unsent` / `Work.mark_sent`), so that a
+counts each one sent in the job's outbox (`bot.delivery.send_unsent`), so that a
 retry sends only the rest.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams_auth import TokenRefused
 from adapters.teams_cards import card_activity, render
-from bot.delivery import Work, retryable
+from bot.delivery import Work, retryable, send_unsent
 from bot.profiles import Profile
 from bot.types import Reply
 
@@ -177,13 +177,7 @@ class Outbox:
         nothing."""
         if not reply.answer:
             return []
-        cards = render(reply, profile)
-        ids = []
-        for n, card in work.unsent(cards) if work is not None else enumerate(cards):
-            ids.append(await self.card(card))
-            if work is not None:
-                await work.mark_sent(n)
-        return ids
+        return await send_unsent(work, render(reply, profile), lambda n, card: self.card(card))
 
     @contextlib.asynccontextmanager
     async def typing(self) -> AsyncIterator[None]:

@@ -10,7 +10,7 @@ forum topic, the question's message id, and whether the chat is private.
 
 For the delivery pipeline (bot/delivery.py): a reply is decided once and kept in the job's
 outbox (`decided`); a retry sends it from where the failed attempt stopped (`Outbox.reply`
-given the job: its parts counted with `Work.unsent` / `Work.mark_sent`), an edit Telegram
+given the job: its parts counted with `bot.delivery.send_unsent`), an edit Telegram
 finds already made counting as made; `transient` tells which failures are worth retrying
 (`bot.delivery.Transient`) and which are not.
 """
@@ -32,7 +32,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from adapters.progressive import Progressive
 from adapters.telegram_render import preview, render
-from bot.delivery import Transient, Work, retryable
+from bot.delivery import Transient, Work, retryable, send_unsent
 from bot.profiles import Profile
 from bot.types import Reply
 
@@ -132,15 +132,15 @@ class Outbox:
         if not reply.answer:
             return
         rendered = render(reply, profile)
-        parts = rendered.parts
-        for n, part in work.unsent(parts) if work is not None else enumerate(parts):
-            markup = rendered.keyboard if n == len(parts) - 1 else None
+        last = len(rendered.parts) - 1
+
+        async def one(n: int, part: str) -> None:
+            markup = rendered.keyboard if n == last else None
             if n > 0 or self.preview_id is None:
                 await self.send(part, markup, quote=n == 0)
             elif part != self.shown or markup is not None:
                 await self.put(part, markup, self.preview_id)
-            if work is not None:
-                await work.mark_sent(n)
+        await send_unsent(work, rendered.parts, one)
 
 
 async def decided(work: Work, decide: Callable[[], Awaitable[Reply]]) -> Reply:

@@ -33,6 +33,7 @@ from bot.queue import Job, Queue, QueueUnavailable, consumer_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # ~2 minutes of retries, then a dead letter
 DRAIN = 8.0  # seconds a stopping process gives the answers in progress to finish
@@ -86,6 +87,19 @@ class Work:
         """Count message `n` of `unsent` as sent (`count` = n + 1 in the outbox), as soon as
         the platform took it."""
         await self.save(**{count: n + 1})
+
+
+async def send_unsent(work: Work | None, messages: Sequence[T], send: Callable[[int, T], Awaitable[R]],
+                      count: str = "sent") -> list[R]:
+    """`send(n, message)` for each of `messages`, in order, but those an earlier attempt of the
+    job `work` sent, each counted in its outbox as soon as it was sent (`Work.unsent`,
+    `Work.mark_sent`); outside a job (`work` None), every one. What each `send` returned."""
+    results = []
+    for n, message in work.unsent(messages, count) if work is not None else enumerate(messages):
+        results.append(await send(n, message))
+        if work is not None:
+            await work.mark_sent(n, count)
+    return results
 
 
 _running: ContextVar[Work | None] = ContextVar("switchboard_work", default=None)
