@@ -19,7 +19,6 @@ from knowledge import lexical, readers
 from knowledge.retrieval import Hit
 
 MIN_OWN_CONFIDENCE = 0.3  # the message alone, against the joined question's passages
-CLEARLY_BETTER = 0.2  # what the message alone finds, over the joined question's best (confidence)
 # A message pointing back with a pronoun relates when at least this share of its words is
 # known to the knowledge: "how much does it cost?" (the index has "cost", not "much"), not
 # "is it raining?" (nothing).
@@ -113,7 +112,7 @@ def better_alone(own: Sequence[Hit], alone: Sequence[Hit], language: str = "") -
     if alone[0].stored.chunk.document_id == own[0].stored.chunk.document_id:
         return False
     return alone[0].coverage > own[0].coverage \
-        or confidence(alone[:1], language) > confidence(own[:1], language) + CLEARLY_BETTER
+        or confidence(alone[:1], language) > confidence(own[:1], language)
 
 
 def is_short(text: str) -> bool:

@@ -152,10 +152,12 @@ async def test_a_page_in_the_users_language_ranked_nearly_as_high_is_quoted_befo
     assert "帮助中心" not in reply.answer.split("\n")[0]  # no "this comes from our … help center" line
 
 
-async def test_a_short_question_in_another_language_after_an_answer_finds_its_own_page(engine):
+@pytest.mark.parametrize("question", ["Je voudrais savoir combien coûte la livraison en Belgique",
+                                      "Quels sont les délais de livraison ?"])
+async def test_a_short_question_in_another_language_after_an_answer_finds_its_own_page(engine, question):
     """"保修期多久？" (how long is the warranty?) after a question in French on delivery: the
     warranty page (in English: no word in common to count), not the delivery FAQ again."""
-    first = await turn(engine, "Je voudrais savoir combien coûte la livraison en Belgique", "web:r9")
+    first = await turn(engine, question, "web:r9")
     assert first.answered and cites(first, "delivery")
     reply = await turn(engine, "保修期多久？", "web:r9")
     assert reply.answered and reply.language == "zh" and cites(reply, "warranty") and not cites(reply, "delivery")
