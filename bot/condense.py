@@ -111,8 +111,9 @@ def better_alone(own: Sequence[Hit], alone: Sequence[Hit], language: str = "") -
         return bool(alone)
     if alone[0].stored.chunk.document_id == own[0].stored.chunk.document_id:
         return False
-    return alone[0].coverage > own[0].coverage \
-        or confidence(alone[:1], language) > confidence(own[:1], language)
+    if not language or alone[0].stored.language == language:  # words can be shared: count them
+        return alone[0].coverage > own[0].coverage
+    return confidence(alone[:1], language) > confidence(own[:1], language)
 
 
 def is_short(text: str) -> bool:
