@@ -62,6 +62,18 @@ def _previous(conversation: Conversation) -> str:
     return previous
 
 
+# "那保修呢？" (and the warranty?), "还有发票呢": the frame of a Chinese "what about X?",
+# whose topic is X alone. Searched with the frame, a two-character topic is drowned by it
+# (the warranty page: 0.08 confident for "那保修呢？", 0.66 for "保修").
+WHAT_ABOUT = re.compile(r"^\s*(?:那么|那(?![个些])|还有|另外)?\s*(?P<topic>[^\s，,。？?]+?)\s*呢\s*[？?]?\s*$")
+
+
+def topic(text: str) -> str:
+    """The message without the frame of a Chinese "what about X?" (WHAT_ABOUT); else as is."""
+    match = WHAT_ABOUT.match(text)
+    return match.group("topic") if match else text
+
+
 def is_follow_up(text: str) -> bool:
     """True when the message reads as a continuation of the previous question."""
     return bool(FOLLOW_UP.search(text))

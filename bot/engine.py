@@ -167,7 +167,7 @@ class Engine:
                                          HandoffReason.MISSING_KNOWLEDGE, text)
         query, hits, score = await self._retrieve(text, conversation, profile, language, message.private)
         known = score >= profile.min_confidence
-        hits = await self._localized(query, hits[: self.passages], profile, language, message.private) if known else []
+        hits = await self._localized(query, hits, profile, language, message.private) if known else []
         if self._tools(profile):
             notes = dict(conversation.meta.get("notes", {}))
             # no streaming: text written in a step that then calls a tool would show before its question
@@ -362,7 +362,8 @@ class Engine:
             return await run(self.retriever.search, query, sources=profile.sources, public_only=public_only,
                              k=max(self.passages, 8), language=language)
 
-        hits = await search(text)
+        own_words = condense.topic(text)  # "那保修呢？" is about 保修 (the warranty)
+        hits = await search(own_words)
         score = confidence(hits, language)
         joined = condense.joined(text, conversation)
         if not joined or not condense.may_depend(text):
@@ -371,8 +372,8 @@ class Engine:
         joined_score = confidence(joined_hits, language)
         if joined_score <= score and not condense.is_follow_up(text):
             return text, hits, score
-        own = await run(self.retriever.judge, text, joined_hits[:3], language)
-        if not condense.relates(text, own, language) or joined_score < min(score, profile.min_confidence):
+        own = await run(self.retriever.judge, own_words, joined_hits[:3], language)
+        if not condense.relates(own_words, own, language) or joined_score < min(score, profile.min_confidence):
             return text, hits, score
         if score >= profile.min_confidence and not condense.about_product(text, own) \
                 and condense.better_alone(own, hits, language):
@@ -382,10 +383,15 @@ class Engine:
     async def _localized(self, query: str, hits: list[Hit], profile: Profile, language: str,
                          private: bool) -> list[Hit]:
         """The passages with the best one in the user's language when the knowledge says the
-        same there (knowledge/retrieval.py Retriever.localized)."""
-        return await asyncio.get_running_loop().run_in_executor(self._searches, functools.partial(
-            self.retriever.localized, query, hits, language, sources=profile.sources,
-            public_only=not (private and profile.internal)))
+        same there (knowledge/retrieval.py Retriever.localized), then a table with a row for
+        what the question names first (Retriever.precise)."""
+        def run() -> list[Hit]:
+            found = self.retriever.localized(query, hits[: self.passages], language, sources=profile.sources,
+                                             public_only=not (private and profile.internal))
+            seen = {h.stored.rowid for h in found}
+            found += [h for h in hits[self.passages:] if h.stored.rowid not in seen]  # a table ranked lower
+            return self.retriever.precise(query, found, language)[: self.passages]
+        return await asyncio.get_running_loop().run_in_executor(self._searches, run)
 
     def _language(self, text: str, message: Message, conversation: Conversation, profile: Profile) -> str:
         detected, certainty = detect(text)

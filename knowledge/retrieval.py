@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from knowledge import lexical, spelling
+from knowledge import lexical, spelling, tables
 from knowledge.embeddings import Embedder
 from knowledge.crosslingual import LanguageSpace, space_for
 from knowledge.index import DenseView, StoredChunk
@@ -154,6 +154,28 @@ class Retriever:
         if found is None:
             return list(hits)
         return [found, *(h for h in hits if h.stored.rowid != rowid and h.stored.rowid != best.stored.rowid)]
+
+    def precise(self, query: str, hits: Sequence[Hit], language: str) -> list[Hit]:
+        """The same passages, led by a table among them that has a row for what the question
+        names ("shipping to Germany": the shipping costs table, not an FAQ entry listing
+        Germany among the countries served), taking the best's place and score
+        (knowledge/tables.py)."""
+        candidates = [tables.Candidate(i, h.stored.chunk.text, h.stored.language, h.stored.chunk.document_id,
+                                       h.stored.chunk.heading, h.score) for i, h in enumerate(hits)]
+        chosen = tables.precise(query, candidates, language, lambda c: float(
+            self._heading(tables.heading_text(c), c.language) @ self._vector(query)))
+        if chosen == 0:
+            return list(hits)
+        lead = dataclasses.replace(hits[chosen], score=hits[0].score)
+        return [lead, *(h for i, h in enumerate(hits) if i != chosen)]
+
+    def _heading(self, text: str, language: str) -> np.ndarray:
+        key = f"\x1e{language}\x1f{text}"
+        cached = self._vectors.get(key)
+        if cached is None:
+            cached = self.embedder.passages([text])[0]
+            self._vectors[key] = cached
+        return cached
 
     def _closer_translation(self, query: str, hits: Sequence[Hit], language: str, sources: Sequence[str] | None,
                             public_only: bool) -> list[Hit]:
