@@ -93,7 +93,7 @@ class Retriever:
         fused = _fuse(lex, dense, ranking, WEIGHTS[mode])
         candidates = sorted(fused, key=fused.__getitem__, reverse=True)[:3 * k]
         stored = self.index.chunks(candidates)
-        off = self.subjects.off_subject(vector, language, stored)  # knowledge/subjects.py
+        off = self.subjects.off_subject(vector, language, stored, query, vocabulary)  # knowledge/subjects.py
         best = [r for r in candidates if r not in off][:k]
         bm25 = dict(lex)
         wanted = set(query_terms)
