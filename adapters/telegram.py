@@ -49,7 +49,7 @@ from starlette.routing import BaseRoute, Route
 from telegram import CallbackQuery, MessageEntity, Update
 from telegram import Message as TgMessage
 from telegram.constants import ChatType, MessageAttachmentType
-from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (BaseHandler, CallbackQueryHandler, CommandHandler, ExtBot, MessageHandler, TypeHandler,
                           filters)
 from telegram.request import HTTPXRequest
@@ -57,7 +57,7 @@ from telegram.request import HTTPXRequest
 from adapters.bodies import read_bounded
 from adapters.deliveries import Deliveries
 from adapters.telegram_render import pressed
-from adapters.telegram_send import RETRIES, Limits, Outbox, decided, transient
+from adapters.telegram_send import RETRIES, Limits, Outbox, decided, transient, unreachable
 from bot.delivery import Work
 from bot.errors import ConfigError, SwitchboardError
 from bot.handoff import CustomerUnreachable
@@ -390,9 +390,9 @@ class TelegramChannel:
         profile = self.runtime.profiles.get(self._config(address["chat_id"]).profile)
         try:
             await Outbox(self.bot, address).reply(reply, profile)
-        except Forbidden as exc:  # blocked by the user, kicked from the group
-            raise CustomerUnreachable(str(exc)) from exc
         except TelegramError as exc:
+            if unreachable(exc):  # blocked, deactivated, the chat gone: the agent is told so
+                raise CustomerUnreachable(str(exc)) from exc
             retry = transient(exc)
             if retry is not None:
                 raise retry from exc

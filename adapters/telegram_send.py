@@ -12,7 +12,8 @@ For the delivery pipeline (bot/delivery.py): a reply is decided once and kept in
 outbox (`decided`); a retry sends it from where the failed attempt stopped (`Outbox.reply`
 given the job: its parts counted with `bot.delivery.send_unsent`), an edit Telegram
 finds already made counting as made; `transient` tells which failures are worth retrying
-(`bot.delivery.Transient`) and which are not.
+(`bot.delivery.Transient`) and which are not, `unreachable` which mean the customer is gone
+(`bot.handoff.CustomerUnreachable` for a relay).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 from telegram import LinkPreviewOptions, ReplyParameters
 from telegram import Message as TgMessage
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
@@ -42,6 +43,7 @@ EDIT_INTERVAL = 1.0  # about one edit per second: Telegram's pace for a private 
 GROUP_EDIT_INTERVAL = 3.0  # a group has 20 messages a minute for everyone: fewer previews there
 PREVIEW_AFTER = 1.0
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+GONE = ("chat not found",)  # a 400's description (lowercased) that means the customer's chat is gone
 
 
 class Limits(AIORateLimiter):
@@ -152,6 +154,16 @@ async def decided(work: Work, decide: Callable[[], Awaitable[Reply]]) -> Reply:
     reply = await decide()
     await work.save(reply=reply.to_dict())
     return reply
+
+
+def unreachable(error: BaseException) -> bool:
+    """The customer can't be written to any more: any 403 (the Bot API's "bot was blocked by
+    the user", "user is deactivated", the bot kicked from the group), or a 400 saying the chat
+    is gone ("chat not found": deleted, or a private chat the user never started). Other 400s
+    are our request's fault (bad HTML, a text too long), not the customer's absence."""
+    if isinstance(error, Forbidden):
+        return True
+    return isinstance(error, BadRequest) and any(words in str(error).lower() for words in GONE)
 
 
 def transient(error: BaseException) -> Transient | None:

@@ -160,15 +160,25 @@ def test_a_restart_mid_claim_keeps_relaying(fake_slack, telegram, tmp_path, samp
         assert wait_text(ws, "CAGENTS", "Yes!").endswith(":* Yes!")
 
 
-def test_a_customer_who_blocked_the_bot_is_a_private_notice_for_the_agent(fake_slack, telegram, tmp_path,
-                                                                           sample_index_path, embedder, redis_url):
+@pytest.mark.parametrize("code, description", [(403, "Forbidden: bot was blocked by the user"),
+                                               (403, "Forbidden: user is deactivated"),
+                                               (400, "Bad Request: chat not found")])
+def test_a_customer_who_cannot_be_reached_is_a_private_notice_for_the_agent(
+        code, description, fake_slack, telegram, tmp_path, sample_index_path, embedder, redis_url):
+    """Telegram refuses the relay because the customer is gone (blocked the bot, deleted their
+    account, the chat no longer exists): the agent is told privately that the customer can't
+    be reached any more, not that the message failed, and nothing is retried."""
     fake_slack.add_user(ALICE, "alice", "Alice Martin", "Alice")
     with web_process(tmp_path / "one", fake_slack, telegram, sample_index_path, embedder, redis_url) as ws:
         post = claimed_by_alice(ws, telegram)
-        telegram.block(CUSTOMER)
+        telegram.refuse(CUSTOMER, code, description)
         ws.say("Hello?", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
-        notice = fake_slack.wait_for("chat.postEphemeral")[-1].args
-        assert notice["user"] == ALICE and "can no longer be reached on telegram" in notice["text"]
+        assert ws.channel.deliveries.wait(2, timeout=60)["refused"] == 1  # the Claim, then the message
+        [notice] = [c.args for c in fake_slack.calls_to("chat.postEphemeral")]
+        assert notice["user"] == ALICE and notice["thread_ts"] == post["ts"]
+        assert "can no longer be reached on telegram" in notice["text"]
+        assert [c.status for c in telegram.calls_to("sendMessage")][-1] == code  # tried once, not retried
+        assert "customer_unreachable" in [e.kind for e in ws.runtime.events.events()]
 
 
 def test_an_agents_message_meeting_a_telegram_outage_reaches_the_customer_once_it_is_back(

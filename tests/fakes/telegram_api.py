@@ -6,7 +6,8 @@ non-string values are JSON-encoded). Answers are ``{"ok": true, "result": ...}``
 shapes, and errors are ``{"ok": false, "error_code": N, "description": "..."}`` with the matching
 HTTP status, so PTB raises its real exceptions (InvalidToken, RetryAfter, Forbidden, BadRequest).
 
-Tests script failures with ``rate_limit``, ``block``, ``outage`` (HTTP 5xx with an HTML page, as
+Tests script failures with ``rate_limit``, ``block`` (or ``refuse``: a customer gone another
+way, e.g. 400 "chat not found"), ``outage`` (HTTP 5xx with an HTML page, as
 Telegram's front end answers in an incident) and ``hold`` (a call that hangs until released);
 ``parse_mode="HTML"`` text is validated like Telegram does (allowed tags only, properly nested,
 entities escaped), and the returned
@@ -202,7 +203,7 @@ class FakeTelegram:
     calls: list[Call] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)   # pending, oldest first
     messages: dict[tuple[Any, int], dict[str, Any]] = field(default_factory=dict)  # (chat_id, message_id) -> Message
-    blocked: set[Any] = field(default_factory=set)
+    blocked: dict[Any, tuple[int, str]] = field(default_factory=dict)  # chat -> (status, description) it answers
     webhook: dict[str, Any] = field(default_factory=dict)         # url, secret_token, ... from setWebhook
     commands: list[dict[str, Any]] = field(default_factory=list)
     _rate_limits: dict[str, list[int]] = field(default_factory=dict)  # method -> [remaining, retry_after]
@@ -252,8 +253,13 @@ class FakeTelegram:
 
     def block(self, chat_id: Any) -> None:
         """sendMessage to `chat_id` answers 403 as if the user blocked the bot."""
+        self.refuse(chat_id, 403, "Forbidden: bot was blocked by the user")
+
+    def refuse(self, chat_id: Any, code: int, description: str) -> None:
+        """sendMessage (and sendChatAction) to `chat_id` answer `code` with the Bot API's
+        `description`: 403 "Forbidden: user is deactivated", 400 "Bad Request: chat not found"..."""
         with self._lock:
-            self.blocked.add(chat_id)
+            self.blocked[chat_id] = (code, description)
 
     def push_update(self, update: dict[str, Any]) -> dict[str, Any]:
         """Queue an update for getUpdates (assigning update_id when missing); wakes long polls."""
@@ -396,8 +402,9 @@ class FakeTelegram:
         chat = self._chat(params["chat_id"])
         text, entities = self._text(params)
         with self._lock:
-            if params["chat_id"] in self.blocked or chat["id"] in self.blocked:
-                raise TelegramError(403, "Forbidden: bot was blocked by the user")
+            refused = self.blocked.get(params["chat_id"]) or self.blocked.get(chat["id"])
+            if refused is not None:
+                raise TelegramError(*refused)
             message_id = self._next_message_id.get(chat["id"], 1)
             self._next_message_id[chat["id"]] = message_id + 1
             message: dict[str, Any] = {"message_id": message_id, "from": self.bot_user, "chat": chat,
@@ -442,7 +449,7 @@ class FakeTelegram:
             raise _bad("chat_id is empty" if "chat_id" not in params else "action is empty")
         with self._lock:
             if params["chat_id"] in self.blocked:
-                raise TelegramError(403, "Forbidden: bot was blocked by the user")
+                raise TelegramError(*self.blocked[params["chat_id"]])
         return True
 
     def _answerCallbackQuery(self, params: dict) -> bool:

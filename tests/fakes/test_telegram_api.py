@@ -130,6 +130,16 @@ async def test_blocked_chat_is_forbidden(bot, fake):
     assert (await bot.send_message(43, "hi")).chat.id == 43
 
 
+async def test_a_refused_chat_answers_the_bot_apis_error(bot, fake):
+    fake.refuse(42, 400, "Bad Request: chat not found")
+    fake.refuse(44, 403, "Forbidden: user is deactivated")
+    with pytest.raises(BadRequest, match="^Chat not found$"):
+        await bot.send_message(42, "hi")
+    with pytest.raises(Forbidden, match="user is deactivated"):
+        await bot.send_message(44, "hi")
+    assert (await bot.send_message(43, "hi")).chat.id == 43
+
+
 @pytest.mark.parametrize("text", ["<b>unclosed", "<b><i>x</b></i>", "<div>x</div>", "a & b", "1 < 2",
                                   "<span>x</span>", "x</b>", "&nbsp;"])
 async def test_bad_html_is_rejected(bot, text):
