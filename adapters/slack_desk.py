@@ -12,15 +12,18 @@ blocked the bot) are told to the agent privately. Ownership itself is bot/handof
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_render import escape, mrkdwn
 from bot import desk
+from bot.delivery import Transient, retryable
 from bot.handoff import AgentResult, DeskUnavailable, undelivered
 from bot.profiles import Profile
 from bot.runtime import Runtime
@@ -46,6 +49,27 @@ def post_blocks(view: desk.View) -> list[dict[str, Any]]:
     if buttons:
         blocks.append({"type": "actions", "block_id": f"desk_{view.escalation}", "elements": buttons})
     return blocks
+
+
+def transient(error: BaseException) -> Transient | None:
+    """The pipeline's `Transient` (retry the job later) for a failure worth retrying: Slack's
+    5xx or 429 (its Retry-After kept), a timeout, a lost connection, a store down. None for the
+    rest: Slack refusing the call (not_in_channel, channel_not_found...) would refuse it again."""
+    if isinstance(error, SlackApiError):
+        status = getattr(error.response, "status_code", 0) or 0
+        if status < 500 and status != 429:
+            return None
+        return Transient(f"Slack {status} {error.response.get('error') or ''}".strip(), _retry_after(error))
+    if isinstance(error, aiohttp.ClientError) or retryable(error):
+        return Transient(f"Slack {type(error).__name__}")
+    return None
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    value = (getattr(error.response, "headers", None) or {}).get("Retry-After")
+    with contextlib.suppress(TypeError, ValueError):
+        return min(60.0, float(value))
+    return None
 
 
 class SlackDesk:
@@ -82,12 +106,20 @@ class SlackDesk:
                                       text=profile.text("desk_title", profile.language, customer=escalation.customer))
 
     async def relay(self, escalation: Escalation, author: str, text: str) -> None:
+        """Post a customer's message in the escalation's thread. Slack failing for a while is
+        `Transient` (the customer's job is retried, whichever channel it came from); Slack
+        refusing it (the bot removed from the channel...) is DeskUnavailable."""
         try:
             await self.client.chat_postMessage(channel=escalation.desk.split(":", 1)[1], thread_ts=escalation.post,
                                                text=f"*{escape(author)}:* {mrkdwn(text)}", unfurl_links=False,
                                                unfurl_media=False)
-        except SlackApiError as exc:
-            raise DeskUnavailable(str(exc.response.get("error"))) from exc
+        except Exception as exc:
+            retry = transient(exc)
+            if retry is not None:
+                raise retry from exc
+            if isinstance(exc, SlackApiError):
+                raise DeskUnavailable(str(exc.response.get("error"))) from exc
+            raise
 
     async def remind(self, escalation: Escalation, group: str, text: str) -> None:
         await self.client.chat_postMessage(channel=escalation.desk.split(":", 1)[1], thread_ts=escalation.post,

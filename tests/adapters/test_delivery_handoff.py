@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
+import pytest
 
 from adapters.app import create_app
 from adapters.slack import SlackChannel, SlackSettings
@@ -95,3 +96,27 @@ def test_an_agents_message_relayed_before_a_failure_is_not_relayed_again_by_the_
         assert ws.channel.deliveries.wait(3, timeout=60)["relayed"] == 1
         assert [t for t in texts(ws, DM) if "refund" in t] == ["*Alice*: Your refund left today."]  # once
         assert "delivery_failed" not in [e.kind for e in ws.runtime.events.events()]
+
+
+@pytest.mark.xfail(strict=True, reason="bot/engine.py's Engine._relay turns every relay failure, Transient "
+                                       "included, into relay_failed and an apology: it must let Transient "
+                                       "through (and handle() raise it when durable) for the job to be retried")
+def test_a_customers_message_meeting_a_slack_outage_in_the_agents_channel_arrives_once_after_the_retry(
+        fake_slack, tmp_path, sample_index_path, embedder, redis_url):
+    """Slack answers 500 to the post of a waiting customer's message in the escalation's
+    thread: the customer's job is retried, and the retry posts it there once; the customer
+    is told they are still waiting, not that something went wrong."""
+    fake_slack.add_user(CUSTOMER, "camille", "Camille Petit", "Camille")
+    with workspace(fake_slack, tmp_path, sample_index_path, embedder, REDIS_URL=redis_url) as ws:
+        ws.runtime.pipeline.backoff = (0.2,) * 8
+        _, post = escalate_from_dm(ws)
+        fake_slack.outage("chat.postMessage", 1, status=500, channel="CAGENTS")
+        ws.say("My order number is 4417", channel=DM, user=CUSTOMER)
+        outcomes = ws.channel.deliveries.wait(2, timeout=60)
+        assert [c.status for c in fake_slack.calls_to("chat.postMessage") if c.args["channel"] == "CAGENTS"][-2:] \
+            == [500, 200]  # it met the outage, then the retry went through
+        assert in_thread(ws, post) == ["*Camille:* My order number is 4417"]
+        _, waiting = texts(ws, DM)  # the escalation's acknowledgement, then this turn's reply
+        assert "passed this on" in waiting and "failed" not in outcomes
+        kinds = [e.kind for e in ws.runtime.events.events()]
+        assert "relay_failed" not in kinds and "delivery_failed" not in kinds

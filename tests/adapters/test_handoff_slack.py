@@ -3,14 +3,19 @@ winner among concurrent claims, the thread relayed both ways, resolve and rating
 Slack DM customer and a web chat customer, over the fake Slack Web API and real Redis."""
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 
 import httpx
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session, select
 
+from adapters.slack_desk import SlackDesk
+from bot.delivery import Transient
+from bot.handoff import DeskUnavailable
 from bot.store import Escalation, OwnerChange
 from tests.adapters.slack_workspace import TEAM, Workspace, workspace
 
@@ -202,6 +207,32 @@ def test_an_agents_channel_the_bot_was_removed_from_is_an_apology_and_an_event(w
         assert session.exec(select(Escalation)).first().state == "bot"
     kinds = httpx.get(f"{ws.http.base_url}/metrics").text
     assert 'kind="escalation_failed"' in kinds
+
+
+def test_a_relay_slack_fails_for_a_while_is_transient_and_one_it_refuses_is_desk_unavailable(ws):
+    """The customer's message posted in the escalation's thread (the desk's `relay`, through
+    slack_sdk): Slack's 500 or 429 is `Transient` (with Slack's Retry-After), so the job
+    relaying it is retried; not_in_channel is not."""
+    escalate_from_dm(ws)
+    [escalation] = escalations(ws)
+    desk = SlackDesk(AsyncWebClient(token=ws.fake.token, base_url=f"{ws.fake.url}/api/"), ws.runtime,
+                     ws.channel.display_name)  # a client of this test's event loop
+
+    def relay() -> None:
+        asyncio.run(desk.relay(escalation, "Camille", "My order number is 4417"))
+    ws.fake.outage("chat.postMessage", 1, status=500, channel="CAGENTS")
+    with pytest.raises(Transient, match="Slack 500"):
+        relay()
+    ws.fake.rate_limit("chat.postMessage", 1, retry_after=7)
+    with pytest.raises(Transient, match="Slack 429") as limited:
+        relay()
+    assert limited.value.retry_after == 7
+    ws.fake.fail("chat.postMessage", "not_in_channel")
+    with pytest.raises(DeskUnavailable, match="not_in_channel"):
+        relay()
+    relay()
+    assert [p["text"] for p in posts(ws, "CAGENTS") if p.get("thread_ts") == escalation.post] == \
+        ["*Camille:* My order number is 4417"]
 
 
 def test_a_private_ask_conversation_stays_private_when_an_agent_answers(ws):

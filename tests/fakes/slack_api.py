@@ -95,7 +95,9 @@ class FakeSlack:
     _next_ts: int = field(default=_TS_START, repr=False)
     _rate_limits: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque), repr=False)
     _failures: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque), repr=False)
-    _outages: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque), repr=False)
+    # method -> (status, channel or None for any) of the next calls to fail
+    _outages: dict[str, deque[tuple[int, str | None]]] = field(default_factory=lambda: defaultdict(deque),
+                                                               repr=False)
     _holds: dict[str, threading.Event] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -180,11 +182,11 @@ class FakeSlack:
         with self._lock:
             self._failures[method].append(error)
 
-    def outage(self, method: str, times: int, status: int = 500) -> None:
-        """The next `times` calls to `method` answer HTTP `status` with an HTML error page, as
-        Slack's edge does in an incident."""
+    def outage(self, method: str, times: int, status: int = 500, channel: str | None = None) -> None:
+        """The next `times` calls to `method` (those for `channel`, if given) answer HTTP `status`
+        with an HTML error page, as Slack's edge does in an incident."""
         with self._lock:
-            self._outages[method].extend([status] * times)
+            self._outages[method].extend([(status, channel)] * times)
 
     def hold(self, method: str) -> threading.Event:
         """The next call to `method` hangs (recorded as `held:{method}`) until the returned event is set."""
@@ -261,8 +263,8 @@ class FakeSlack:
         with self._cond:
             call = Call(method, args, token)
             outages = self._outages.get(method)
-            if outages:
-                call.status = outages.popleft()
+            if outages and outages[0][1] in (None, args.get("channel")):
+                call.status = outages.popleft()[0]
                 call.response = {"ok": False, "error": f"http_{call.status}"}
                 self._record(call)
                 return Response("<html><body>Internal Server Error</body></html>", status_code=call.status,

@@ -138,6 +138,16 @@ async def test_rate_limit_without_retry_handler_surfaces_429(slack):
     assert err.value.response["error"] == "ratelimited"
 
 
+async def test_an_outage_for_one_channel_leaves_the_others_alone(slack):
+    fake, api = slack
+    fake.outage("chat.postMessage", 1, status=500, channel="C2")
+    assert (await client_for(api).chat_postMessage(channel="C1", text="elsewhere"))["ok"]
+    with pytest.raises(SlackApiError) as err:
+        await client_for(api).chat_postMessage(channel="C2", text="here")
+    assert err.value.response.status_code == 500
+    assert (await client_for(api).chat_postMessage(channel="C2", text="again"))["ok"]  # only once
+
+
 def test_wait_for_times_out_without_calls():
     fake = FakeSlack()
     with pytest.raises(TimeoutError):
