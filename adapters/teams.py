@@ -229,8 +229,7 @@ class TeamsChannel(ActivityHandler):
             turns.append(context)
             await self.on_turn(context)
         try:
-            response = await self.adapter.process_activity(self.auth.restore(work.payload["identity"]), activity,
-                                                           logic)
+            response = await self._in_turn(work, activity, logic)
         except Transient:  # already decided (another channel's courier, a relay)
             raise
         except Exception as exc:
@@ -243,14 +242,18 @@ class TeamsChannel(ActivityHandler):
 
     async def failed(self, work: Work, error: BaseException) -> None:
         """Tell the asker it failed: an apology with "Talk to a human" in the conversation (for
-        a press still awaited at the door, its invoke response). Nothing for agents' messages."""
+        a press still awaited at the door, its invoke response); an agent whose message could
+        not be relayed to the customer, a reply in its reply chain (the desk's `undelivered`)."""
         activity = Activity().deserialize(work.payload["activity"])
         config = self.config(activity)
         if activity.type == ActivityTypes.invoke:
             profile = self.profiles.get(config.profile)
             self.buttons.respond(work.job.id, invoke_message(profile.text("error", profile.language)))
             return
-        if activity.type != ActivityTypes.message or config.agents or clicked(activity) is not None:
+        if activity.type != ActivityTypes.message or clicked(activity) is not None:
+            return
+        if config.agents:
+            await self._in_turn(work, activity, self.desk.undelivered)
             return
         try:
             message = await self.to_message(activity, config)
@@ -261,7 +264,11 @@ class TeamsChannel(ActivityHandler):
 
         async def apologise(context: TurnContext) -> None:
             await self._apologise(context, message)
-        await self.adapter.process_activity(self.auth.restore(work.payload["identity"]), activity, apologise)
+        await self._in_turn(work, activity, apologise)
+
+    async def _in_turn(self, work: Work, activity: Activity, logic: Callable[[TurnContext], Awaitable[None]]) -> Any:
+        """`logic` in a turn of the queued `activity`, as the door authenticated it; its invoke response."""
+        return await self.adapter.process_activity(self.auth.restore(work.payload["identity"]), activity, logic)
 
     @staticmethod
     def work(context: TurnContext) -> Work | None:

@@ -11,7 +11,8 @@ their name, and what the owning agent writes there reaches the customer (`note:`
 internal; agents @mention the bot unless the app has the RSC permission to read channel
 messages). The first Claim wins (bot/handoff.py's atomic update); a button answers the
 clicker privately (the invoke response: the refreshed card, or why nothing happened), a
-refusal to a message is a reply in the chain that @mentions the agent.
+refusal to a message is a reply in the chain that @mentions the agent, and so is the notice
+that a message of theirs did not reach the customer (the delivery pipeline gave up on it).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, Mention
 from adapters.teams_cards import action, card, card_activity, markdown, text_block, text_card, words
 from adapters.teams_send import Sender, place
 from bot import desk
-from bot.handoff import DeskUnavailable
+from bot.handoff import AgentResult, DeskUnavailable, undelivered
 from bot.profiles import Profile
 from bot.runtime import Runtime
 from bot.store import Escalation
@@ -103,20 +104,35 @@ class TeamsDesk:
     async def on_message(self, context: TurnContext) -> str:
         """A message in the agents channel: relay it if it's in an escalation's reply chain
         (the delivery pipeline's lane: relayed one at a time, in order)."""
-        activity = context.activity
+        escalation = await self._escalation(context.activity)
+        if escalation is None:
+            return "ignored"
+        agent = context.activity.from_property
+        result = await self.handoffs.from_agent(escalation, agent.id, words(context.activity))
+        await self._tell_agent(context, result)
+        return "relayed" if result.ok else "refused"
+
+    async def undelivered(self, context: TurnContext) -> None:
+        """The delivery pipeline gave up on an agent's message in an escalation's reply chain
+        (the customer's platform kept failing, or refused it): tell the agent there."""
+        escalation = await self._escalation(context.activity)
+        if escalation is not None:
+            await self._tell_agent(context, undelivered(escalation))
+
+    async def _escalation(self, activity: Activity) -> Escalation | None:
+        """The escalation whose reply chain a message (not the root post itself) is in, if any."""
         conversation = activity.conversation.id
         root = conversation.split(";messageid=", 1)[1] if ";messageid=" in conversation else ""
         if not root or root == activity.id:
-            return "ignored"
-        escalation = await self.handoffs.by_post(f"teams:{place(conversation)}", root)
-        if escalation is None:
-            return "ignored"
-        agent = activity.from_property
-        result = await self.handoffs.from_agent(escalation, agent.id, words(activity))
+            return None
+        return await self.handoffs.by_post(f"teams:{place(conversation)}", root)
+
+    async def _tell_agent(self, context: TurnContext, result: AgentResult) -> None:
+        """The notice for the agent who wrote the turn's message, if `result` has one."""
+        agent = context.activity.from_property
         notice = await desk.refusal(result, agent.id, "teams", self.runtime.events, self.runtime.profiles)
         if notice:
             await self.tell(context, agent, notice)
-        return "relayed" if result.ok else "refused"
 
     async def act(self, context: TurnContext, data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         """A button of an escalation card: (outcome, the invoke response for the clicker)."""

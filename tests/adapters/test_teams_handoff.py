@@ -271,3 +271,32 @@ def test_a_teams_agents_message_meeting_a_telegram_outage_reaches_the_customer_o
         assert [m["text"] for m in customer_messages(telegram, 3) if "refund" in m["text"]] == \
             ["Alice Martin: Your refund left today."]
         assert "delivery_failed" not in [e.kind for e in t.runtime.events.events()]
+
+
+def test_a_teams_agents_message_telegram_never_takes_is_a_notice_for_the_agent(
+        fake_teams, telegram, tmp_path, sample_index_path, embedder, redis_url):  # noqa: F811
+    """Telegram answers 502 to every attempt of a Teams agent's job: after the last one the
+    agent is told in the reply chain, @mentioned, that the customer didn't get it (as a Slack
+    agent is told privately), and `delivery_failed` is recorded."""
+    def telegram_channel(runtime):
+        return TelegramChannel(runtime, TelegramSettings(telegram.token, TG_SECRET, telegram.url))
+    with tenant(fake_teams, tmp_path, sample_index_path, embedder, channels=(telegram_channel,),
+                REDIS_URL=redis_url) as t:
+        t.runtime.pipeline.backoff, t.runtime.pipeline.max_attempts = (0.2,) * 8, 3
+        to_bot(t, private("/human", chat=TG_CUSTOMER, command=True))
+        customer_messages(telegram, 1)
+        [post] = t.fake.calls_of("create", ok=True)
+        thread = post.response["id"]
+        t.click(cards(post)[0], "Claim", conversation=thread, user=ALICE)
+        customer_messages(telegram, 2)
+        telegram.outage("sendMessage", 3, status=502)
+        t.say("Your refund left today.", conversation=thread, user=ALICE)
+        assert t.channel.deliveries.wait(2, timeout=60)["failed"] == 1  # the Claim, then the agent's message
+        assert [c.status for c in telegram.calls_to("sendMessage")][-3:] == [502] * 3
+        [notice] = [a for a in in_chain(t, thread) if a.get("entities")]
+        assert notice["text"] == ("<at>Alice Martin</at> Not delivered: your message did not reach the customer on "
+                                  "telegram (telegram kept failing). Please send it again later.")
+        assert notice["entities"][0]["mentioned"]["id"] == ALICE[0]
+        [failed] = [e for e in t.runtime.events.events() if e.kind == "delivery_failed"]
+        assert failed.channel == "teams"
+        assert not [m for m in customer_messages(telegram, 2) if "refund" in m["text"]]
