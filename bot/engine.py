@@ -27,6 +27,7 @@ from bot import accounting, condense, noise, smalltalk
 from bot.acting import Outcome as Acted
 from bot.acting import Pending, ToolLoop, consent_question, draft_of, exchange
 from bot.answering import Answerer, Draft, decline_text
+from bot.delivery import Transient, running
 from bot.errors import ConversationBusy, MemoryUnavailable, StoreUnavailable
 from bot.evidence import confidence, snippet
 from bot.handoff import TURN_ENDS, Handoffs
@@ -129,7 +130,7 @@ class Engine:
             reply = self._notice(message, profile, "busy", language)
             await self.events.record("busy", message.conversation, channel=message.channel, reply_id=reply.id)
             return reply
-        except (MemoryUnavailable, StoreUnavailable) as exc:
+        except (MemoryUnavailable, StoreUnavailable, Transient) as exc:
             if durable:
                 raise
             log.exception("turn failed in %s", message.conversation)
@@ -334,12 +335,19 @@ class Engine:
         try:
             await self.handoffs.from_customer(message, escalation)
         except Exception as exc:  # the agents channel is gone: keep the message, say so, record it
-            log.exception("relay failed in %s", message.conversation)
-            await self.events.record("relay_failed", message.conversation, channel=message.channel,
-                                     escalation=escalation.id, error=type(exc).__name__)
-            reply = self._notice(message, profile, "error", language)
-            return _Outcome(reply, masked, "relay_failed")
+            if isinstance(exc, Transient) and running() is not None:
+                raise  # the agents' platform failing for a while: the pipeline retries the job
+            return await self._relay_failed(message, profile, language, escalation, masked, exc)
         return _Outcome(await self.handoffs.waiting(escalation, profile, language), masked, "relayed")
+
+    async def _relay_failed(self, message: Message, profile: Profile, language: str, escalation: Escalation,
+                            masked: str, error: Exception) -> _Outcome:
+        """The customer's message could not reach the agents: kept in the transcript, the
+        customer told, `relay_failed` recorded."""
+        log.exception("relay failed in %s", message.conversation)
+        await self.events.record("relay_failed", message.conversation, channel=message.channel,
+                                 escalation=escalation.id, error=type(error).__name__)
+        return _Outcome(self._notice(message, profile, "error", language), masked, "relay_failed")
 
     async def _retrieve(self, text: str, conversation: Conversation, profile: Profile, language: str,
                         private: bool) -> tuple[str, list[Hit], float]:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
-import pytest
 
 from adapters.app import create_app
 from adapters.slack import SlackChannel, SlackSettings
@@ -98,9 +97,6 @@ def test_an_agents_message_relayed_before_a_failure_is_not_relayed_again_by_the_
         assert "delivery_failed" not in [e.kind for e in ws.runtime.events.events()]
 
 
-@pytest.mark.xfail(strict=True, reason="bot/engine.py's Engine._relay turns every relay failure, Transient "
-                                       "included, into relay_failed and an apology: it must let Transient "
-                                       "through (and handle() raise it when durable) for the job to be retried")
 def test_a_customers_message_meeting_a_slack_outage_in_the_agents_channel_arrives_once_after_the_retry(
         fake_slack, tmp_path, sample_index_path, embedder, redis_url):
     """Slack answers 500 to the post of a waiting customer's message in the escalation's

@@ -198,6 +198,24 @@ def test_a_web_chat_customer_is_relayed_through_the_agents_channel(ws):
     assert relayed[-1]["text"].endswith(":* Great, thanks")
 
 
+def test_a_web_chat_customers_message_meeting_a_slack_outage_is_kept_and_the_customer_told(ws):
+    """The web chat answers in the request, with no job to retry: a relay that meets Slack's
+    500 ends there, the customer told it did not go through and `relay_failed` recorded
+    (a channel's message is retried instead: tests/adapters/test_delivery_handoff.py)."""
+    conversation = "f6e5d4c3b2a1f0e9"
+    ws.http.post("/api/handoff", json={"conversation": conversation})
+    [post] = posts(ws, "CAGENTS")
+    press(ws, "desk_claim", post, ALICE)
+    ws.fake.wait_for("chat.update")
+    ws.fake.outage("chat.postMessage", 1, status=500, channel="CAGENTS")
+    events = ws.http.post("/api/chat", json={"conversation": conversation, "text": "Are you there?"}).text
+    assert "Sorry, something went wrong" in events
+    kinds = httpx.get(f"{ws.http.base_url}/metrics").text
+    assert 'kind="relay_failed"' in kinds and 'kind="turn_failed"' not in kinds
+    history = ws.http.get(f"/api/conversations/{conversation}").json()
+    assert [t["text"] for t in history["turns"] if t["role"] == "user"][-1] == "Are you there?"  # kept
+
+
 def test_an_agents_channel_the_bot_was_removed_from_is_an_apology_and_an_event(ws):
     ws.fake.fail("chat.postMessage", "not_in_channel")
     ws.say("I want to talk to a person", channel=DM, user=CUSTOMER)
