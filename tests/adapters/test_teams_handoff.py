@@ -248,6 +248,17 @@ def test_a_telegram_customer_claimed_by_a_teams_agent_relays_both_ways(fake_team
         assert len(customer_messages(telegram, 4)) == 4  # the bot added nothing of its own
 
 
+def claimed_telegram_customer(t, telegram) -> str:
+    """A Telegram customer asks for a human and Alice claims it in Teams: the escalation's thread."""
+    to_bot(t, private("/human", chat=TG_CUSTOMER, command=True))
+    customer_messages(telegram, 1)
+    [post] = t.fake.calls_of("create", ok=True)
+    thread = post.response["id"]
+    t.click(cards(post)[0], "Claim", conversation=thread, user=ALICE)
+    customer_messages(telegram, 2)
+    return thread
+
+
 def test_a_teams_agents_message_meeting_a_telegram_outage_reaches_the_customer_once_it_is_back(
         fake_teams, telegram, tmp_path, sample_index_path, embedder, redis_url):  # noqa: F811
     """Telegram answers 500 to the relay of a Teams agent's message: the agent's job (a Teams
@@ -257,12 +268,7 @@ def test_a_teams_agents_message_meeting_a_telegram_outage_reaches_the_customer_o
     with tenant(fake_teams, tmp_path, sample_index_path, embedder, channels=(telegram_channel,),
                 REDIS_URL=redis_url) as t:
         t.runtime.pipeline.backoff = (0.5,) * 8
-        to_bot(t, private("/human", chat=TG_CUSTOMER, command=True))
-        customer_messages(telegram, 1)
-        [post] = t.fake.calls_of("create", ok=True)
-        thread = post.response["id"]
-        t.click(cards(post)[0], "Claim", conversation=thread, user=ALICE)
-        customer_messages(telegram, 2)
+        thread = claimed_telegram_customer(t, telegram)
         telegram.outage("sendMessage", 1, status=500)
         t.say("Your refund left today.", conversation=thread, user=ALICE)
         outcomes = t.channel.deliveries.wait(2, timeout=60)  # the Claim, then the agent's message
@@ -283,12 +289,7 @@ def test_a_teams_agents_message_telegram_never_takes_is_a_notice_for_the_agent(
     with tenant(fake_teams, tmp_path, sample_index_path, embedder, channels=(telegram_channel,),
                 REDIS_URL=redis_url) as t:
         t.runtime.pipeline.backoff, t.runtime.pipeline.max_attempts = (0.2,) * 8, 3
-        to_bot(t, private("/human", chat=TG_CUSTOMER, command=True))
-        customer_messages(telegram, 1)
-        [post] = t.fake.calls_of("create", ok=True)
-        thread = post.response["id"]
-        t.click(cards(post)[0], "Claim", conversation=thread, user=ALICE)
-        customer_messages(telegram, 2)
+        thread = claimed_telegram_customer(t, telegram)
         telegram.outage("sendMessage", 3, status=502)
         t.say("Your refund left today.", conversation=thread, user=ALICE)
         assert t.channel.deliveries.wait(2, timeout=60)["failed"] == 1  # the Claim, then the agent's message
