@@ -40,9 +40,9 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.deliveries import Deliveries
 from adapters.progressive import Progressive
-from adapters.slack_desk import SlackDesk
+from adapters.slack_desk import SlackDesk, transient
 from adapters.slack_render import PRESSABLE, escape, fallback_text, mrkdwn, pressed, render, split
-from bot.delivery import Transient, Work, retryable, send_unsent
+from bot.delivery import Transient, Work, send_unsent
 from bot.errors import ConfigError
 from bot.handoff import CustomerUnreachable
 from bot.queue import QueueUnavailable
@@ -231,8 +231,9 @@ class SlackChannel:
         if error is not None:
             if isinstance(error, Transient):  # already decided (another channel's courier, a relay)
                 raise error
-            if _transient(error):
-                raise Transient(_describe(error), _retry_after(error)) from error
+            retry = transient(error)
+            if retry is not None:
+                raise retry from error
             raise error
         if response.status == 404:  # no listener for it
             return "ignored"
@@ -433,8 +434,9 @@ class SlackChannel:
             else:
                 await self.post(self.app.client, reply, profile, channel, thread)
         except Exception as exc:
-            if _transient(exc):  # retry the job that sends it, whichever channel's it is
-                raise Transient(_describe(exc), _retry_after(exc)) from exc
+            retry = transient(exc)
+            if retry is not None:  # retry the job that sends it, whichever channel's it is
+                raise retry from exc
             if isinstance(exc, SlackApiError):
                 raise CustomerUnreachable(str(exc.response.get("error"))) from exc
             raise
@@ -586,25 +588,3 @@ def delivery_key(payload: Mapping[str, Any]) -> tuple[str, str] | None:
         return (f"slack:command:{trigger}",
                 f"slack:{team}:{_text(payload.get('channel_id'))}:ask:{_text(payload.get('user_id'))}")
     return None
-
-
-def _transient(error: BaseException) -> bool:
-    """Worth retrying: Slack's 5xx and 429, timeouts, lost connections, a store down."""
-    if isinstance(error, SlackApiError):
-        status = getattr(error.response, "status_code", 0) or 0
-        return status >= 500 or status == 429
-    return isinstance(error, aiohttp.ClientError) or retryable(error)
-
-
-def _retry_after(error: BaseException) -> float | None:
-    if isinstance(error, SlackApiError):
-        value = (getattr(error.response, "headers", None) or {}).get("Retry-After")
-        with contextlib.suppress(TypeError, ValueError):
-            return min(60.0, float(value))
-    return None
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, SlackApiError):
-        return f"Slack {getattr(error.response, 'status_code', '?')} {error.response.get('error') or ''}".strip()
-    return type(error).__name__
