@@ -395,7 +395,8 @@ class Engine:
         what the question names first (Retriever.precise)."""
         def run() -> list[Hit]:
             found = self.retriever.localized(query, hits[: self.passages], language, sources=profile.sources,
-                                             public_only=not (private and profile.internal))
+                                             public_only=not (private and profile.internal),
+                                             fallback=profile.language)
             seen = {h.stored.rowid for h in found}
             found += [h for h in hits[self.passages:] if h.stored.rowid not in seen]  # a table ranked lower
             return self.retriever.precise(query, found, language)[: self.passages]

@@ -122,7 +122,7 @@ class Retriever:
         return judged
 
     def localized(self, query: str, hits: Sequence[Hit], language: str, *, sources: Sequence[str] | None = None,
-                  public_only: bool = False) -> list[Hit]:
+                  public_only: bool = False, fallback: str = "") -> list[Hit]:
         """The same passages, the best one in the user's language when the knowledge holds it
         in that language too: its translation, or a passage of that language about as close
         to the question. A French question whose English page ranks first is quoted from the
@@ -137,7 +137,9 @@ class Retriever:
         and a product sheet, written only in English, has none. Without a translation, a
         passage of the user's language ranked nearly as high (`NEARLY` of the best's fused
         score) is quoted: "包裹丢了怎么办？" gets the Chinese delivery page's section on lost
-        parcels (0.71) rather than the English Q&A entry (0.75) that says the same.
+        parcels (0.71) rather than the English Q&A entry (0.75) that says the same. With
+        neither, the same is done for `fallback` (the profile's language): "那保修呢？" is
+        quoted from the English warranty page rather than the French one it found first.
         """
         if not hits or not language:
             return list(hits)
@@ -149,7 +151,11 @@ class Retriever:
             return equal
         rowid = self._translation(best.stored.rowid, best.stored.language, language, sources, public_only)
         if rowid is None:  # no translation: a passage in the user's language ranked nearly as high
-            return _first_in(language, hits, lambda hit: hit.score >= NEARLY * best.score) or list(hits)
+            nearly = _first_in(language, hits, lambda hit: hit.score >= NEARLY * best.score)
+            if nearly is None and fallback and fallback not in (language, best.stored.language):
+                # nothing in the user's language: the profile's own language rather than a third one
+                return self.localized(query, hits, fallback, sources=sources, public_only=public_only)
+            return nearly or list(hits)
         found = self._translated(query, rowid, best.score, best.centred, best.known, language)
         if found is None:
             return list(hits)

@@ -204,3 +204,11 @@ async def test_a_product_named_in_another_language_is_answered_from_its_sheet(en
     name (the threshold is 0.33) and was declined, though it writes the name."""
     reply = await turn(engine, question, f"web:p{product}")
     assert reply.answered and cites(reply, product)
+
+
+async def test_with_no_page_in_the_users_language_the_profiles_language_comes_before_a_third(engine):
+    """"怎么修改邮箱？" (how do I change my email?) finds the French account page first; the
+    help center has no Chinese one, and the profile's language is English: its English
+    translation is quoted (a Chinese customer is likelier to read English than French)."""
+    reply = await turn(engine, "怎么修改邮箱？", "web:fb1")
+    assert reply.answered and reply.language == "zh" and cites(reply, "en/account") and not cites(reply, "compte")
