@@ -20,7 +20,7 @@ from bot.model import ChatModel, OnText
 from bot.profiles import Profile
 from bot.strings import STRINGS
 from bot.types import Conversation
-from knowledge import lexical
+from knowledge import lexical, tables
 from knowledge.retrieval import Hit
 
 NO_ANSWER = "NO_ANSWER"
@@ -67,10 +67,15 @@ def _units(text: str) -> list[str]:
 
 
 def excerpt(question: str, text: str, language: str, limit: int = EXCERPT) -> str:
-    """The units of `text` sharing most terms with the question, in their original order."""
+    """The units of `text` sharing most terms with the question, in their original order;
+    the rows of a table that name what the question names in bold (knowledge/tables.py)."""
+    wanted = set(lexical.terms(question, language))
+    return tables.emphasize(_excerpt(wanted, text, language, limit), wanted, language)
+
+
+def _excerpt(wanted: set[str], text: str, language: str, limit: int) -> str:
     if len(text) <= WHOLE_SECTION:
         return text.strip()
-    wanted = set(lexical.terms(question, language))
     units = _units(text)
     scored = sorted(range(len(units)), key=lambda i: (-len(wanted & set(lexical.terms(units[i], language))), i))
     chosen, size = set(), 0

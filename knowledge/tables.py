@@ -88,6 +88,23 @@ def named(terms: set[str], text: str, language: str) -> set[str]:
     return out
 
 
+def emphasize(text: str, terms: set[str], language: str) -> str:
+    """`text` with the table rows that name one of `terms` (as `named` does) in bold, so
+    that "shipping to Germany?" answered with the whole costs table shows Germany's row."""
+    wanted = named(terms, text, language)
+    if not wanted:
+        return text
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
+        cells = line.strip().strip("|").split("|") if line.lstrip().startswith("|") else []
+        if len(cells) < 2 or set(line.replace("|", "").strip()) <= set("-: ") \
+                or not wanted & set(lexical.terms(cells[0], language)):
+            continue
+        bold = [f" **{c.strip()}** " if c.strip() and "**" not in c else c for c in cells]
+        lines[n] = "|" + "|".join(bold) + "|"
+    return "\n".join(lines)
+
+
 def asks(question: str) -> set[str]:
     """The kinds of value the question asks for (money, duration), from its wording."""
     return {kind for kind, pattern in ASKS.items() if pattern.search(question)}

@@ -81,3 +81,12 @@ def test_without_a_kind_asked_the_closer_heading_breaks_the_tie():
     hits = [candidate(0, COSTS, "delivery", 1.0, "Shipping costs"), candidate(1, TIMES, "delivery", 0.7, "Times")]
     closeness = {"Shipping costs": 0.80, "Times": 0.85}
     assert tables.precise("Germany?", hits, "en", lambda c: closeness[c.heading]) == 1
+
+
+def test_the_rows_naming_what_the_question_names_are_in_bold():
+    shown = tables.emphasize(COSTS, {"germani"}, "en")
+    assert "| **Germany** | **€9.90** | **€129** |" in shown.splitlines()
+    assert "| France | €5.90 | €79 |" in shown.splitlines()  # the others as they were
+    assert shown.splitlines()[:2] == COSTS.splitlines()[:2]  # header and separator untouched
+    assert tables.emphasize(COSTS, {"destin"}, "en") == COSTS  # the header names no row
+    assert tables.emphasize(FAQ, {"germani"}, "en") == FAQ  # no table
