@@ -251,7 +251,7 @@ class SlackChannel:
             return
         config = self.profiles.channel("slack", event["channel"])
         if config.agents:  # an agent's message that could not be relayed: they are told in the thread
-            await self.desk.undelivered(event)
+            await self.desk.undelivered(event, error)
             return
         team = data.get("team_id") or ""
         thread = event.get("thread_ts") or event["ts"]

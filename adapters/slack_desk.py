@@ -139,13 +139,14 @@ class SlackDesk:
         await self._tell_agent(result, channel, event["user"], thread)
         return "relayed" if result.ok else "refused"
 
-    async def undelivered(self, event: dict) -> None:
+    async def undelivered(self, event: dict, error: BaseException | None = None) -> None:
         """The delivery pipeline gave up on an agent's message in an escalation's thread (the
-        customer's platform kept failing): tell the agent, privately in the thread."""
+        customer's platform kept failing, or refused it: `error`): tell the agent, privately
+        in the thread."""
         thread, channel = event.get("thread_ts"), event["channel"]
         escalation = await self.handoffs.by_post(f"slack:{channel}", thread) if thread else None
         if escalation is not None:
-            await self._tell_agent(undelivered(escalation), channel, event["user"], thread)
+            await self._tell_agent(undelivered(escalation, error), channel, event["user"], thread)
 
     async def _on_button(self, ack: Any, body: dict, action: dict, client: AsyncWebClient) -> None:
         await ack()

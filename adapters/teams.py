@@ -42,6 +42,7 @@ their escalation's address); both post directly, not through the queue.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -253,7 +254,7 @@ class TeamsChannel(ActivityHandler):
         if activity.type != ActivityTypes.message or clicked(activity) is not None:
             return
         if config.agents:
-            await self._in_turn(work, activity, self.desk.undelivered)
+            await self._in_turn(work, activity, functools.partial(self.desk.undelivered, error=error))
             return
         try:
             message = await self.to_message(activity, config)

@@ -112,12 +112,12 @@ class TeamsDesk:
         await self._tell_agent(context, result)
         return "relayed" if result.ok else "refused"
 
-    async def undelivered(self, context: TurnContext) -> None:
+    async def undelivered(self, context: TurnContext, error: BaseException | None = None) -> None:
         """The delivery pipeline gave up on an agent's message in an escalation's reply chain
         (the customer's platform kept failing, or refused it): tell the agent there."""
         escalation = await self._escalation(context.activity)
         if escalation is not None:
-            await self._tell_agent(context, undelivered(escalation))
+            await self._tell_agent(context, undelivered(escalation, error))
 
     async def _escalation(self, activity: Activity) -> Escalation | None:
         """The escalation whose reply chain a message (not the root post itself) is in, if any."""

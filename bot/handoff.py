@@ -462,10 +462,12 @@ async def _relay_once(work: Work | None, send: Callable[[], Awaitable[None]]) ->
     return True
 
 
-def undelivered(escalation: Escalation) -> AgentResult:
-    """What the desk tells an agent whose message the delivery pipeline gave up relaying
-    (the customer's platform kept failing, or refused it): it did not reach the customer."""
-    return AgentResult(False, "relay_failed", {"channel": escalation.channel}, escalation)
+def undelivered(escalation: Escalation, error: BaseException | None = None) -> AgentResult:
+    """What the desk tells an agent whose message the delivery pipeline gave up relaying:
+    the customer's platform kept failing (`error` a Transient), or refused it (anything
+    else: another attempt would meet the same refusal, so "send it again later" is wrong)."""
+    key = "relay_failed" if error is None or isinstance(error, Transient) else "relay_refused"
+    return AgentResult(False, key, {"channel": escalation.channel}, escalation)
 
 
 def _refusal(current: Escalation | None) -> AgentResult:

@@ -181,6 +181,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "fr": "Non remis : votre message n'a pas atteint le client sur {channel} ({channel} ne répondait pas). "
               "Merci de le renvoyer plus tard.",
     },
+    "relay_refused": {
+        "en": "Not delivered: {channel} refused your message to the customer. Please rephrase it, or shorten it, "
+              "and send it again.",
+        "fr": "Non remis : {channel} a refusé votre message au client. Merci de le reformuler ou de le raccourcir, "
+              "puis de le renvoyer.",
+    },
     "desk_reminder": {
         "en": "A conversation has been waiting for an agent for more than {minutes} min.",
         "fr": "Une conversation attend un agent depuis plus de {minutes} min.",

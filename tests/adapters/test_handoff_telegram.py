@@ -181,6 +181,23 @@ def test_a_customer_who_cannot_be_reached_is_a_private_notice_for_the_agent(
         assert "customer_unreachable" in [e.kind for e in ws.runtime.events.events()]
 
 
+def test_a_message_telegram_refuses_is_a_notice_to_rephrase_not_to_send_it_again_later(
+        fake_slack, telegram, tmp_path, sample_index_path, embedder, redis_url):
+    """Telegram refuses the relay for the message itself (a 400 that is not the customer
+    gone): retrying would meet the same refusal, so the agent is asked to rephrase it, not
+    told that Telegram kept failing."""
+    fake_slack.add_user(ALICE, "alice", "Alice Martin", "Alice")
+    with web_process(tmp_path / "one", fake_slack, telegram, sample_index_path, embedder, redis_url) as ws:
+        post = claimed_by_alice(ws, telegram)
+        telegram.refuse(CUSTOMER, 400, "Bad Request: message is too long")
+        ws.say("Hello?", channel="CAGENTS", user=ALICE, thread_ts=post["ts"])
+        ws.channel.deliveries.wait(2, timeout=60)  # the Claim, then the message
+        [notice] = [c.args for c in fake_slack.calls_to("chat.postEphemeral")]
+        assert notice["user"] == ALICE and notice["thread_ts"] == post["ts"]
+        assert "telegram refused your message" in notice["text"] and "kept failing" not in notice["text"]
+        assert [c.status for c in telegram.calls_to("sendMessage")][-1] == 400
+
+
 def test_an_agents_message_meeting_a_telegram_outage_reaches_the_customer_once_it_is_back(
         fake_slack, telegram, tmp_path, sample_index_path, embedder, redis_url):
     """Telegram answers 500 to the relay of the agent's message: the agent's job (a Slack
