@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from bot import grounding
+from bot import condense, grounding
 from bot.model import ChatModel, OnText
 from bot.profiles import Profile
 from bot.strings import STRINGS
@@ -66,11 +66,15 @@ def _units(text: str) -> list[str]:
     return units
 
 
-def excerpt(question: str, text: str, language: str, limit: int = EXCERPT) -> str:
+def excerpt(question: str, text: str, language: str, limit: int = EXCERPT, focus: str = "") -> str:
     """The units of `text` sharing most terms with the question, in their original order;
-    the rows of a table that name what the question names in bold (knowledge/tables.py)."""
+    the rows of a table that name what `focus` (the user's own message, when the question
+    joins it to the previous one), or else the question, names in bold (knowledge/tables.py)."""
     wanted = set(lexical.terms(question, language))
-    return tables.emphasize(_excerpt(wanted, text, language, limit), wanted, language)
+    quoted = _excerpt(wanted, text, language, limit)
+    own = set(lexical.terms(focus, language)) if focus else set()
+    shown = tables.emphasize(quoted, own, language) if own else quoted
+    return shown if shown != quoted else tables.emphasize(quoted, wanted, language)
 
 
 def _excerpt(wanted: set[str], text: str, language: str, limit: int) -> str:
@@ -138,12 +142,14 @@ class ExtractiveAnswerer:
         if runner_up is not None and hits[runner_up].score >= self.second * hits[0].score \
                 and hits[runner_up].stored.language == hits[0].stored.language:
             chosen.append(runner_up)
-        text = "\n\n".join(self._quote(question, hits[i], n, language) for n, i in enumerate(chosen, 1))
+        focus = condense.own_part(question, conversation)  # "and to Spain?": Spain's row, not Switzerland's too
+        text = "\n\n".join(self._quote(question, hits[i], n, language, focus) for n, i in enumerate(chosen, 1))
         follow = self._continuation(hits)
         if follow is not None:  # the best passage is a short lead-in: its document's next best part too
-            text = text.replace(excerpt(question, hits[0].stored.chunk.text, hits[0].stored.language or language),
+            first = hits[0].stored.language or language
+            text = text.replace(excerpt(question, hits[0].stored.chunk.text, first, focus=focus),
                                 excerpt(question, f"{hits[0].stored.chunk.text}\n\n{follow.stored.chunk.text}",
-                                        hits[0].stored.language or language, SHORT + EXCERPT), 1)
+                                        first, SHORT + EXCERPT, focus), 1)
         quoted = hits[0].stored.language
         if quoted and language and quoted != language and f"language_{quoted}" in STRINGS:
             # the page exists only in another language: say so, in the user's language, above the quote
@@ -165,10 +171,11 @@ class ExtractiveAnswerer:
         return second if same and second.score >= self.second * first.score else None
 
     @staticmethod
-    def _quote(question: str, hit: Hit, number: int, language: str) -> str:
+    def _quote(question: str, hit: Hit, number: int, language: str, focus: str = "") -> str:
         stored = hit.stored
         where = " › ".join(p for p in (stored.title, stored.chunk.heading) if p)
-        return f"**{where}** [{number}]\n\n{excerpt(question, stored.chunk.text, stored.language or language)}"
+        quoted = excerpt(question, stored.chunk.text, stored.language or language, focus=focus)
+        return f"**{where}** [{number}]\n\n{quoted}"
 
 
 def passages_block(hits: Sequence[Hit]) -> str:

@@ -51,6 +51,14 @@ def condensed(query: str, conversation: Conversation) -> bool:
     return bool(previous) and query.startswith(f"{previous} ")
 
 
+def own_part(query: str, conversation: Conversation) -> str:
+    """The user's own message in `query` when it was joined to the conversation's previous
+    question ("How much is shipping to Switzerland? and to Spain?" → "and to Spain?"); else
+    "" (the query is the message)."""
+    previous = _previous(conversation)
+    return query[len(previous) + 1:] if previous and query.startswith(f"{previous} ") else ""
+
+
 def _previous(conversation: Conversation) -> str:
     asked = [t for t in conversation.turns if t.role == "user" and smalltalk.kind(t.text) is None]
     # the last question the bot searched for; in a thread it joined, the last one asked

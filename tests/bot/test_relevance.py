@@ -213,3 +213,12 @@ async def test_with_no_page_in_the_users_language_the_profiles_language_comes_be
     translation is quoted (a Chinese customer is likelier to read English than French)."""
     reply = await turn(engine, "怎么修改邮箱？", "web:fb1")
     assert reply.answered and reply.language == "zh" and cites(reply, "en/account") and not cites(reply, "compte")
+
+
+async def test_a_follow_up_naming_another_row_shows_that_row_in_bold_not_the_first_ones(engine):
+    """"and to Spain?" is searched joined to "How much is shipping to Switzerland?": the
+    table is right for both, but the row asked about now is Spain's."""
+    await turn(engine, "How much is shipping to Switzerland?", "web:t2")
+    reply = await turn(engine, "and to Spain?", "web:t2")
+    assert reply.answered and "| **Spain, Italy** | **€11.90** |" in reply.answer, reply.answer
+    assert "| Switzerland | €19.90 |" in reply.answer
