@@ -122,6 +122,14 @@ def _join(units: list[str]) -> str:
     return out.strip()
 
 
+def _row_named(question: str, hit: Hit) -> bool:
+    """Does a table of the passage have a row for what the question names? That row is the
+    answer ("shipping to Spain?": Spain's row of the costs table), and a second passage that
+    only mentions Spain among other countries would add noise, not the answer."""
+    language = hit.stored.language or "en"
+    return bool(tables.named(set(lexical.terms(question, language)), hit.stored.chunk.text, language))
+
+
 class ExtractiveAnswerer:
     """Quotes the best passage, with its title and heading, and cites it; adds the
     runner-up from another document when retrieval rates it nearly as high (`second`),
@@ -140,7 +148,7 @@ class ExtractiveAnswerer:
         runner_up = next((i for i, h in enumerate(hits[1:], 1)
                           if h.stored.chunk.document_id != hits[0].stored.chunk.document_id), None)
         if runner_up is not None and hits[runner_up].score >= self.second * hits[0].score \
-                and hits[runner_up].stored.language == hits[0].stored.language:
+                and hits[runner_up].stored.language == hits[0].stored.language and not _row_named(question, hits[0]):
             chosen.append(runner_up)
         focus = condense.own_part(question, conversation)  # "and to Spain?": Spain's row, not Switzerland's too
         text = "\n\n".join(self._quote(question, hits[i], n, language, focus) for n, i in enumerate(chosen, 1))

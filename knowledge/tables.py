@@ -17,8 +17,10 @@ keeps the returns page, which says nothing about countries.
 When several tables name the term (delivery times and shipping costs both have a row per
 country), the one whose values are of the kind the question asks for wins: an amount of
 money for "how much", "combien coûte", "运费多少"; a duration for "how long", "délai",
-"多久". Else the one whose heading and columns are closest to the question (the
-embedder's cosine).
+"多久". The best passage keeps its place if it is one of those that fit best (the return
+shipping table also has a price per country, and "寄到比利时的运费是多少？" asks for the
+shipping costs table that retrieval ranked first); else the one whose heading and columns
+are closest to the question (the embedder's cosine).
 """
 from __future__ import annotations
 
@@ -146,6 +148,8 @@ def precise(question: str, candidates: Sequence[Candidate], language: str,
     wanted = asks(question)
     fits = {c.index: len(wanted & set().union(*(t.kinds() for t in tables(c.text)))) for c, _ in naming}
     top = [c for c, _ in naming if fits[c.index] == max(fits.values())]
+    if best in top:  # the best passage names the row and holds what is asked as well as any
+        return 0
     return top[0].index if len(top) == 1 else max(top, key=closeness).index
 
 

@@ -78,9 +78,18 @@ def test_of_two_tables_naming_the_row_the_one_holding_what_is_asked_wins():
 
 
 def test_without_a_kind_asked_the_closer_heading_breaks_the_tie():
-    hits = [candidate(0, COSTS, "delivery", 1.0, "Shipping costs"), candidate(1, TIMES, "delivery", 0.7, "Times")]
+    hits = [candidate(0, FAQ, "delivery", 1.0), candidate(1, COSTS, "delivery", 0.8, "Shipping costs"),
+            candidate(2, TIMES, "delivery", 0.7, "Times")]
     closeness = {"Shipping costs": 0.80, "Times": 0.85}
-    assert tables.precise("Germany?", hits, "en", lambda c: closeness[c.heading]) == 1
+    assert tables.precise("Germany?", hits, "en", lambda c: closeness[c.heading]) == 2
+
+
+def test_a_best_passage_naming_the_row_and_fitting_as_well_keeps_its_place():
+    """Return shipping also has a price per country: a question on shipping costs keeps the
+    costs table retrieval ranked first, whatever the headings' cosines."""
+    returns = COSTS.replace("Shipping cost", "Return shipping")
+    hits = [candidate(0, COSTS, "delivery", 1.0, "Shipping costs"), candidate(1, returns, "returns", 0.6, "Returns")]
+    assert tables.precise("How much is shipping to Germany?", hits, "en", never) == 0
 
 
 def test_the_rows_naming_what_the_question_names_are_in_bold():
