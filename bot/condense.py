@@ -28,7 +28,7 @@ KNOWN_REFERENCE = 0.5
 # made of them and a pronoun ("and how much is it?") has no topic of its own.
 FRAME = frozenset({"much", "many", "long", "often", "soon", "temp", "combien", "多少", "多久", "多长"})
 
-REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux)\b|[它这那]", re.IGNORECASE)
+REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux|elle|elles)\b|[它这那]", re.IGNORECASE)
 FOLLOW_UP = re.compile(
     r"""^\s*(and|what\ about|how\ about|same\ for|also|or|but|et|mais|ou|aussi|pareil|même\ chose|
     et\ pour|et\ si|et\ en|und|y|también|还有|那|那么|如果)\b

@@ -224,3 +224,12 @@ async def test_a_follow_up_naming_another_row_shows_that_row_in_bold_not_the_fir
     reply = await turn(engine, "and to Spain?", "web:t2")
     assert reply.answered and "| **Spain, Italy** | **€11.90** |" in reply.answer, reply.answer
     assert "| Switzerland | €19.90 |" in reply.answer
+
+
+async def test_a_french_follow_up_pointing_back_with_elle_stays_on_the_product(engine):
+    """"et combien coûte-t-elle ?" after a question on the Rivage pendant light: *elle* is
+    the light, as *it* is in "how much does it cost?"; the payment page (prices in euros)
+    found by the message alone is not what was asked."""
+    await turn(engine, "La suspension Rivage est-elle en rotin ?", "web:el1")
+    reply = await turn(engine, "et combien coûte-t-elle ?", "web:el1")
+    assert reply.answered and cites(reply, "ML1003") and "159" in reply.answer
