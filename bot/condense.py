@@ -47,16 +47,20 @@ def joined(text: str, conversation: Conversation) -> str | None:
 def condensed(query: str, conversation: Conversation) -> bool:
     """Was `query` joined to the conversation's previous question (a follow-up searched with
     its context)? Such a query means nothing outside its conversation (bot/cache.py)."""
-    previous = _previous(conversation)
-    return bool(previous) and query.startswith(f"{previous} ")
+    return _own(query, conversation) is not None
 
 
 def own_part(query: str, conversation: Conversation) -> str:
     """The user's own message in `query` when it was joined to the conversation's previous
     question ("How much is shipping to Switzerland? and to Spain?" → "and to Spain?"); else
     "" (the query is the message)."""
+    return _own(query, conversation) or ""
+
+
+def _own(query: str, conversation: Conversation) -> str | None:
+    """What follows the previous question in a joined `query`; None when it isn't one."""
     previous = _previous(conversation)
-    return query[len(previous) + 1:] if previous and query.startswith(f"{previous} ") else ""
+    return query[len(previous) + 1:] if previous and query.startswith(f"{previous} ") else None
 
 
 def _previous(conversation: Conversation) -> str:

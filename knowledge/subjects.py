@@ -95,6 +95,7 @@ def written_names(question: str, names: Mapping[str, str], vocabulary: Mapping[s
         return set()
     words = {name: {lexical.fold(w).lower() for w in WORD.findall(name)} for name in names}
     shared = Counter(w for ws in words.values() for w in ws)
+    owner = {w: name for name, ws in words.items() for w in ws if shared[w] == 1}  # words only one name has
     chinese = bool(CJK.search(question))
     named = set()
     for n, match in enumerate(WORD.finditer(question)):
@@ -102,9 +103,10 @@ def written_names(question: str, names: Mapping[str, str], vocabulary: Mapping[s
         if not (chinese or any(c.isdigit() for c in word) or (n > 0 and word[0].isupper())):
             continue
         folded = lexical.fold(word).lower()
-        for name, ws in words.items():
-            terms = lexical.terms(folded, names[name] or "en")
-            if folded in ws and shared[folded] == 1 and terms \
-                    and all(vocabulary.get(t, 0) <= RARE for t in terms):
-                named.add(name)
+        name = owner.get(folded)
+        if name is None:
+            continue
+        terms = lexical.terms(folded, names[name] or "en")
+        if terms and all(vocabulary.get(t, 0) <= RARE for t in terms):
+            named.add(name)
     return named
