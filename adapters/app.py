@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.admin import AdminConsole
+from adapters.answers_process import AnswersProcess
 from adapters.deliveries import Deliveries
 from adapters.metrics import Metrics
 from adapters.web import WebChat
@@ -81,14 +82,22 @@ def observed(runtime: Runtime, channels: Sequence[Channel] = ()) -> tuple[Metric
     return metrics, [Route("/healthz", healthz), Route("/metrics", metrics_page)]
 
 
-def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: bool = True) -> Starlette:
+def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: bool = True,
+               answers_process: AnswersProcess | None = None) -> Starlette:
     """The web process's ASGI app over an opened runtime (closed at shutdown). With `answers`,
-    the process also runs answer workers on the delivery queue (bot/delivery.py); without,
-    a separate `switchboard answers` process must."""
+    the process also runs answer workers on the delivery queue (bot/delivery.py); with
+    `answers_process`, a child process it supervises does (adapters/answers_process.py);
+    with neither, a separate `switchboard answers` process must."""
     metrics, probes = observed(runtime, channels)
+    if answers_process is not None:
+        runtime.add_check("answers process", answers_process.problems)
+        answers_process.on_exit = lambda code: runtime.events.record("answers_process_exited", "", code=code)
+        metrics.add_process("answers", answers_process.metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if answers_process is not None:
+            await answers_process.start()  # it warms up while this process does
         for problem in await runtime.check():  # say it at start, not at the first customer
             log.warning("%s", problem)
         await asyncio.to_thread(runtime.warm)
@@ -112,6 +121,8 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
             for timer in timers:
                 timer.cancel()
             await runtime.pipeline.stop()  # before the channels: a job cut here stays queued
+            if answers_process is not None:
+                await answers_process.stop()
             for channel in reversed(started):
                 try:
                     await channel.stop()

@@ -185,6 +185,7 @@ def _unrouted_warning(runtime: Runtime) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from adapters.answers_process import AnswersProcess
     from adapters.app import create_app
 
     settings = _settings(announce=True)
@@ -196,7 +197,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   soft_wrap=True)
         runtime = _open(settings)
         channels = [build(runtime) for _, build in configured]
-        app = create_app(runtime, channels, answers=not args.no_answers)
+        mode = "none" if args.no_answers else args.answers
+        child = AnswersProcess() if mode == "process" and channels else None  # the web chat answers in here
+        app = create_app(runtime, channels, answers=mode == "inline" or (mode == "process" and not channels),
+                         answers_process=child)
         _unrouted_warning(runtime)  # after the app: with an operator account, the /admin inbox takes handoffs
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         banner = f"Switchboard is running: {url}  ({', '.join(['web chat', *(c.name for c in channels)])})"
@@ -431,14 +435,15 @@ def cmd_teams(args: argparse.Namespace) -> int:
 def cmd_answers(args: argparse.Namespace) -> int:
     """Answer workers only: take deliveries from the queue that `serve` processes fill (REDIS_URL
     shared across hosts; the SQLite queue in the data folder on one machine)."""
-    settings = _settings(announce=True)
+    settings = _settings(announce=not args.child)
     _lower_priority(answers_niceness(args.nice, settings.redis_url))
-    runtime = _open(settings)
+    runtime = _open(settings, show_sample=not args.child)  # serve, the parent, indexed the sample
     channels = [build(runtime) for _, build in _channel_settings()]
 
     import uvicorn
     from starlette.applications import Starlette
 
+    from adapters.answers_process import watch_parent
     from adapters.app import EVENT_FLUSH_SECONDS, every, observed
     from bot.runtime import settle_heap, unsettle_heap
     _, probes = observed(runtime, channels)  # answer latency, retries, dead letters: this process's own
@@ -448,6 +453,8 @@ def cmd_answers(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
+        if args.child:
+            watch_parent(stop)  # `serve` closed our stdin, or died
         await asyncio.to_thread(runtime.warm)
         settle_heap()
         started = []
@@ -455,14 +462,16 @@ def cmd_answers(args: argparse.Namespace) -> int:
         server = uvicorn.Server(uvicorn.Config(Starlette(routes=probes), host=args.host, port=args.metrics_port,
                                                log_level="warning", lifespan="off"))
         server.capture_signals = contextlib.nullcontext  # the handlers above stop this process, not uvicorn's
-        serving = asyncio.create_task(server.serve()) if args.metrics_port else None
+        sockets = [socket.socket(fileno=args.metrics_fd)] if args.metrics_fd is not None else None
+        serving = asyncio.create_task(server.serve(sockets)) if args.metrics_port or sockets else None
         try:
             for channel in channels:  # senders only: the web process receives
                 await getattr(channel, "start_sending", channel.start)()
                 started.append(channel)
             runtime.pipeline.start()
             err.print(f"Switchboard answer workers are running ({runtime.pipeline.workers} tasks, "
-                      f"channels: {', '.join(['web chat', *(c.name for c in channels)])}).", markup=False)
+                      f"channels: {', '.join(['web chat', *(c.name for c in channels)])}"
+                      f"{'; a child process of serve' if args.child else ''}).", markup=False)
             await stop.wait()
         finally:
             await runtime.pipeline.stop()
@@ -537,8 +546,13 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web process (web chat, channel webhooks)")
     serve.add_argument("--port", type=int, default=0, help="port (default: $PORT or 8000)")
     serve.add_argument("--host", default="", help="address to bind (default: $HOST or 127.0.0.1)")
+    serve.add_argument("--answers", choices=["process", "inline", "none"], default="process",
+                       help="who answers the channels' queued deliveries: a child `answers` process this one "
+                            "supervises (default: acknowledgements never wait on answering work), tasks in this "
+                            "process (one process, less memory, slower acks under bursts), or none (`switchboard "
+                            "answers` processes do)")
     serve.add_argument("--no-answers", action="store_true",
-                       help="receive and queue only; `switchboard answers` processes answer the queue")
+                       help="receive and queue only, as --answers none")
     serve.set_defaults(func=cmd_serve)
     answers = sub.add_parser("answers", help="run answer workers on the delivery queue (for separate web and "
                                              "worker processes)")
@@ -549,6 +563,8 @@ def parser() -> argparse.ArgumentParser:
                          help="lower this process's CPU priority by N (default: 10 with REDIS_URL; 0 with the "
                               "SQLite queue, where a lowered answers process holding its write lock makes the web "
                               "process wait)")
+    answers.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # started by `serve`
+    answers.add_argument("--metrics-fd", type=int, default=None, help=argparse.SUPPRESS)  # its socket, from `serve`
     answers.set_defaults(func=cmd_answers)
     chat = sub.add_parser("chat", help="chat in the terminal")
     chat.add_argument("--profile", default="")

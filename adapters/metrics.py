@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable, Iterator, Protocol, Sequence, TypeV
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.deliveries import Deliveries
 from adapters.overview_metrics import WINDOW, overview_families
@@ -78,7 +79,16 @@ class Metrics:
                              ["channel"], registry=self.registry)
         self._readings = _Readings()
         self._queue: tuple[int, float] | None = None  # from set_queue, when no queue is read here
+        self._processes: list[tuple[str, Callable[[], Awaitable[str | None]]]] = []
+        self._theirs: list[Metric] = []  # their per-process series, read at the last scrape
         self.registry.register(self)  # as a collector: `collect` below
+
+    def add_process(self, name: str, read: Callable[[], Awaitable[str | None]]) -> None:
+        """Fold in the per-process series (PER_PROCESS) of another process of this deployment
+        (`serve`'s answers child): `read()` gives its /metrics text, or None when it can't.
+        Counters and histograms are summed; `switchboard_dependency_up{dependency=name}`
+        says whether it answered."""
+        self._processes.append((name, read))
 
     # -- observed by the pipeline ----------------------------------------------------------
     def observe_ack(self, channel: str, seconds: float) -> None:
@@ -101,17 +111,20 @@ class Metrics:
     async def render(self) -> bytes:
         """The Prometheus text: read the dependencies (each bounded), then every series."""
         now = time.time()
-        events, overview, chunks, queue = await asyncio.gather(
+        events, overview, chunks, queue, *texts = await asyncio.gather(
             self._read("database", lambda: asyncio.to_thread(self.events.counts)),
             self._read("overview", lambda: asyncio.to_thread(figures, self.events.engine, now - WINDOW, now)),
             self._read("index", lambda: asyncio.to_thread(lambda: self.index.stats()["chunks"])),
-            self._read("queue", self.queue.stats) if self.queue is not None else _nothing())
+            self._read("queue", self.queue.stats) if self.queue is not None else _nothing(),
+            *(self._read(name, read) for name, read in self._processes))
         up = [("database", events is not None), ("index", chunks is not None)]
+        up += [(name, text is not None) for (name, _), text in zip(self._processes, texts)]
+        self._theirs = [family for text in texts if text for family in _per_process(text)]
         if self.queue is not None:
             up.append(("queue", queue is not None))
             self._queue = (queue.depth, queue.oldest) if queue is not None else None
         self._readings = _Readings(events, overview, chunks, self._queue, tuple(up))
-        return await asyncio.to_thread(generate_latest, self.registry)
+        return await asyncio.to_thread(generate_latest, _Summed(self.registry, self._theirs))
 
     async def _read(self, dependency: str, read: Callable[[], Awaitable[T]]) -> T | None:
         try:
@@ -175,6 +188,56 @@ LEDGER = (  # (series, help, the ledger's counter, its labels)
     ("switchboard_routes", "Turns routed to the cheap or strong model, and why", "routes",
      ("profile", "tier", "reason")),
 )
+
+
+# Series each process keeps of its own work, summed over the processes of a deployment; the
+# others are read from the shared dependencies, once, by the process that serves /metrics.
+PER_PROCESS = frozenset({"switchboard_ack_seconds", "switchboard_answer_seconds", "switchboard_retries",
+                         "switchboard_dead_letters", "switchboard_deliveries", *(name for name, *_ in LEDGER)})
+
+
+def _per_process(text: str) -> list[Metric]:
+    """The PER_PROCESS families of another process's /metrics text (unparsable text: none)."""
+    try:
+        return [family for family in text_string_to_metric_families(text) if family.name in PER_PROCESS]
+    except ValueError as exc:
+        log.info("metrics: another process's text: %s", exc)
+        return []
+
+
+class _Summed:
+    """A registry's families with another process's added in: same family, same labels, summed
+    (a `_created` timestamp is this process's own)."""
+
+    def __init__(self, registry: CollectorRegistry, theirs: Sequence[Metric]):
+        self.registry, self.theirs = registry, theirs
+
+    def collect(self) -> Iterator[Metric]:
+        others: dict[str, list[Metric]] = {}
+        for family in self.theirs:
+            others.setdefault(family.name, []).append(family)
+        for family in self.registry.collect():
+            yield _sum(family, others.pop(family.name, []))
+        for families in others.values():
+            yield _sum(families[0], families[1:])
+
+
+def _sum(family: Metric, others: Sequence[Metric]) -> Metric:
+    if not others:
+        return family
+    values: dict[tuple, float] = {}
+    for sample in family.samples:
+        values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    for other in others:
+        for sample in other.samples:
+            if sample.name.endswith("_created"):
+                continue
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            values[key] = values.get(key, 0.0) + sample.value
+    summed = Metric(family.name, family.documentation, family.type, family.unit)
+    for (name, labels), value in values.items():
+        summed.add_sample(name, dict(labels), value)
+    return summed
 
 
 def ledger_families(ledger: Ledger) -> Iterator[Metric]:

@@ -74,13 +74,21 @@ def _run(load: Callable[..., Awaitable[Any]], args: tuple) -> Any:
     return asyncio.run(load(*args))
 
 
+# `serve` with a channel is ready when it accepts connections and its answers child is warm
+SERVE_READY = ("Uvicorn running on", "answer workers are running")
+
+
 @contextlib.contextmanager
-def server(command: list[str], env: dict[str, str], ready: str = "Uvicorn running on") -> Iterator[subprocess.Popen]:
-    """Run `command` from its `ready` line on stderr until the block ends (graceful SIGINT)."""
+def server(command: list[str], env: dict[str, str],
+           ready: str | tuple[str, ...] = "Uvicorn running on") -> Iterator[subprocess.Popen]:
+    """Run `command` from its `ready` line (or lines, in any order) on stderr until the block
+    ends (graceful SIGINT)."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    waiting = {ready} if isinstance(ready, str) else set(ready)
     try:
         for line in process.stderr:
-            if ready in line:
+            waiting = {text for text in waiting if text not in line}
+            if not waiting:
                 break
         else:
             raise RuntimeError(f"{command} did not start")

@@ -45,7 +45,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import apart, bursts, fakes_in_background, server  # noqa: E402
+from bench.running import SERVE_READY, apart, bursts, fakes_in_background, server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -104,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrent", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--inline", action="store_true", help="also measure `serve --answers inline` (one process)")
     parser.add_argument("--baseline", type=int, default=0, help=argparse.SUPPRESS)  # serve the no-op app
     parser.add_argument("--api", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,15 +127,16 @@ def main() -> None:
         port = free_port()
         env.update(SWITCHBOARD_HOME=home, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET,
                    SLACK_API_URL=api, LOG_LEVEL="WARNING")
-        with server([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], env):
+        with server([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], env, ready=SERVE_READY):
             began = time.perf_counter()
             real = figures(*apart(load, f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 10_000))
             answers = fake.wait_for("chat.postMessage", total, timeout=1800)
             answered_per_s = total / (time.perf_counter() - began)
         split = split_run(fake, env, args, total, len(answers))
+        inline = inline_run(fake, env, args, total, len(answers) + total) if args.inline else None
         threads = {c.args.get("thread_ts") for c in answers}
-        print(f"switchboard: ack p50 {real['p50_ms']} ms, p99 {real['p99_ms']} ms, {real['events_per_s']} events/s "
-              f"(answering continues after each ack)")
+        print(f"switchboard serve (answering in its child process): ack p50 {real['p50_ms']} ms, p99 "
+              f"{real['p99_ms']} ms, {real['events_per_s']} events/s (answering continues after each ack)")
         print(f"  {len(threads)} questions answered in their threads, {answered_per_s:.1f} per second end to end")
         ratio = {k: round(real[k] / baseline[k], 2) for k in real}
         print(f"ratio switchboard/baseline: p50 ×{ratio['p50_ms']}, p99 ×{ratio['p99_ms']}, "
@@ -143,9 +145,27 @@ def main() -> None:
         print(f"split (serve --no-answers + one `switchboard answers` process, one SQLite queue): ack p50 "
               f"{split['acks']['p50_ms']} ms, p99 {split['acks']['p99_ms']} ms; ratio p50 ×{split_ratio['p50_ms']}, "
               f"p99 ×{split_ratio['p99_ms']}; {split['answered_per_s']} answers/s")
+        inline_ratio = None
+        if inline is not None:
+            inline_ratio = {k: round(inline["acks"][k] / baseline[k], 2) for k in inline["acks"]}
+            print(f"one process (serve --answers inline): ack p50 {inline['acks']['p50_ms']} ms, p99 "
+                  f"{inline['acks']['p99_ms']} ms; ratio p50 ×{inline_ratio['p50_ms']}, p99 ×{inline_ratio['p99_ms']}; "
+                  f"{inline['answered_per_s']} answers/s")
         print(json.dumps({"concurrent": args.concurrent, "rounds": args.rounds, "baseline": baseline,
                           "switchboard": real, "ratio": ratio, "answered_per_s": round(answered_per_s, 1),
-                          "answered": len(threads), "split": split, "split_ratio": split_ratio}))
+                          "answered": len(threads), "split": split, "split_ratio": split_ratio,
+                          "inline": inline, "inline_ratio": inline_ratio}))
+
+
+def inline_run(fake: FakeSlack, env: dict[str, str], args: argparse.Namespace, total: int, before: int) -> dict:
+    """`serve --answers inline`: one process acknowledges and answers."""
+    port = free_port()
+    with server([sys.executable, "-m", "adapters.cli", "serve", "--answers", "inline", "--port", str(port)], env):
+        began = time.perf_counter()
+        acks = figures(*apart(load, f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 30_000))
+        fake.wait_for("chat.postMessage", before + total, timeout=1800)
+        answered_per_s = total / (time.perf_counter() - began)
+    return {"acks": acks, "answered_per_s": round(answered_per_s, 1)}
 
 
 def split_run(fake: FakeSlack, env: dict[str, str], args: argparse.Namespace, total: int, before: int) -> dict:

@@ -41,6 +41,7 @@ Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -53,7 +54,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import apart, bursts, fakes_in_background, server  # noqa: E402
+from bench.running import SERVE_READY, apart, bursts, fakes_in_background, server  # noqa: E402
 from tests.fakes.botframework import FakeBotFramework  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 
@@ -115,11 +116,12 @@ def noop_app(fake_url: str, mode: str):
     return Starlette(routes=[Route("/api/messages", endpoint, methods=["POST"])])
 
 
-def serve_switchboard(port: int, answers: bool = True) -> None:
-    """The web process with its Teams channel, configured from the environment (as `switchboard
-    serve`, or `serve --no-answers` without `answers`)."""
+def serve_switchboard(port: int, answers: str = "process") -> None:
+    """The web process with its Teams channel, configured from the environment, as `switchboard
+    serve --answers process|inline|none` runs it."""
     import uvicorn
 
+    from adapters.answers_process import AnswersProcess
     from adapters.app import create_app
     from adapters.cli import _open
     from adapters.teams import TeamsChannel, TeamsSettings
@@ -127,8 +129,9 @@ def serve_switchboard(port: int, answers: bool = True) -> None:
 
     runtime = _open(Settings.from_env(os.environ))
     channel = TeamsChannel(runtime, TeamsSettings.from_env(os.environ))
-    uvicorn.run(create_app(runtime, [channel], answers=answers), host="127.0.0.1", port=port, log_level="info",
-                access_log=False)
+    app = create_app(runtime, [channel], answers=answers == "inline",
+                     answers_process=AnswersProcess() if answers == "process" else None)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", access_log=False)
 
 
 def figures(latencies: list[float], per_second: float) -> dict[str, float]:
@@ -146,7 +149,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--noop", type=int, default=0, help=argparse.SUPPRESS)  # serve the no-op bot
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)  # serve switchboard
-    parser.add_argument("--no-answers", action="store_true", help=argparse.SUPPRESS)  # ... without answer workers
+    parser.add_argument("--answers", default="process", help=argparse.SUPPRESS)  # ... who answers
+    parser.add_argument("--inline", action="store_true", help="also measure `serve --answers inline` (one process)")
     parser.add_argument("--fake", default="", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="signed", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -156,7 +160,7 @@ def main() -> None:
                     access_log=False)
         return
     if args.serve:
-        serve_switchboard(args.serve, answers=not args.no_answers)
+        serve_switchboard(args.serve, answers=args.answers)
         return
     fake = FakeBotFramework(app_id=APP_ID, password=PASSWORD)
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV and not k.startswith("TEAMS_")}
@@ -179,7 +183,7 @@ def main() -> None:
         env.update(SWITCHBOARD_HOME=home, TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=PASSWORD,
                    TEAMS_LOGIN_URL=f"{fake_url}/", TEAMS_OPENID_URL=f"{fake_url}/v1/.well-known/openidconfiguration",
                    TEAMS_SERVICE_URL=service_url, LOG_LEVEL="WARNING")
-        with server([sys.executable, __file__, "--serve", str(port)], env):
+        with server([sys.executable, __file__, "--serve", str(port)], env, ready=SERVE_READY):
             began = time.perf_counter()
             results["switchboard"] = figures(*apart(load, f"http://127.0.0.1:{port}", service_url, token,
                                                     args.concurrent, args.rounds, 10_000))
@@ -187,9 +191,10 @@ def main() -> None:
             answered_per_s = total / (time.perf_counter() - began)
             throttled, delivered = len(fake.calls_of(ok=False)), answered(fake)
         split = split_run(fake, env, args, service_url, token, total)
+        inline = split_run(fake, env, args, service_url, token, total, inline=True) if args.inline else None
     real, baseline, floor, stock = results["switchboard"], results["baseline"], results["floor"], results["stock"]
-    print(f"switchboard: ack p50 {real['p50_ms']} ms, p99 {real['p99_ms']} ms, {real['activities_per_s']} "
-          f"activities/s (answering continues after each ack)")
+    print(f"switchboard serve (answering in its child process): ack p50 {real['p50_ms']} ms, p99 {real['p99_ms']} ms, "
+          f"{real['activities_per_s']} activities/s (answering continues after each ack)")
     print(f"  {delivered} answers (Adaptive Cards) at the connector, {answered_per_s:.1f} per second end to end"
           f"; {throttled} connector calls refused")
     ratio = {k: round(real[k] / baseline[k], 2) for k in real}
@@ -204,19 +209,27 @@ def main() -> None:
     print(f"split (serve --no-answers + one `switchboard answers` process, one SQLite queue): ack p50 "
           f"{split['acks']['p50_ms']} ms, p99 {split['acks']['p99_ms']} ms; ratio p50 ×{split_ratio['p50_ms']}, "
           f"p99 ×{split_ratio['p99_ms']}; {split['answered_per_s']} answers/s")
+    inline_ratio = None
+    if inline is not None:
+        inline_ratio = {k: round(inline["acks"][k] / baseline[k], 2) for k in inline["acks"]}
+        print(f"one process (serve --answers inline): ack p50 {inline['acks']['p50_ms']} ms, p99 "
+              f"{inline['acks']['p99_ms']} ms; ratio p50 ×{inline_ratio['p50_ms']}, p99 ×{inline_ratio['p99_ms']}; "
+              f"{inline['answered_per_s']} answers/s")
     print(json.dumps({"concurrent": args.concurrent, "rounds": args.rounds, "stock": stock, "floor": floor,
                       "baseline": baseline, "switchboard": real, "ratio": ratio, "jwt_ratio": jwt,
                       "answered_per_s": round(answered_per_s, 1), "answered": delivered, "split": split,
-                      "split_ratio": split_ratio}))
+                      "split_ratio": split_ratio, "inline": inline, "inline_ratio": inline_ratio}))
 
 
 def split_run(fake: FakeBotFramework, env: dict[str, str], args: argparse.Namespace, service_url: str, token: str,
-              total: int) -> dict:
-    """The web process only acknowledges and queues; a `switchboard answers` process answers from the queue."""
+              total: int, inline: bool = False) -> dict:
+    """The web process only acknowledges and queues; a `switchboard answers` process answers from the
+    queue. `inline`: one process acknowledges and answers (`serve --answers inline`)."""
     port, before = free_port(), answered(fake)
-    web = [sys.executable, __file__, "--serve", str(port), "--no-answers"]
+    web = [sys.executable, __file__, "--serve", str(port), "--answers", "inline" if inline else "none"]
     workers = [sys.executable, "-m", "adapters.cli", "answers"]
-    with server(web, env), server(workers, env, ready="answer workers are running"):
+    with server(web, env), (contextlib.nullcontext() if inline else
+                            server(workers, env, ready="answer workers are running")):
         began = time.perf_counter()
         acks = figures(*apart(load, f"http://127.0.0.1:{port}", service_url, token, args.concurrent,
                               args.rounds, 20_000))

@@ -78,6 +78,7 @@ def worker(args: argparse.Namespace) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from adapters.answers_process import AnswersProcess
     from adapters.app import create_app
     from adapters.telegram import TelegramChannel, TelegramSettings
     from bot.runtime import Runtime
@@ -95,10 +96,13 @@ def worker(args: argparse.Namespace) -> None:
             return Response()
         app = create_app(runtime)
         app.router.routes.append(Route("/telegram/webhook", noop, methods=["POST"]))
-    else:  # "telegram": acks and answers; "queue": acks only, a `switchboard answers` process answers
-        settings = TelegramSettings.from_env({"TELEGRAM_BOT_TOKEN": args.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
-                                              "TELEGRAM_API_URL": args.api})
-        app = create_app(runtime, channels=[TelegramChannel(runtime, settings)], answers=args.mode == "telegram")
+    else:  # "telegram": acks, its child process answers (as `serve`); "inline": acks and answers in this
+        # process (`serve --answers inline`); "queue": acks only, a `switchboard answers` process answers
+        env = {"TELEGRAM_BOT_TOKEN": args.token, "TELEGRAM_WEBHOOK_SECRET": SECRET, "TELEGRAM_API_URL": args.api}
+        os.environ.update(env, SWITCHBOARD_HOME=args.home, REDIS_URL=args.redis)  # for the child
+        settings = TelegramSettings.from_env(env)
+        app = create_app(runtime, channels=[TelegramChannel(runtime, settings)], answers=args.mode == "inline",
+                         answers_process=AnswersProcess() if args.mode == "telegram" else None)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
@@ -254,13 +258,16 @@ def run(args: argparse.Namespace) -> dict:
         figures["noop"] = measure("noop", home, redis_url, api, fake, args, 5 * 10**6)
         figures["sdk"] = measure("sdk", home, redis_url, api, fake, args, 15 * 10**6)
         figures["split"] = measure("queue", home, redis_url, api, fake, args, 10 * 10**6)
+        if args.inline:
+            figures["inline"] = measure("inline", home, redis_url, api, fake, args, 20 * 10**6)
     t = figures["telegram"]
     for key, base in (("ratio", figures["sdk"]), ("ratio_floor", figures["noop"])):
         figures[key] = {name: {"ack_p50": round(f["ack_ms"]["p50"] / base["ack_ms"]["p50"], 2),
                                "ack_p99": round(f["ack_ms"]["p99"] / base["ack_ms"]["p99"], 2),
                                "acks_per_s": round(f["acks_per_s"] / base["acks_per_s"], 2)}
                         for name, f in (("answered", t), ("unaddressed", t["unaddressed"]),
-                                        ("split", figures["split"]))}
+                                        ("split", figures["split"]), ("inline", figures.get("inline")))
+                        if f is not None}
     figures["sent_messages_rejected"] = sum(c.status != 200 for c in fake.calls_to("sendMessage"))
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
     return figures
@@ -275,14 +282,17 @@ def print_table(f: dict) -> None:
           f"(client on the same machine, {f['cpus']} cores)")
     for label, figures in (("floor: a handler that reads the body", n), ("no-op python-telegram-bot app", f["sdk"]),
                            ("Telegram, unaddressed", t["unaddressed"]),
-                           ("Telegram, answered", t), ("split, web queues only", f["split"])):
+                           ("Telegram, answered (child process)", t), ("split, web queues only", f["split"]),
+                           ("one process (--answers inline)", f.get("inline"))):
+        if figures is None:
+            continue
         ms = figures["ack_ms"]
         row(f"ack ms p50 / p99 / max, {label}", f"{ms['p50']} / {ms['p99']} / {ms['max']}",
             f"{figures['acks_per_s']} acks/s")
-    for name in ("unaddressed", "answered", "split"):
+    for name in r:
         row(f"ratio to the no-op SDK app, {name}: p50 / p99 / acks/s",
             f"×{r[name]['ack_p50']} / ×{r[name]['ack_p99']} / ×{r[name]['acks_per_s']}")
-    for name in ("unaddressed", "answered", "split"):
+    for name in floor:
         row(f"ratio to the floor, {name}: p50 / p99 / acks/s",
             f"×{floor[name]['ack_p50']} / ×{floor[name]['ack_p99']} / ×{floor[name]['acks_per_s']}")
     row("answered updates/s (all answers sent)", t["answered_per_s"], f"{t['answer_seconds']} s for all")
@@ -295,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--worker", choices=["telegram", "queue", "noop", "sdk"], help=argparse.SUPPRESS)
+    parser.add_argument("--inline", action="store_true", help="also measure one process answering (--answers inline)")
+    parser.add_argument("--worker", choices=["telegram", "inline", "queue", "noop", "sdk"], help=argparse.SUPPRESS)
     for hidden in ("--home", "--redis", "--api", "--token"):
         parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

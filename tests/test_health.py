@@ -176,3 +176,46 @@ async def test_the_pipeline_reports_acks_answers_retries_and_dead_letters(tmp_pa
     finally:
         await runtime.close()
 
+
+
+async def test_another_process_s_own_series_are_summed_into_metrics_and_its_absence_said(tmp_path, sample_index_path,
+                                                                                          embedder):
+    """`serve`'s answers child: its per-process series (answers, retries, outcomes...) are added
+    to the web process's, same labels summed; what both read from shared dependencies (events,
+    queue depth) is not doubled; a child that doesn't answer costs only its own series."""
+    runtime = open_runtime(tmp_path, sample_index_path, embedder)
+    runtimes = [runtime]
+    theirs: list[str | None] = []
+
+    async def child() -> str | None:
+        return theirs[-1]
+    try:
+        app = create_app(runtime, channels=[])
+        app.state.metrics.add_process("answers", child)
+        app.state.metrics.retried("slack")
+        app.state.metrics.observe_answer("slack", 0.3)
+        (tmp_path / "other").mkdir()
+        runtimes.append(open_runtime(tmp_path / "other", sample_index_path, embedder))
+        other = create_app(runtimes[-1], channels=[]).state.metrics
+        other.retried("slack"), other.retried("slack"), other.retried("teams")
+        other.observe_answer("slack", 3.0)
+        other.set_queue(7, 1.0)
+        theirs.append((await other.render()).decode())
+        async with http(app) as client:
+            page = (await client.get("/metrics")).text
+            assert 'switchboard_retries_total{channel="slack"} 3.0' in page
+            assert 'switchboard_retries_total{channel="teams"} 2.0' not in page
+            assert 'switchboard_retries_total{channel="teams"} 1.0' in page
+            assert 'switchboard_answer_seconds_count{channel="slack"} 2.0' in page
+            assert 'switchboard_answer_seconds_sum{channel="slack"} 3.3' in page
+            assert 'switchboard_answer_seconds_bucket{channel="slack",le="0.5"} 1.0' in page
+            assert 'switchboard_answer_seconds_bucket{channel="slack",le="4.0"} 2.0' in page
+            assert "switchboard_queue_depth 0.0" in page and 'dependency="answers"} 1.0' in page
+            theirs.append(None)
+            page = (await client.get("/metrics")).text
+            assert 'switchboard_retries_total{channel="slack"} 1.0' in page and 'dependency="answers"} 0.0' in page
+            theirs.append("not { prometheus text")
+            assert (await client.get("/metrics")).status_code == 200
+    finally:
+        for each in runtimes:
+            await each.close()

@@ -4,6 +4,7 @@ killed (SIGKILL) between acknowledging a question and answering it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.adapters.slack_workspace import BOT, SECRET, event, sign, workspace
@@ -112,7 +114,7 @@ def _serve(home: Path, index: Path, fake_url: str, port: int, *arguments: str, *
                    "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
                    "SLACK_API_URL": f"{fake_url}/api/", "LOG_LEVEL": "WARNING", **env}
     command = arguments or ("serve", "--port", str(port))
-    process = subprocess.Popen([sys.executable, "-m", "adapters.cli", *command],
+    process = subprocess.Popen([sys.executable, "-m", "adapters.cli", *command], start_new_session=True,
                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while True:  # readiness poll, bounded
@@ -152,11 +154,12 @@ def test_a_question_acknowledged_before_a_crash_is_answered_once_after_restart(q
         body = event(text=f"<@{BOT}> {QUESTION}")
         assert _deliver(port, body).status_code == 200  # acknowledged: Slack won't send it again
         fake_slack.wait_for("held:reactions.add", timeout=60)
-        first.send_signal(signal.SIGKILL)
+        os.killpg(first.pid, signal.SIGKILL)  # the machine goes: `serve` and the answers process it started
         first.wait(10)
     finally:
         release.set()
-        first.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
     assert answers(fake_slack) == []
     again = free_port()
     second = _serve(tmp_path, index, fake_slack.url, again, **env)
@@ -169,6 +172,104 @@ def test_a_question_acknowledged_before_a_crash_is_answered_once_after_restart(q
         second.send_signal(signal.SIGTERM)
         second.wait(30)
     assert len(answers(fake_slack)) == 1
+
+
+def _child(serve: subprocess.Popen, other_than: int | None = None) -> psutil.Process:
+    """The answers process `serve` started (another than `other_than`), waited for (bounded)."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = [c for c in psutil.Process(serve.pid).children() if c.pid != other_than and c.is_running()
+                 and c.status() != psutil.STATUS_ZOMBIE]
+        if found:
+            [child] = found
+            assert "answers" in child.cmdline()
+            return child
+        assert time.monotonic() < deadline, "serve started no answers process"
+        time.sleep(0.05)
+
+
+def _metric(port: int, line_start: str) -> float:
+    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert page.status_code == 200, page.text
+    found = [line for line in page.text.splitlines() if line.startswith(line_start)]
+    return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+
+def test_serve_answers_in_a_child_it_starts_again_when_killed_mid_answer(fake_slack, tmp_path, sample_index_path):
+    """By default `serve` answers the channels in a child `answers` process: killed (SIGKILL)
+    while answering, it is started again, and the question it had taken is answered once; the
+    web process's /healthz names the gap, its /metrics counts the child's answers and its exit."""
+    index = tmp_path / "index.sqlite3"
+    shutil.copy(sample_index_path, index)
+    port = free_port()
+    serve = _serve(tmp_path, index, fake_slack.url, port)
+    try:
+        child = _child(serve)
+        release = fake_slack.hold("reactions.add")
+        try:
+            body = event(text=f"<@{BOT}> {QUESTION}")
+            assert _deliver(port, body).status_code == 200
+            fake_slack.wait_for("held:reactions.add", timeout=60)
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            assert health.status_code == 503 and any("answers process: not running (the last one killed by SIGKILL)"
+                                                     in p for p in health.json()["problems"]), health.text
+            assert _metric(port, 'switchboard_dependency_up{dependency="answers"}') == 0  # /metrics still 200
+        finally:
+            release.set()
+        assert answers(fake_slack) == []
+        again = _child(serve, other_than=child.pid)
+        fake_slack.wait_for("chat.postMessage", timeout=60)
+        [answer] = answers(fake_slack)
+        assert answer["thread_ts"] == body["event"]["ts"] and "30 days" in json.dumps(answer["blocks"])
+        assert again.is_running() and httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        deadline = time.monotonic() + 30  # the child times its answer once it is recorded done
+        while _metric(port, 'switchboard_answer_seconds_count{channel="slack"}') < 1:
+            assert time.monotonic() < deadline, "the child's answer never reached the web process's /metrics"
+            time.sleep(0.05)
+        assert _metric(port, 'switchboard_ack_seconds_count{channel="slack"}') == 1
+        assert _metric(port, 'switchboard_events_total{kind="answers_process_exited"}') == 1
+        assert _metric(port, 'switchboard_dependency_up{dependency="answers"}') == 1
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(60) in (0, -signal.SIGTERM)
+    assert len(answers(fake_slack)) == 1
+    assert not again.is_running() or again.status() == psutil.STATUS_ZOMBIE  # stopped with its parent
+
+
+def test_a_killed_serve_leaves_no_answers_process_behind(fake_slack, tmp_path, sample_index_path):
+    """`serve` dies (SIGKILL, no chance to stop anything): its answers process sees its stdin
+    close and stops by itself, instead of answering on as an orphan beside the next `serve`."""
+    index = tmp_path / "index.sqlite3"
+    shutil.copy(sample_index_path, index)
+    port = free_port()
+    serve = _serve(tmp_path, index, fake_slack.url, port)
+    child = _child(serve)
+    serve.send_signal(signal.SIGKILL)
+    serve.wait(10)
+    try:
+        child.wait(30)  # its exit code went to whoever adopted it: that it stopped is what counts
+        assert not child.is_running()
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+
+
+def test_serve_answers_inline_runs_one_process(fake_slack, tmp_path, sample_index_path):
+    """`serve --answers inline`: no child; the web process answers the channels itself."""
+    index = tmp_path / "index.sqlite3"
+    shutil.copy(sample_index_path, index)
+    port = free_port()
+    serve = _serve(tmp_path, index, fake_slack.url, port, "serve", "--answers", "inline", "--port", str(port))
+    try:
+        assert _deliver(port, event(text=f"<@{BOT}> {QUESTION}")).status_code == 200
+        fake_slack.wait_for("chat.postMessage", timeout=60)
+        assert psutil.Process(serve.pid).children() == []
+        assert len(answers(fake_slack)) == 1
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(60)
 
 
 def _until_retried(ws) -> None:
