@@ -12,8 +12,11 @@ The parent supervises it:
   way (SIGKILL included, the kernel closes the pipe), the child reads end of file, lets the
   answers in progress finish (bot/delivery.py's DRAIN) and exits: no orphan keeps working;
 - a child that exits on its own (a crash, the out-of-memory killer) is started again, after
-  1, 2, 4… up to 30 s; /healthz names it meanwhile, and what it had taken waits in the queue
-  (its lease, or its gone process, hands it to the next one);
+  1, 2, 4… up to 30 s; /healthz names it meanwhile, an event is recorded, and what it had
+  taken waits in the queue (its lease, or its gone process, hands it to the next one). One
+  asked to stop (SIGTERM: exit code 0) is started again too, quietly: when every process of
+  the host is being stopped, `serve` stops before that. Ctrl-C is `serve`'s: the child
+  ignores SIGINT and stops when `serve` closes its stdin;
 - its /metrics is served on a loopback socket the parent opened and passes down (kept across
   restarts), and read into the parent's /metrics (adapters/metrics.py merges the per-process
   series: answers, retries, dead letters, outcomes, LLM tokens).
@@ -91,9 +94,12 @@ class AnswersProcess:
                 failures = 0
             delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
             failures += 1
-            log.error("the answers process exited (%s); starting another in %g s: the questions it had taken "
-                      "wait in the queue", _said(code), delay)
-            if self.on_exit is not None:
+            if code == 0:  # asked to stop (SIGTERM): by an operator, or a stop of every process under way
+                log.info("the answers process stopped; starting another in %g s", delay)
+            else:
+                log.error("the answers process exited (%s); starting another in %g s: the questions it had taken "
+                          "wait in the queue", _said(code), delay)
+            if self.on_exit is not None and code != 0:
                 try:
                     await self.on_exit(code)
                 except Exception:

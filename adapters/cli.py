@@ -451,10 +451,12 @@ def cmd_answers(args: argparse.Namespace) -> int:
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for number in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(number, stop.set)
-        if args.child:
-            watch_parent(stop)  # `serve` closed our stdin, or died
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        if args.child:  # Ctrl-C reaches the whole process group: `serve` stops us, by closing our stdin
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            watch_parent(stop)  # ... or by dying
+        else:
+            loop.add_signal_handler(signal.SIGINT, stop.set)
         await asyncio.to_thread(runtime.warm)
         settle_heap()
         started = []
