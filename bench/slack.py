@@ -9,7 +9,10 @@ fake Slack Web API (tests/fakes/slack_api.py) that runs in this process:
   by uvicorn (`python bench/slack.py --baseline PORT`);
 - switchboard: `switchboard serve` itself, with SLACK_* set, on the embedded defaults
   (SQLite memory, extractive answers) over the bundled sample knowledge: every delivery is
-  a real question, answered after the ack (retrieval, rendering, Web API calls).
+  a real question, answered after the ack (retrieval, rendering, Web API calls) by the
+  `answers` child process `serve` starts (its default with a channel); then, for
+  comparison, `serve --no-answers` beside a `switchboard answers` process, and with
+  `--inline` one process answering (`serve --answers inline`).
 
 Each round posts `--concurrent` correctly signed `app_mention` deliveries at once, after one
 untimed round that opens the connections; the figures are the time from sending a request
@@ -21,7 +24,7 @@ running while later rounds are acknowledged, as in production; the time until ev
 question is answered (the fake has received every answer) gives answers per second. The
 load client shares the 2 cores with the server. Last line: one JSON object.
 
-    python bench/slack.py [--concurrent 50] [--rounds 10]
+    python bench/slack.py [--concurrent 50] [--rounds 10] [--inline]
 """
 from __future__ import annotations
 
@@ -127,17 +130,20 @@ def main() -> None:
         port = free_port()
         env.update(SWITCHBOARD_HOME=home, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET,
                    SLACK_API_URL=api, LOG_LEVEL="WARNING")
-        with server([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], env, ready=SERVE_READY):
+        with server([sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)], env,
+                    ready=SERVE_READY) as process:
             began = time.perf_counter()
             real = figures(*apart(load, f"http://127.0.0.1:{port}", args.concurrent, args.rounds, 10_000))
             answers = fake.wait_for("chat.postMessage", total, timeout=1800)
             answered_per_s = total / (time.perf_counter() - began)
+            memory = resident_mb(process.pid)
         split = split_run(fake, env, args, total, len(answers))
         inline = inline_run(fake, env, args, total, len(answers) + total) if args.inline else None
         threads = {c.args.get("thread_ts") for c in answers}
         print(f"switchboard serve (answering in its child process): ack p50 {real['p50_ms']} ms, p99 "
               f"{real['p99_ms']} ms, {real['events_per_s']} events/s (answering continues after each ack)")
-        print(f"  {len(threads)} questions answered in their threads, {answered_per_s:.1f} per second end to end")
+        print(f"  {len(threads)} questions answered in their threads, {answered_per_s:.1f} per second end to end; "
+              f"resident memory: web process {memory['web']} MB, its answers child {memory['answers']} MB")
         ratio = {k: round(real[k] / baseline[k], 2) for k in real}
         print(f"ratio switchboard/baseline: p50 ×{ratio['p50_ms']}, p99 ×{ratio['p99_ms']}, "
               f"events/s ×{ratio['events_per_s']}  (goal: p99 under 50 ms; Slack allows 3,000)")
@@ -153,8 +159,18 @@ def main() -> None:
                   f"{inline['answered_per_s']} answers/s")
         print(json.dumps({"concurrent": args.concurrent, "rounds": args.rounds, "baseline": baseline,
                           "switchboard": real, "ratio": ratio, "answered_per_s": round(answered_per_s, 1),
-                          "answered": len(threads), "split": split, "split_ratio": split_ratio,
+                          "answered": len(threads), "memory_mb": memory, "split": split, "split_ratio": split_ratio,
                           "inline": inline, "inline_ratio": inline_ratio}))
+
+
+def resident_mb(pid: int) -> dict[str, float]:
+    """Resident memory of `serve` and of its answers child, in MB (psutil, from the test extras)."""
+    import psutil
+
+    web = psutil.Process(pid)
+    children = web.children()
+    mb = lambda process: round(process.memory_info().rss / 2**20, 1)  # noqa: E731
+    return {"web": mb(web), "answers": sum(mb(child) for child in children)}
 
 
 def inline_run(fake: FakeSlack, env: dict[str, str], args: argparse.Namespace, total: int, before: int) -> dict:

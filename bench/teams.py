@@ -20,9 +20,10 @@ runs in this process:
   `switchboard serve` opens: SQLite memory and delivery queue, extractive answers, the
   bundled sample knowledge); every activity is a real question in its own personal chat.
   The ack is the door of the delivery pipeline: the JWT checked, the body read, the
-  activity stored in the durable queue (bot/delivery.py), 200; the process's answer
-  workers then answer from the queue ("typing…", retrieval, an Adaptive Card through the
-  throttled connector);
+  activity stored in the durable queue (bot/delivery.py), 200; the answer workers of the
+  `answers` child process `serve` starts (its default with a channel) then answer from the
+  queue ("typing…", retrieval, an Adaptive Card through the throttled connector); with
+  `--inline`, also one process answering (`serve --answers inline`);
 - split: the same door in a web process that only queues (`serve --no-answers`), beside
   a `switchboard answers` process answering from the same SQLite queue.
 
@@ -36,7 +37,7 @@ The load client shares the machine's cores with the server, in a process of its 
 lowest CPU priority: the Bot Framework is not on the measured machine in production).
 Last line: one JSON object.
 
-    python bench/teams.py [--concurrent 50] [--rounds 10]
+    python bench/teams.py [--concurrent 50] [--rounds 10] [--inline]
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ many updates per second it answers, against a no-op handler on the same stack.
 One web worker runs as a subprocess (this script with `--worker`): the real web app
 (`adapters.app.create_app`) with the real `TelegramChannel` (python-telegram-bot; the
 delivery pipeline on Redis Streams: each update is stored in the durable queue before the
-200, then answered by the process's answer workers with the extractive answerer over the
-bundled sample knowledge), talking to the fake Bot API (tests/fakes/telegram_api.py)
+200, then answered by the answer workers of the `answers` child process it starts, as
+`serve` does, with the extractive answerer over the bundled sample knowledge; `--inline`
+also measures one process answering), talking to the fake Bot API (tests/fakes/telegram_api.py)
 served by this process on 127.0.0.1. The baseline is the no-op python-telegram-bot app (its
 documented custom webhook on Starlette: secret checked, `Update` parsed and queued, no
 handler), and the floor the same web app as the worker with a handler on
@@ -31,7 +32,7 @@ one, where the fake Bot API receives the answers at the lowest CPU priority (Tel
 servers are not on the measured machine in production). The last line is one JSON object
 with every figure, for scripts.
 
-    python bench/telegram.py [--deliveries 500] [--concurrency 50]
+    python bench/telegram.py [--deliveries 500] [--concurrency 50] [--inline]
 """
 from __future__ import annotations
 
