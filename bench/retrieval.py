@@ -3,8 +3,10 @@
 For each set (`corpus.jsonl` + `queries.jsonl` under the shared eval folder) the corpus is
 indexed once in a throwaway index (`knowledge.evaluation.RetrievalEval`), then every query
 is searched in each mode and scored at document level: recall@1, recall@5 and MRR@10.
-The table also shows the BM25 reference figures of the eval README and hybrid's ratio to
-the best single method; the last line is one JSON object with every figure, for scripts.
+The table also shows the BM25 reference figures of the eval README, hybrid's ratio to
+the best single method, and hybrid on each half of the queries (even and odd positions):
+tune on one half and read the other, so that a gain is not fitted to these queries. The
+last line is one JSON object with every figure, for scripts.
 
     python bench/retrieval.py [--sets stackfaq,cnil_fr] [--eval-dir ../shared/eval]
 """
@@ -25,6 +27,7 @@ from knowledge.evaluation import RetrievalEval, read_jsonl  # noqa: E402
 
 MODES = ("lexical", "dense", "hybrid")
 METRICS = ("recall@1", "recall@5", "mrr@10")
+HALVES = {"even": 0, "odd": 1}  # queries at even / odd positions of queries.jsonl
 # From the eval README: bm25s over whole documents, measured once.
 BM25_REFERENCE = {"stackfaq": (0.71, 0.93, 0.80), "cnil_fr": (0.37, 0.70, 0.51)}
 
@@ -51,10 +54,12 @@ def run_set(folder: Path, embedder: QueryCache) -> dict:
     try:
         chunks = evaluation.index.stats()["chunks"]
         scores = {mode: evaluation.run(queries, mode).to_dict() for mode in MODES}
+        halves = {half: evaluation.run(queries[start::2], "hybrid").to_dict() for half, start in HALVES.items()}
     finally:
         evaluation.close()
     return {"documents": len(corpus), "queries": len(queries), "chunks": chunks,
-            "index_seconds": round(seconds, 1), "chunks_per_second": round(chunks / seconds, 2), **scores}
+            "index_seconds": round(seconds, 1), "chunks_per_second": round(chunks / seconds, 2), **scores,
+            "hybrid_halves": halves}
 
 
 def ratios(result: dict) -> dict[str, float]:
@@ -73,6 +78,9 @@ def print_table(name: str, result: dict) -> None:
     for mode in MODES:
         print(f"  {mode:<22}" + "".join(f"{result[mode][m]:>10.3f}" for m in METRICS))
     print(f"  {'hybrid / best single':<22}" + "".join(f"{v:>10.3f}" for v in result["hybrid_ratio"].values()))
+    for half, figures in result["hybrid_halves"].items():
+        label = f"hybrid, {half} queries"
+        print(f"  {label:<22}" + "".join(f"{figures[m]:>10.3f}" for m in METRICS) + f"   (n {figures['n']})")
 
 
 def main(argv: list[str] | None = None) -> None:
