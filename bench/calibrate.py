@@ -37,7 +37,7 @@ from knowledge.embeddings import E5Embedder  # noqa: E402
 from knowledge.language import detect  # noqa: E402
 from knowledge.retrieval import Retriever  # noqa: E402
 
-FEATURES = ("relevance", "coverage", "centred", "cjk", "cross", "cjk_cross")
+FEATURES = ("relevance", "coverage", "centred", "cjk", "cross", "cjk_cross", "fr_fr")
 POSITIVE_WEIGHT = 3.0
 LOOKALIKE_WEIGHT = 1.0  # an uncovered question about the store (a look-alike) weighs like an answerable one
 

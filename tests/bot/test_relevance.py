@@ -233,3 +233,28 @@ async def test_a_french_follow_up_pointing_back_with_elle_stays_on_the_product(e
     await turn(engine, "La suspension Rivage est-elle en rotin ?", "web:el1")
     reply = await turn(engine, "et combien coûte-t-elle ?", "web:el1")
     assert reply.answered and cites(reply, "ML1003") and "159" in reply.answer
+
+
+@pytest.mark.parametrize("text", ["Proposez-vous des ateliers pour apprendre à fabriquer une lampe ?",
+                                  "Do you run lamp-making workshops for children?", "你们卖太阳能板吗？"])
+async def test_a_product_whose_name_shares_a_common_word_does_not_answer_for_that_word(engine, text):
+    """"Atelier Floor Lamp" (an atelier is a workshop) and "Solar Garden Lantern" pass the
+    name's cosine bar on a workshop or a solar panel; nothing in these asks for a floor lamp
+    or a garden lantern (knowledge/subjects.py)."""
+    assert not cites(await turn(engine, text), "offers#")
+
+
+@pytest.mark.parametrize("question, product", [("combien coûte le lampadaire atelier ?", "ML1002"),
+                                               ("is the opaline lamp in stock?", "ML1001"),
+                                               ("黄铜烛台一套几个？", "ML1018")])
+async def test_a_product_named_without_its_whole_name_is_still_answered_from_its_sheet(engine, question, product):
+    reply = await turn(engine, question, f"web:n{product}")
+    assert reply.answered and cites(reply, product)
+
+
+async def test_a_french_question_on_a_french_page_is_not_held_to_a_cross_language_bar(engine):
+    """e5 scores any two French texts high, so the right French section's rescaled relevance
+    is low (0.25 here): the `fr_fr` offset of bot/evidence.py."""
+    reply = await turn(engine, "Nous sommes une société belge avec un numéro de TVA. Pouvons-nous être facturés "
+                               "hors TVA ?")
+    assert reply.answered and cites(reply, "fr/factures")

@@ -1,7 +1,7 @@
 """knowledge/subjects.py: a product named by a word of its name written in the question."""
 from __future__ import annotations
 
-from knowledge.subjects import written_names
+from knowledge.subjects import without_each_word, written_names
 
 NAMES = {"Rivage Rattan Pendant Light": "en", "Atelier Floor Lamp": "en", "LED Candle Bulb E14": "en",
          "Smart LED Bulb E27": "en", "LED Filament Bulb E27 Globe": "en", "Saône Stoneware Vase 30 cm": "en",
@@ -22,3 +22,18 @@ def test_a_common_word_a_shared_word_or_a_frequent_one_names_nothing():
     assert written_names("Is the E27 bulb dimmable?", NAMES, VOCABULARY) == set()  # two products' word
     assert written_names("你们卖LED灯吗？", NAMES, {**VOCABULARY, "led": 9}) == set()  # in many passages
     assert written_names("", NAMES, VOCABULARY) == set()
+
+
+def test_a_name_in_lower_case_counts_only_when_any_case_is_asked_for():
+    assert written_names("combien coûte le lampadaire atelier ?", NAMES, VOCABULARY) == set()
+    assert written_names("combien coûte le lampadaire atelier ?", NAMES, VOCABULARY, any_case=True) \
+        == {"Atelier Floor Lamp"}
+    assert written_names("Proposez-vous des ateliers ?", NAMES, VOCABULARY, any_case=True) == set()  # another word
+
+
+def test_a_name_is_tried_without_each_word_but_its_sizes_and_codes():
+    assert without_each_word("Atelier Floor Lamp") == ["Floor Lamp", "Atelier Lamp", "Atelier Floor"]
+    assert without_each_word("Saône Stoneware Vase 30 cm") == ["Stoneware Vase 30 cm", "Saône Vase 30 cm",
+                                                               "Saône Stoneware 30 cm"]
+    assert without_each_word("Dinner Candles, Set of 6")[1] == "Dinner Set of 6"
+    assert without_each_word("Lamp E14") == []  # one word left: nothing to compare
