@@ -96,3 +96,15 @@ def server(command: list[str], env: dict[str, str],
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
+
+
+def compared(label: str, run: dict | None, baseline: dict) -> dict | None:
+    """Print a layout's acks (`run`: {"acks": p50_ms/p99_ms/..., "answered_per_s": n}) against the
+    no-op app's in the same run, and return the ratios (None when the layout wasn't run)."""
+    if run is None:
+        return None
+    ratio = {k: round(run["acks"][k] / baseline[k], 2) for k in run["acks"]}
+    memory = f"; resident memory {run['memory_mb']} MB" if "memory_mb" in run else ""
+    print(f"{label}: ack p50 {run['acks']['p50_ms']} ms, p99 {run['acks']['p99_ms']} ms; ratio p50 "
+          f"×{ratio['p50_ms']}, p99 ×{ratio['p99_ms']}; {run['answered_per_s']} answers/s{memory}")
+    return ratio

@@ -49,7 +49,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import SERVE_READY, apart, bursts, fakes_in_background, server  # noqa: E402
+from bench.running import SERVE_READY, apart, compared, bursts, fakes_in_background, server  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -149,16 +149,8 @@ def main() -> None:
         ratio = {k: round(real[k] / baseline[k], 2) for k in real}
         print(f"ratio switchboard/baseline: p50 ×{ratio['p50_ms']}, p99 ×{ratio['p99_ms']}, "
               f"events/s ×{ratio['events_per_s']}  (goal: p99 under 50 ms; Slack allows 3,000)")
-        split_ratio = {k: round(split["acks"][k] / baseline[k], 2) for k in split["acks"]}
-        print(f"split (serve --no-answers + one `switchboard answers` process, one SQLite queue): ack p50 "
-              f"{split['acks']['p50_ms']} ms, p99 {split['acks']['p99_ms']} ms; ratio p50 ×{split_ratio['p50_ms']}, "
-              f"p99 ×{split_ratio['p99_ms']}; {split['answered_per_s']} answers/s")
-        inline_ratio = None
-        if inline is not None:
-            inline_ratio = {k: round(inline["acks"][k] / baseline[k], 2) for k in inline["acks"]}
-            print(f"one process (serve --answers inline): ack p50 {inline['acks']['p50_ms']} ms, p99 "
-                  f"{inline['acks']['p99_ms']} ms; ratio p50 ×{inline_ratio['p50_ms']}, p99 ×{inline_ratio['p99_ms']}; "
-                  f"{inline['answered_per_s']} answers/s; resident memory {inline['memory_mb']} MB")
+        split_ratio = compared("split (serve --no-answers + one `switchboard answers` process, one SQLite queue)", split, baseline)
+        inline_ratio = compared("one process (serve --answers inline)", inline, baseline)
         print(json.dumps({"concurrent": args.concurrent, "rounds": args.rounds, "baseline": baseline,
                           "switchboard": real, "ratio": ratio, "answered_per_s": round(answered_per_s, 1),
                           "answered": len(threads), "memory_mb": memory, "split": split, "split_ratio": split_ratio,
