@@ -33,6 +33,8 @@ import sys
 import time
 from typing import Awaitable, Callable, Sequence
 
+import httpx
+
 from bot.delivery import DRAIN
 
 log = logging.getLogger("switchboard")
@@ -45,26 +47,19 @@ READ_SECONDS = 2.0  # how long the child's /metrics may take to answer a scrape
 class AnswersProcess:
     """One supervised `switchboard answers --child`, started and stopped with the web app."""
 
-    def __init__(self, command: Sequence[str] | None = None,
-                 on_exit: Callable[[int | None], Awaitable[None]] | None = None):
+    def __init__(self, on_exit: Callable[[int | None], Awaitable[None]] | None = None):
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(16)
         self._sock.set_inheritable(True)
         self.metrics_port: int = self._sock.getsockname()[1]
-        fd = self._sock.fileno()
-        self.command = list(command or [sys.executable, "-m", "adapters.cli", "answers", "--child",
-                                        "--metrics-fd", str(fd)])
+        self.command = [sys.executable, "-m", "adapters.cli", "answers", "--child",
+                        "--metrics-fd", str(self._sock.fileno())]
         self._process: asyncio.subprocess.Process | None = None
         self._supervising: asyncio.Task | None = None
         self._stopping = False
         self.started_at = 0.0
-        self.exits: list[int] = []  # exit codes of children that stopped on their own
-        self.on_exit = on_exit  # told of each (an event for the console), best effort
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        self.on_exit = on_exit  # told of each child that exited on its own (an event), best effort
 
     @property
     def running(self) -> bool:
@@ -89,7 +84,6 @@ class AnswersProcess:
                 code = await self._process.wait()
                 if self._stopping:
                     return
-                self.exits.append(code)
             if time.monotonic() - self.started_at > STEADY_SECONDS:
                 failures = 0
             delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
@@ -143,9 +137,12 @@ class AnswersProcess:
         """The child's /metrics text, or None when it isn't running or doesn't answer in time."""
         if not self.running:
             return None
-        try:
-            return await asyncio.wait_for(_get("127.0.0.1", self.metrics_port, "/metrics"), READ_SECONDS)
-        except (OSError, asyncio.TimeoutError, ValueError) as exc:
+        try:  # trust_env=False: a proxy from the environment must not see a loopback call
+            async with httpx.AsyncClient(timeout=READ_SECONDS, trust_env=False) as client:
+                page = await client.get(f"http://127.0.0.1:{self.metrics_port}/metrics")
+                page.raise_for_status()
+                return page.text
+        except httpx.HTTPError as exc:
             log.info("the answers process's /metrics: %s", exc or type(exc).__name__)
             return None
 
@@ -157,22 +154,6 @@ def _said(code: int | None) -> str:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-code).name}"
     return f"exit code {code}"
-
-
-async def _get(host: str, port: int, path: str) -> str:
-    """A plain HTTP/1.0 GET on loopback; the body of a 200 answer."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        await writer.drain()
-        raw = await reader.read()
-    finally:
-        writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].split()
-    if len(status) < 2 or status[1] != b"200":
-        raise ValueError(f"answered {head[:60]!r}")
-    return body.decode()
 
 
 def watch_parent(stop: asyncio.Event, fd: int | None = None) -> None:
@@ -189,3 +170,12 @@ def watch_parent(stop: asyncio.Event, fd: int | None = None) -> None:
             loop.remove_reader(fd)
             stop.set()
     loop.add_reader(fd, readable)
+
+
+def answering(mode: str, channels: Sequence[object]) -> dict:
+    """`create_app`'s arguments for `serve --answers MODE`: "process", a supervised child (none
+    without a channel: only channels queue deliveries, the web chat answers in the web
+    process); "inline", this process's own answer workers; "none", `answers` processes."""
+    child = mode == "process" and bool(channels)
+    return {"answers": mode == "inline" or (mode == "process" and not channels),
+            "answers_process": AnswersProcess() if child else None}

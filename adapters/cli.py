@@ -185,7 +185,7 @@ def _unrouted_warning(runtime: Runtime) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from adapters.answers_process import AnswersProcess
+    from adapters.answers_process import answering
     from adapters.app import create_app
 
     settings = _settings(announce=True)
@@ -197,10 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   soft_wrap=True)
         runtime = _open(settings)
         channels = [build(runtime) for _, build in configured]
-        mode = "none" if args.no_answers else args.answers
-        child = AnswersProcess() if mode == "process" and channels else None  # the web chat answers in here
-        app = create_app(runtime, channels, answers=mode == "inline" or (mode == "process" and not channels),
-                         answers_process=child)
+        app = create_app(runtime, channels, **answering("none" if args.no_answers else args.answers, channels))
         _unrouted_warning(runtime)  # after the app: with an operator account, the /admin inbox takes handoffs
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         banner = f"Switchboard is running: {url}  ({', '.join(['web chat', *(c.name for c in channels)])})"

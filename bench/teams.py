@@ -123,7 +123,7 @@ def serve_switchboard(port: int, answers: str = "process") -> None:
     serve --answers process|inline|none` runs it."""
     import uvicorn
 
-    from adapters.answers_process import AnswersProcess
+    from adapters.answers_process import answering
     from adapters.app import create_app
     from adapters.cli import _open
     from adapters.teams import TeamsChannel, TeamsSettings
@@ -131,8 +131,7 @@ def serve_switchboard(port: int, answers: str = "process") -> None:
 
     runtime = _open(Settings.from_env(os.environ))
     channel = TeamsChannel(runtime, TeamsSettings.from_env(os.environ))
-    app = create_app(runtime, [channel], answers=answers == "inline",
-                     answers_process=AnswersProcess() if answers == "process" else None)
+    app = create_app(runtime, [channel], **answering(answers, [channel]))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", access_log=False)
 
 

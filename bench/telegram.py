@@ -79,7 +79,7 @@ def worker(args: argparse.Namespace) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from adapters.answers_process import AnswersProcess
+    from adapters.answers_process import answering
     from adapters.app import create_app
     from adapters.telegram import TelegramChannel, TelegramSettings
     from bot.runtime import Runtime
@@ -102,8 +102,9 @@ def worker(args: argparse.Namespace) -> None:
         env = {"TELEGRAM_BOT_TOKEN": args.token, "TELEGRAM_WEBHOOK_SECRET": SECRET, "TELEGRAM_API_URL": args.api}
         os.environ.update(env, SWITCHBOARD_HOME=args.home, REDIS_URL=args.redis)  # for the child
         settings = TelegramSettings.from_env(env)
-        app = create_app(runtime, channels=[TelegramChannel(runtime, settings)], answers=args.mode == "inline",
-                         answers_process=AnswersProcess() if args.mode == "telegram" else None)
+        channels = [TelegramChannel(runtime, settings)]
+        layout = {"telegram": "process", "inline": "inline", "queue": "none"}[args.mode]
+        app = create_app(runtime, channels, **answering(layout, channels))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
