@@ -25,6 +25,16 @@ socket timeout (100 s by default) becomes CONNECTOR_TIMEOUT, and urllib3's own r
 (PUTs and DELETEs on 5xx, with backoff) are off: a failed call is retried by the delivery
 pipeline (bot/delivery.py), which knows what was already sent.
 
+Checked once: the Bot Framework signs one token per hour and sends it with every activity
+of that hour; botbuilder checks it again for each (signature, issuer, audience, expiry,
+endorsements, serviceurl), 42% of the door's CPU under a burst (docs/benchmarks.md).
+`CheckedTokens` keeps what a token's check established, keyed by the token and everything of
+the activity the check reads (channel, serviceUrl, recipient role), for `TRUSTED_FOR`
+seconds and never past the token's own expiry (botbuilder accepts 5 minutes beyond it). A
+token refused is not kept: it is checked again each time. The signing keys are botbuilder's
+cached OpenID metadata, refreshed once a day: a key withdrawn is noticed as late as that
+anyway, so five minutes of trusting a token already checked adds nothing to that delay.
+
 Later: the door authenticates a request once; the answer worker that runs the activity,
 maybe minutes later and in another process, uses what the door established (`kept` →
 `Authentication.restore`), not the JWT again (it may have expired by then).
@@ -32,10 +42,11 @@ maybe minutes later and in another process, uses what the door established (`kep
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import httpx
 from botbuilder.schema import Activity, CallerIdConstants, ChannelAccount
@@ -55,6 +66,8 @@ REFRESH_MARGIN = 300  # seconds before expiry a token is renewed
 TOKEN_TIMEOUT = 10
 CONNECTOR_TIMEOUT = 10  # seconds per socket operation of a Bot Connector call (msrest's default: 100)
 CLIENTS = 256  # connector clients kept (one per service URL and audience; Teams has a few per region)
+TRUSTED_FOR = 300  # seconds a checked token is trusted without a new check (module docstring)
+CHECKED = 1024  # checked tokens kept (one per hour per channel and service URL in practice)
 
 
 class TokenRefused(PermissionError):
@@ -163,12 +176,49 @@ class Connectors(ConnectorFactory):
         return client
 
 
+class CheckedTokens:
+    """What the check of a token established, per token and activity addressing, for a while
+    (module docstring). `clock` is wall time (a JWT's `exp` is)."""
+
+    def __init__(self, trusted_for: float = TRUSTED_FOR, size: int = CHECKED, clock: Callable[[], float] = time.time):
+        self.trusted_for, self.size, self.clock = trusted_for, size, clock
+        self._kept: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+
+    @staticmethod
+    def key(activity: Any, auth_header: str) -> str:
+        recipient = getattr(activity, "recipient", None)
+        parts = (auth_header, activity.channel_id or "", activity.service_url or "",
+                 getattr(recipient, "role", None) or "")
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        found = self._kept.get(key)
+        if found is None:
+            return None
+        until, result = found
+        if self.clock() >= until:
+            del self._kept[key]
+            return None
+        return result
+
+    def put(self, key: str, result: dict[str, Any]) -> None:
+        expires = result["claims"].get("exp")
+        until = self.clock() + self.trusted_for
+        if isinstance(expires, (int, float)):
+            until = min(until, float(expires))
+        self._kept[key] = (until, result)
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+
 class Authentication(BotFrameworkAuthentication):
-    """botbuilder's authentication (`inner`) for our app, its clients reused (see the module docstring)."""
+    """botbuilder's authentication (`inner`) for our app, its clients reused and its checks of
+    a token kept a while (see the module docstring)."""
 
     def __init__(self, inner: BotFrameworkAuthentication, credentials: Credentials,
-                 timeout: float = CONNECTOR_TIMEOUT):
+                 timeout: float = CONNECTOR_TIMEOUT, checked: CheckedTokens | None = None):
         self.inner, self.connectors = inner, Connectors(credentials, timeout)
+        self.checked = checked or CheckedTokens()
         self._user_tokens: UserTokenClient | None = None
 
     def restore(self, kept_result: dict[str, Any]) -> AuthenticateRequestResult:
@@ -182,8 +232,14 @@ class Authentication(BotFrameworkAuthentication):
         return result
 
     async def authenticate_request(self, activity: Any, auth_header: str) -> AuthenticateRequestResult:
-        result = await self.inner.authenticate_request(activity, auth_header)
+        key = CheckedTokens.key(activity, auth_header) if auth_header else ""
+        found = self.checked.get(key) if key else None
+        if found is not None:
+            return self.restore(found)
+        result = await self.inner.authenticate_request(activity, auth_header)  # raises when refused
         result.connector_factory = self.connectors
+        if key and result.claims_identity is not None and result.claims_identity.is_authenticated:
+            self.checked.put(key, kept(result))
         return result
 
     async def authenticate_streaming_request(self, auth_header: str, channel_id_header: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ from sqlmodel import Session, select
 
 from adapters.deliveries import Deliveries
 from adapters.teams import TeamsSettings
+from adapters.teams_auth import TRUSTED_FOR, CheckedTokens, addressing
 from adapters.teams_cards import MESSAGE_LIMIT, markdown
 from bot.store import Event, Feedback
 from tests.adapters.teams_tenant import (BOT, CHAT, PLAIN, SUPPORT, cards, new_id, settings_for, tenant, text,
@@ -180,6 +182,28 @@ def test_requests_without_a_valid_bot_framework_token_get_401_and_change_nothing
     assert fake.calls == [] and fake.token_requests == [] and t.channel.deliveries.total() == 0
     assert t.post(body).status_code == 200  # the refusal claimed nothing: the real delivery is answered
     assert t.channel.deliveries.wait(1) == {"answered": 1}
+
+
+def test_a_checked_token_is_trusted_for_its_activity_a_while_never_past_its_expiry(t):
+    """The door keeps what a token's check established (adapters/teams_auth.py `CheckedTokens`):
+    not for another serviceUrl, not for another token, not after the token expires."""
+    now = [time.time()]
+    t.channel.auth.checked = CheckedTokens(clock=lambda: now[0])
+    body = t.activity("personal_message", conversation=CHAT, text=QUESTION)
+    url, fake = body["serviceUrl"], t.fake
+    short, hour = fake.token(url, expires_in=60), fake.token(url, expires_in=3600)
+    assert t.post(body, token=short).status_code == 200 and t.post(body, token=hour).status_code == 200
+    elsewhere = {**body, "id": new_id(), "serviceUrl": "https://smba.trafficmanager.net/emea/"}
+    assert t.post(elsewhere, token=short).status_code == 401  # the serviceurl claim is still checked
+    assert t.post({**body, "id": new_id()}, token=fake.token(url, forged=True)).status_code == 401
+    checked = t.channel.auth.checked
+    short_key, hour_key = (CheckedTokens.key(addressing(body), f"Bearer {token}") for token in (short, hour))
+    assert checked.get(short_key) and checked.get(hour_key)
+    now[0] += 61
+    assert checked.get(short_key) is None and checked.get(hour_key)  # the token's own expiry first
+    now[0] += TRUSTED_FOR
+    assert checked.get(hour_key) is None
+    assert t.channel.deliveries.wait(2) == {"answered": 1, "duplicate": 1}  # the two good posts: one delivery
 
 
 def test_a_redelivered_activity_is_answered_once(t):
