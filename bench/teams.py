@@ -12,8 +12,12 @@ runs in this process:
 - floor: botbuilder's `CloudAdapterBase` with a no-op `ActivityHandler` and our
   authentication (adapters/teams_auth.py), disabled (no app id, unsigned requests): what
   the JWT costs is the difference to
-- baseline: the same no-op bot, with our app id: every request's JWT is validated, as in
-  production (`python bench/teams.py --noop PORT --fake URL --mode signed|unsigned|stock`);
+- baseline: the same no-op bot, with our app id and our authentication: the JWT is
+  validated, a token's check then kept 5 minutes as Switchboard's door keeps it
+  (adapters/teams_auth.py `CheckedTokens`; `python bench/teams.py --noop PORT --fake URL
+  --mode signed|checked|unsigned|stock`);
+- checked: the same, every request's JWT validated again (no check kept): the baseline of
+  the figures before session 14, and what keeping a check saves;
 - stock: the same, on botbuilder's authentication as shipped (two msrest clients built
   per activity), to show what reusing them saves;
 - switchboard: the web process with its Teams channel (`create_app` over the runtime
@@ -98,13 +102,15 @@ def noop_app(fake_url: str, mode: str):
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from adapters.teams_auth import Credentials, authentication
+    from adapters.teams_auth import CheckedTokens, Credentials, authentication
 
     unsigned = mode == "unsigned"
     credentials = Credentials("" if unsigned else APP_ID, "" if unsigned else PASSWORD, f"{fake_url}/")
     auth = authentication(credentials, login_url=f"{fake_url}/",
                           openid_url=f"{fake_url}/v1/.well-known/openidconfiguration")
     auth = auth.inner if mode == "stock" else auth
+    if mode == "checked":
+        auth.checked = CheckedTokens(trusted_for=0)  # every token checked again
     adapter, bot = CloudAdapterBase(auth), ActivityHandler()
 
     async def endpoint(request: Request) -> Response:
@@ -172,7 +178,9 @@ def main() -> None:
         fake.url = fake_url
         service_url, token = f"{fake_url}/", fake.token(f"{fake_url}/")
         for name, mode, what in (("stock", "stock", "botbuilder's authentication as shipped, JWT validated"),
-                                 ("floor", "unsigned", "no JWT"), ("baseline", "signed", "JWT validated")):
+                                 ("floor", "unsigned", "no JWT"),
+                                 ("checked", "checked", "every request's JWT validated"),
+                                 ("baseline", "signed", "JWT validated, each token's check kept 5 minutes")):
             port = free_port()
             with server([sys.executable, __file__, "--noop", str(port), "--fake", fake_url, "--mode", mode], env):
                 results[name] = figures(*apart(load, f"http://127.0.0.1:{port}", service_url,
@@ -196,22 +204,27 @@ def main() -> None:
         split = split_run(fake, env, args, service_url, token, total)
         inline = split_run(fake, env, args, service_url, token, total, inline=True) if args.inline else None
     real, baseline, floor, stock = results["switchboard"], results["baseline"], results["floor"], results["stock"]
+    checked = results["checked"]
     print(f"switchboard serve (answering in its child process): ack p50 {real['p50_ms']} ms, p99 {real['p99_ms']} ms, "
           f"{real['activities_per_s']} activities/s (answering continues after each ack)")
     print(f"  {delivered} answers (Adaptive Cards) at the connector, {answered_per_s:.1f} per second end to end"
           f"; {throttled} connector calls refused")
     ratio = {k: round(real[k] / baseline[k], 2) for k in real}
-    jwt = {k: round(baseline[k] / floor[k], 2) for k in baseline}
+    jwt = {k: round(checked[k] / floor[k], 2) for k in checked}
+    against_checked = {k: round(real[k] / checked[k], 2) for k in real}
     print(f"ratio switchboard/baseline: p50 ×{ratio['p50_ms']}, p99 ×{ratio['p99_ms']}, "
           f"activities/s ×{ratio['activities_per_s']}  (Teams allows 15,000 ms)")
-    print(f"JWT validation (baseline/floor): p50 ×{jwt['p50_ms']}, p99 ×{jwt['p99_ms']}, "
+    print(f"ratio switchboard/checked (the no-op bot checking every token): p50 ×{against_checked['p50_ms']}, "
+          f"p99 ×{against_checked['p99_ms']}")
+    print(f"JWT validation of every request (checked/floor): p50 ×{jwt['p50_ms']}, p99 ×{jwt['p99_ms']}, "
           f"activities/s ×{jwt['activities_per_s']}")
     print(f"clients reused (baseline/stock): p99 ×{round(baseline['p99_ms'] / stock['p99_ms'], 2)}, activities/s "
           f"×{round(baseline['activities_per_s'] / stock['activities_per_s'], 2)}")
     split_ratio = compared("split (serve --no-answers + one `switchboard answers` process, one SQLite queue)", split, baseline)
     inline_ratio = compared("one process (serve --answers inline)", inline, baseline)
     print(json.dumps({"concurrent": args.concurrent, "rounds": args.rounds, "stock": stock, "floor": floor,
-                      "baseline": baseline, "switchboard": real, "ratio": ratio, "jwt_ratio": jwt,
+                      "baseline": baseline, "checked": checked, "switchboard": real, "ratio": ratio,
+                      "ratio_to_checked": against_checked, "jwt_ratio": jwt,
                       "answered_per_s": round(answered_per_s, 1), "answered": delivered, "split": split,
                       "split_ratio": split_ratio, "inline": inline, "inline_ratio": inline_ratio}))
 
