@@ -18,6 +18,7 @@
   $('#subtitle').textContent = bot;
   document.title = `${bot} — Switchboard`;
 
+  let fresh = false; // a conversation id made on this page: nothing to restore (no 404 asked for)
   let conv = loadConversation();
   let current = null; // { ctrl: AbortController } of the in-flight chat request
   let handoffPending = false;
@@ -58,6 +59,7 @@
   function loadConversation() {
     let id = null;
     try { id = localStorage.getItem(KEY); } catch { /* storage disabled */ }
+    fresh = !id;
     return id || store(newId());
   }
 
@@ -524,6 +526,6 @@
   $('#new-conv').addEventListener('click', (e) => { e.preventDefault(); newConversation(); });
   $('#human').addEventListener('click', handoff);
 
-  restore();
+  if (fresh) showEmpty(); else restore();
   input.focus({ preventScroll: true });
 })();
