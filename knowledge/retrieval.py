@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from knowledge import lexical, spelling, tables
+from knowledge.answerable import Answerable
 from knowledge.embeddings import Embedder
 from knowledge.crosslingual import LanguageSpace, space_for
 from knowledge.index import DenseView, StoredChunk
@@ -78,6 +79,10 @@ class Retriever:
     def subjects(self) -> Subjects:
         return Subjects(self.embedder, self.space)
 
+    @functools.cached_property
+    def answerable(self) -> Answerable:
+        return Answerable(self.embedder, self.space)
+
     def search(self, query: str, *, sources: Sequence[str] | None = None, public_only: bool = False,
                k: int = 8, mode: str = "hybrid", language: str = "") -> list[Hit]:
         """The `k` best passages for `query`, best first."""
@@ -96,6 +101,7 @@ class Retriever:
         candidates = sorted(fused, key=fused.__getitem__, reverse=True)[:3 * k]
         stored = self.index.chunks(candidates)
         off = self.subjects.off_subject(vector, language, stored, query, vocabulary)  # knowledge/subjects.py
+        off |= self.answerable.off_entry(vector, language, stored)  # knowledge/answerable.py
         best = [r for r in candidates if r not in off][:k]
         bm25 = dict(lex)
         wanted = set(query_terms)
