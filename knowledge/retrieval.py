@@ -101,7 +101,10 @@ class Retriever:
         candidates = sorted(fused, key=fused.__getitem__, reverse=True)[:3 * k]
         stored = self.index.chunks(candidates)
         off = self.subjects.off_subject(vector, language, stored, query, vocabulary)  # knowledge/subjects.py
-        off |= self.answerable.off_entry(vector, language, stored)  # knowledge/answerable.py
+        entries = self.answerable.off_entry(vector, language, stored)  # knowledge/answerable.py
+        if candidates and candidates[0] in entries:  # the best match is a look-alike: the next one is no answer
+            return []
+        off |= entries
         best = [r for r in candidates if r not in off][:k]
         bm25 = dict(lex)
         wanted = set(query_terms)
