@@ -61,7 +61,7 @@ from adapters.deliveries import Deliveries
 from adapters.teams_auth import (CONNECTOR_TIMEOUT, EMULATOR_OPENID_URL, LOGIN_URL, OPENID_URL, Credentials,
                                  addressing, authentication, kept)
 from adapters.teams_buttons import ACK, Buttons
-from adapters.teams_cards import (activity_of, added_to_chat, clicked, mentions_bot, text_card,
+from adapters.teams_cards import (activity_of, added_to_chat, clicked, door_activity, mentions_bot, text_card,
                                   words)
 from adapters.teams_desk import TeamsDesk, invoke_message
 from adapters.teams_send import Outbox, Sender, Throttle, describe, place, retry_after, status, transient
@@ -199,7 +199,7 @@ class TeamsChannel(ActivityHandler):
             log.info("refused a request to %s: %s", ROUTE, type(exc).__name__)
             return Response(status_code=401)
         try:
-            activity = activity_of(data or {})
+            activity = door_activity(data or {})
         except ValueError:
             return Response(status_code=400)
         self.sender.hear(activity)
@@ -222,7 +222,12 @@ class TeamsChannel(ActivityHandler):
     # -- the answer workers' side ------------------------------------------------------------
     async def process(self, work: Work) -> str:
         """`bot.delivery.Handler`: run a queued activity through botbuilder into this handler."""
-        activity = Activity().deserialize(work.payload["activity"])
+        try:
+            activity = activity_of(work.payload["activity"])
+        except ValueError as exc:  # the door read only a few fields: nothing to answer, no use retrying
+            await self.events.record("unsupported_update", work.job.lane, channel=self.name,
+                                             activity=work.job.id, error=type(exc.__cause__ or exc).__name__)
+            return "ignored"
         turns: list[TurnContext] = []
 
         async def logic(context: TurnContext) -> None:

@@ -18,7 +18,8 @@ down, `r` the reply id), `handoff` (`why`, the reason), `rate` (`v`, "<escalatio
 the click arrives from, never something the card claims.
 
 Reading activities: a mention of the bot, a message's words without it, a click's data,
-an authenticated request body as an activity (`activity_of`), the bot added to a chat.
+an authenticated request body as an activity (`activity_of`; the door's light view,
+`door_activity`), the bot added to a chat.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, ChannelAccount, ConversationAccount
 
 from adapters.links import NO_LINKS, LinkPolicy, policy_for
 from adapters.markdown_layout import Layout, lay_out
@@ -224,6 +225,32 @@ def pressed(data: Mapping[str, Any]) -> Press | None:
     if kind == "rate":
         return Press(ActionKind.RATING, str(value or ""))
     return None
+
+
+def door_activity(data: Mapping[str, Any]) -> Activity:
+    """What the door reads of an authenticated body: its type, ids, conversation, sender,
+    recipient, members added, and a button's name and value, built without msrest's
+    deserialiser (a third of the door's CPU under a burst: it reads every field of the
+    activity). The answer worker reads the whole activity (`activity_of`), as Telegram's
+    worker reads its update. ValueError when it isn't an activity (`activity_of`'s test)."""
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    def account(value: Any) -> ChannelAccount | None:
+        return ChannelAccount(id=text(value.get("id")), name=text(value.get("name"))) \
+            if isinstance(value, dict) else None
+    conversation = data.get("conversation") if isinstance(data.get("conversation"), dict) else {}
+    kind, service_url, conversation_id = data.get("type"), data.get("serviceUrl"), conversation.get("id")
+    if not (isinstance(kind, str) and isinstance(service_url, str) and isinstance(conversation_id, str)
+            and conversation_id):
+        raise ValueError("not an activity")
+    members = data.get("membersAdded")
+    return Activity(type=kind, id=text(data.get("id")), service_url=service_url, channel_id=text(data.get("channelId")),
+                    name=text(data.get("name")), value=data.get("value"), from_property=account(data.get("from")),
+                    recipient=account(data.get("recipient")),
+                    conversation=ConversationAccount(id=conversation_id,
+                                                     conversation_type=text(conversation.get("conversationType"))),
+                    members_added=[a for a in map(account, members) if a] if isinstance(members, list) else None)
 
 
 def activity_of(data: Mapping[str, Any]) -> Activity:

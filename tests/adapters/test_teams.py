@@ -302,6 +302,19 @@ def test_the_door_refuses_before_it_reads_and_never_fails(t):
     assert t.channel.deliveries.total() == 0 and t.fake.calls == []
 
 
+def test_an_activity_botbuilder_cant_read_is_recorded_not_answered_nor_retried(t):
+    """The door reads a few fields (adapters/teams_cards.py `door_activity`); the worker reads
+    the whole activity, and one the SDK can't deserialise is an event, not a failure."""
+    unreadable = {**t.activity("personal_message", conversation=CHAT, text=QUESTION), "timestamp": "yesterday"}
+    assert t.post(unreadable).status_code == 200
+    assert t.channel.deliveries.wait(1) == {"ignored": 1}
+    [event] = events(t, "unsupported_update")
+    assert event.conversation == f"teams:{CHAT}" and "DeserializationError" in event.detail
+    assert t.fake.calls == []  # no answer, no apology
+    assert t.post(t.activity("personal_message", conversation=CHAT, text=QUESTION)).status_code == 200
+    assert t.channel.deliveries.wait(2) == {"ignored": 1, "answered": 1}
+
+
 def test_an_activity_the_queue_cant_keep_is_refused_with_503(fake_teams, tmp_path, sample_index_path,  # noqa: F811
                                                              embedder):
     nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
