@@ -226,7 +226,7 @@ class TeamsChannel(ActivityHandler):
             activity = activity_of(work.payload["activity"])
         except ValueError as exc:  # the door read only a few fields: nothing to answer, no use retrying
             await self.events.record("unsupported_update", work.job.lane, channel=self.name,
-                                             activity=work.job.id, error=type(exc.__cause__ or exc).__name__)
+                                     activity=work.job.id, error=type(exc.__cause__ or exc).__name__)
             return "ignored"
         turns: list[TurnContext] = []
 
@@ -250,7 +250,7 @@ class TeamsChannel(ActivityHandler):
         """Tell the asker it failed: an apology with "Talk to a human" in the conversation (for
         a press still awaited at the door, its invoke response); an agent whose message could
         not be relayed to the customer, a reply in its reply chain (the desk's `undelivered`)."""
-        activity = Activity().deserialize(work.payload["activity"])
+        activity = activity_of(work.payload["activity"])  # readable: `process` ran it
         config = self.config(activity)
         if activity.type == ActivityTypes.invoke:
             profile = self.profiles.get(config.profile)

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from typing import Any, Awaitable, Callable, Iterator
@@ -108,3 +109,11 @@ def compared(label: str, run: dict | None, baseline: dict) -> dict | None:
     print(f"{label}: ack p50 {run['acks']['p50_ms']} ms, p99 {run['acks']['p99_ms']} ms; ratio p50 "
           f"×{ratio['p50_ms']}, p99 ×{ratio['p99_ms']}; {run['answered_per_s']} answers/s{memory}")
     return ratio
+
+
+def index_sample(env: dict[str, str]) -> None:
+    """A first `switchboard ask` indexes the bundled sample in the data folder of `env`, so
+    that every layout measured starts from the same indexed folder, as every start after a
+    host's first."""
+    subprocess.run([sys.executable, "-m", "adapters.cli", "ask", "hello"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -33,7 +33,6 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +48,8 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import SERVE_READY, apart, compared, bursts, fakes_in_background, server  # noqa: E402
+from bench.running import (SERVE_READY, apart, bursts, compared, fakes_in_background, index_sample,  # noqa: E402
+                           server)
 from tests.fakes.server import free_port, serve  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -155,13 +155,6 @@ def main() -> None:
                           "switchboard": real, "ratio": ratio, "answered_per_s": round(answered_per_s, 1),
                           "answered": len(threads), "memory_mb": memory, "split": split, "split_ratio": split_ratio,
                           "inline": inline, "inline_ratio": inline_ratio}))
-
-
-def index_sample(env: dict[str, str]) -> None:
-    """A first `switchboard ask` indexes the bundled sample in the data folder, so that every
-    layout measured starts from the same indexed folder, as every start after a host's first."""
-    subprocess.run([sys.executable, "-m", "adapters.cli", "ask", "hello"], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def resident_mb(pid: int) -> dict[str, float]:

@@ -49,7 +49,6 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +59,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.running import SERVE_READY, apart, compared, bursts, fakes_in_background, server  # noqa: E402
+from bench.running import (SERVE_READY, apart, bursts, compared, fakes_in_background, index_sample,  # noqa: E402
+                           server)
 from tests.fakes.botframework import FakeBotFramework  # noqa: E402
 from tests.fakes.server import free_port, serve  # noqa: E402
 
@@ -192,8 +192,7 @@ def main() -> None:
         env.update(SWITCHBOARD_HOME=home, TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=PASSWORD,
                    TEAMS_LOGIN_URL=f"{fake_url}/", TEAMS_OPENID_URL=f"{fake_url}/v1/.well-known/openidconfiguration",
                    TEAMS_SERVICE_URL=service_url, LOG_LEVEL="WARNING")
-        subprocess.run([sys.executable, "-m", "adapters.cli", "ask", "hello"], env=env, check=True,  # same folder for
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # every layout, as after a first start
+        index_sample(env)  # the same indexed folder for every layout
         with server([sys.executable, __file__, "--serve", str(port)], env, ready=SERVE_READY):
             began = time.perf_counter()
             results["switchboard"] = figures(*apart(load, f"http://127.0.0.1:{port}", service_url, token,
