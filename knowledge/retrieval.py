@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from knowledge import lexical, spelling, tables
-from knowledge.answerable import Answerable
+from knowledge.answerable import Answerable, is_entry
 from knowledge.embeddings import Embedder
 from knowledge.crosslingual import LanguageSpace, space_for
 from knowledge.index import DenseView, StoredChunk
@@ -43,6 +43,7 @@ WEIGHTS = {"lexical": 1.0, "dense": 0.0, "hybrid": 0.25}
 TRANSLATION = 0.45
 NEARLY = 0.9
 CLOSER, RUNNERS_UP = 0.03, 2  # Retriever._closer_translation
+SECTION_RUNNERS_UP = 7  # _named_section: the rest of the first page of hits (k = 8)
 MIX = 1.0  # centred cosine + this × the language-adjusted raw cosine, over passages in several languages
 
 
@@ -105,7 +106,12 @@ class Retriever:
         if candidates and candidates[0] in entries:  # the best match is a look-alike: the next one is no answer
             return []
         off |= entries
-        best = [r for r in candidates if r not in off][:k]
+        ranked = [r for r in candidates if r not in off]
+        lead = _named_section(ranked, stored, query_terms, language)
+        if lead:  # it takes the entry's place and score, as a table does in `precise`
+            fused[ranked[lead]] = fused[ranked[0]]
+            ranked.insert(0, ranked.pop(lead))
+        best = ranked[:k]
         bm25 = dict(lex)
         wanted = set(query_terms)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)  # as written, uncorrected
@@ -145,10 +151,14 @@ class Retriever:
         own nearest passage in the best hit's language is that hit again (mutual nearest
         neighbours, as in bilingual lexicon induction), and close enough to be one
         (`TRANSLATION`): on the sample help center every section's translation is found so,
-        and a product sheet, written only in English, has none. Without a translation, a
-        passage of the user's language ranked nearly as high (`NEARLY` of the best's fused
-        score) is quoted: "包裹丢了怎么办？" gets the Chinese delivery page's section on lost
-        parcels (0.71) rather than the English Q&A entry (0.75) that says the same. With
+        and a product sheet, written only in English, has none. The translation is looked for
+        first: "Acceptez-vous PayPal ?" finds the English *Accepted payment methods* first, and
+        the French gift-wrapping entry, a question of the same form, is within 0.02 of it in
+        centred cosine; it was quoted (at 0.99) while that test came first. Without a
+        translation, a passage of the user's language that close, or else ranked nearly as
+        high (`NEARLY` of the best's fused score), is quoted: "包裹丢了怎么办？" gets the
+        Chinese delivery page's section on lost parcels (0.71) rather than the English Q&A
+        entry (0.75) that says the same. With
         neither, the same is done for `fallback` (the profile's language): "那保修呢？" is
         quoted from the English warranty page rather than the French one it found first.
         """
@@ -157,11 +167,11 @@ class Retriever:
         if hits[0].stored.language == language:
             return self._closer_translation(query, hits, language, sources, public_only)
         best = hits[0]
-        equal = _first_in(language, hits, lambda hit: hit.centred >= best.centred - 0.02)
-        if equal is not None:  # an equally good passage in the user's language
-            return equal
         rowid = self._translation(best.stored.rowid, best.stored.language, language, sources, public_only)
-        if rowid is None:  # no translation: a passage in the user's language ranked nearly as high
+        if rowid is None:  # no translation: a passage in the user's language as close, or ranked nearly as high
+            equal = _first_in(language, hits, lambda hit: hit.centred >= best.centred - 0.02)
+            if equal is not None:
+                return equal
             nearly = _first_in(language, hits, lambda hit: hit.score >= NEARLY * best.score)
             if nearly is None and fallback and fallback not in (language, best.stored.language):
                 # nothing in the user's language: the profile's own language rather than a third one
@@ -203,7 +213,11 @@ class Retriever:
         acceptez-vous ?" ranks the French *Sécurité des paiements* first by a hair (0.853
         fused, 0.348 centred) and the English *Accepted payment methods* second (0.844,
         0.401): the answer is the English section's French translation, *Moyens de paiement
-        acceptés*, not the security section."""
+        acceptés*, not the security section. A translation holding fewer of the question's
+        words than the best does not lead: "Do you accept American Express?" is quoted from
+        *Accepted payment methods* (`_named_section`), not from the English twin of the French
+        entry "Livrez-vous en dehors de l'Union européenne ?", closer in centred cosine only
+        because its question has the same form."""
         best = hits[0]
         for hit in hits[1:RUNNERS_UP + 1]:
             if hit.stored.language == language or hit.centred < best.centred + CLOSER:
@@ -212,7 +226,7 @@ class Retriever:
             if rowid is None or rowid == best.stored.rowid:
                 return list(hits)
             found = self._translated(query, rowid, best.score, hit.centred, best.known, language)
-            if found is None:
+            if found is None or found.coverage < best.coverage:
                 return list(hits)
             return [found, *(h for h in hits if h.stored.rowid != rowid)]
         return list(hits)
@@ -365,12 +379,45 @@ def _scaled_bm25(lex: list[tuple[int, float]]) -> dict[int, float]:
     return {rowid: value / best if best > 0 else 0.0 for rowid, value in lex}
 
 
+def _named_section(ranked: list[int], stored: dict[int, StoredChunk], query_terms: list[str],
+                   language: str) -> int:
+    """The position among the runners-up of a help-center section to quote instead of the Q&A
+    entry ranked first, or 0 to keep the order.
+
+    An entry's question is short and generic, and e5 puts it close to any question of the same
+    form: "Quel est le délai de retour ?" found "Quels sont vos délais de livraison ?" first
+    (the returns section second, 0.68 against 0.87), "Acceptez-vous les cartes American
+    Express ?" "Proposez-vous un emballage cadeau ?" (0.81; the payment methods section 4th).
+    So when the entry, in the question's language, lacks some of the question's words, a
+    section of that language among the next `SECTION_RUNNERS_UP` that holds them all and names
+    one in its title or heading ("Délai et conditions de retour", "Moyens de paiement
+    acceptés") is what the question asks about. Only a section under a heading, never another
+    entry: on stackfaq and cnil_fr (entries only) a runner-up entry naming the missing word
+    was a paraphrase's wrong page as often as not (hybrid R@1 0.918 -> 0.902 and 0.655 ->
+    0.643 when entries could take the lead; docs/benchmarks.md)."""
+    top = stored.get(ranked[0]) if ranked else None
+    if top is None or not is_entry(top) or top.language != language:
+        return 0
+    missing = set(query_terms) - _terms_of(top)
+    if not missing:
+        return 0
+    for at, rowid in enumerate(ranked[1:SECTION_RUNNERS_UP + 1], 1):
+        other = stored.get(rowid)
+        if other is None or other.language != language or not other.chunk.heading:
+            continue
+        head = set(lexical.terms(f"{other.title} {other.chunk.heading}", other.language or "en"))
+        if missing & head and missing <= _terms_of(other):
+            return at
+    return 0
+
+
+def _terms_of(stored: StoredChunk) -> set[str]:
+    """The index terms of a passage with its title and heading path."""
+    return set(lexical.terms(f"{stored.title} {stored.chunk.heading} {stored.chunk.text}", stored.language or "en"))
+
+
 def _coverage(wanted: set[str], stored: StoredChunk) -> float:
-    if not wanted:
-        return 0.0
-    text = f"{stored.title} {stored.chunk.heading} {stored.chunk.text}"
-    have = set(lexical.terms(text, stored.language or "en"))
-    return len(wanted & have) / len(wanted)
+    return len(wanted & _terms_of(stored)) / len(wanted) if wanted else 0.0
 
 
 def documents_in_order(hits: Sequence[Hit]) -> list[str]:

@@ -56,6 +56,38 @@ def test_a_question_is_quoted_from_the_translation_in_its_own_language(retriever
     assert retriever.localized("可以分三期付款吗？", hits, "zh")[0].stored.language != "zh"
 
 
+def test_a_translation_is_preferred_to_a_passage_of_the_same_form(retriever):
+    """"Acceptez-vous PayPal ?" finds the English payment methods first, and the French gift
+    wrapping entry ("Proposez-vous … ?") is as close in centred cosine: the translation wins."""
+    hits = retriever.search("Acceptez-vous PayPal ?", k=8, language="fr")
+    assert hits[0].stored.language == "en" and hits[0].stored.chunk.document_id == "en/payment"
+    localized = retriever.localized("Acceptez-vous PayPal ?", hits, "fr")
+    assert localized[0].stored.chunk.heading.endswith("Moyens de paiement acceptés")
+
+
+@pytest.mark.parametrize("question, language, entry, document, heading", [
+    ("Quel est le délai de retour ?", "fr", "qa_form#delivery_times@fr", "fr/retours", "Délai et conditions de retour"),
+    ("Do you accept American Express?", "en", "qa_form#custom_international_outside_eu@en", "en/payment",
+     "Accepted payment methods"),
+])
+def test_a_section_naming_what_a_leading_entry_lacks_takes_its_place(retriever, question, language, entry,
+                                                                    document, heading):
+    """A Q&A entry of the same form ranks first without the question's own words ("retour",
+    "accept", "American Express"); the section that holds them and names one in its heading
+    is quoted instead, at the entry's score, and the entry comes next."""
+    hits = retriever.search(question, k=8, language=language)
+    assert hits[0].stored.chunk.document_id == document and hits[0].stored.chunk.heading.endswith(heading)
+    assert hits[1].stored.chunk.document_id == entry
+    assert hits[0].score == hits[1].score == max(h.score for h in hits)
+    # nor does the entry's twin in another language, closer in centred cosine, take it back
+    assert retriever.localized(question, hits, language)[0].stored.chunk.heading.endswith(heading)
+
+
+def test_an_entry_holding_every_word_of_the_question_keeps_its_place(retriever):
+    hits = retriever.search("Quels sont vos délais de livraison ?", k=8, language="fr")
+    assert hits[0].stored.chunk.document_id == "qa_form#delivery_times@fr"
+
+
 def test_internal_documents_only_without_public_only(retriever):
     question = "goodwill gesture refund without return staff policy"
     public = retriever.search(question, public_only=True, k=20)
