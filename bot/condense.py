@@ -29,6 +29,10 @@ KNOWN_REFERENCE = 0.5
 FRAME = frozenset({"much", "many", "long", "often", "soon", "temp", "combien", "多少", "多久", "多长"})
 
 REFERENCE = re.compile(r"\b(it|that|this|they|them|those|these|ça|cela|celle|celui|ceux|elle|elles)\b|[它这那]", re.IGNORECASE)
+# Chinese particles (no word boundary separates them from the next word): 那 "then" opening a
+# message, 呢 "what about" closing it; 吗 closes a yes/no question, a whole one.
+CJK_POINTING_BACK = re.compile(r"^\s*(那|还有|如果)|呢\s*[？?!！。]*\s*$")
+CJK_YES_NO = re.compile(r"吗\s*[？?!！。]*\s*$")
 FOLLOW_UP = re.compile(
     r"""^\s*(and|what\ about|how\ about|same\ for|also|or|but|et|mais|ou|aussi|pareil|même\ chose|
     et\ pour|et\ si|et\ en|und|y|también|还有|那|那么|如果)\b
@@ -141,5 +145,20 @@ def better_alone(own: Sequence[Hit], alone: Sequence[Hit], language: str = "") -
 
 
 def is_short(text: str) -> bool:
-    """Short enough to be elliptic even without a cue ("Belgium?", "in Switzerland")."""
-    return len(text.split()) <= 5 and len(text) < 50
+    """Short enough to be elliptic even without a cue ("Belgium?", "in Switzerland", "瑞士？").
+
+    Chinese and Japanese are written without spaces, so there the words count, not the
+    spaces: a message pointing back (那… "then…", …呢 "what about…") or of two words at most
+    ("寄到瑞士", "明天天气") is elliptic; a yes/no question (…吗) or a longer one stands alone.
+    "可以分期付款吗？" (can I pay in instalments?) was joined to a returns question before it
+    and answered from the refunds section, which mentions instalments."""
+    if len(text) >= 50:
+        return False
+    if not lexical.CJK.search(text):
+        return len(text.split()) <= 5
+    if CJK_POINTING_BACK.search(text):
+        return True
+    if CJK_YES_NO.search(text):
+        return False
+    words = {t for t in lexical.terms(text, "zh") if t not in FRAME}
+    return len({w for w in words if not any(w != other and w in other for other in words)}) <= 2

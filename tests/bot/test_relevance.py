@@ -163,6 +163,26 @@ async def test_a_short_question_in_another_language_after_an_answer_finds_its_ow
     assert reply.answered and reply.language == "zh" and cites(reply, "warranty") and not cites(reply, "delivery")
 
 
+async def test_a_whole_chinese_question_after_an_answer_is_judged_alone(engine):
+    """"可以分期付款吗？" (can I pay in instalments?) after a returns question: the refunds
+    section mentions instalments, but the question is a question of its own (…吗), so it is
+    not joined to the returns question; alone it finds the English instalments section."""
+    first = await turn(engine, "退货期限是多久？", "web:r10")
+    assert first.answered and cites(first, "zh/returns")
+    reply = await turn(engine, "可以分期付款吗？", "web:r10")
+    assert not cites(reply, "returns")
+
+
+@pytest.mark.parametrize("text, elliptic", [
+    ("那比利时呢？", True), ("比利时呢？", True), ("瑞士？", True), ("寄到瑞士", True), ("多少钱？", True),
+    ("可以分期付款吗？", False), ("退货后退款多久能到账？", False), ("Belgium?", True), ("in Switzerland", True),
+    ("Can I pay in three installments with a card?", False),
+])
+def test_a_chinese_message_is_elliptic_by_its_words_not_its_spaces(text, elliptic):
+    from bot import condense
+    assert condense.is_short(text) is elliptic
+
+
 @pytest.mark.parametrize("conversation, fact", [
     (["Combien coûte la livraison en Allemagne ?"], "| **Allemagne** | **9,90 €** |"),
     (["How much is shipping to Germany?"], "| **Germany** | **€9.90** |"),
