@@ -108,9 +108,10 @@ class Retriever:
         off |= entries
         ranked = [r for r in candidates if r not in off]
         lead = _named_section(ranked, stored, query_terms, language)
-        if lead:  # it takes the entry's place and score, as a table does in `precise`
-            fused[ranked[lead]] = fused[ranked[0]]
-            ranked.insert(0, ranked.pop(lead))
+        if lead:  # the section and the entry trade places and scores: the entry is no runner-up to quote
+            first = ranked[0]
+            fused[first], fused[ranked[lead]] = fused[ranked[lead]], fused[first]
+            ranked[0], ranked[lead] = ranked[lead], first
         best = ranked[:k]
         bm25 = dict(lex)
         wanted = set(query_terms)

@@ -74,11 +74,12 @@ def test_a_section_naming_what_a_leading_entry_lacks_takes_its_place(retriever, 
                                                                     document, heading):
     """A Q&A entry of the same form ranks first without the question's own words ("retour",
     "accept", "American Express"); the section that holds them and names one in its heading
-    is quoted instead, at the entry's score, and the entry comes next."""
+    trades places and scores with it, so the entry is no runner-up quoted beside it."""
     hits = retriever.search(question, k=8, language=language)
     assert hits[0].stored.chunk.document_id == document and hits[0].stored.chunk.heading.endswith(heading)
-    assert hits[1].stored.chunk.document_id == entry
-    assert hits[0].score == hits[1].score == max(h.score for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    [moved] = [h for h in hits if h.stored.chunk.document_id == entry]
+    assert moved.score < 0.8 * hits[0].score  # below ExtractiveAnswerer's bar for a second quote
     # nor does the entry's twin in another language, closer in centred cosine, take it back
     assert retriever.localized(question, hits, language)[0].stored.chunk.heading.endswith(heading)
 
