@@ -159,9 +159,9 @@ class Retriever:
         translation, a passage of the user's language that close, or else ranked nearly as
         high (`NEARLY` of the best's fused score), is quoted: "包裹丢了怎么办？" gets the
         Chinese delivery page's section on lost parcels (0.71) rather than the English Q&A
-        entry (0.75) that says the same. With
-        neither, the same is done for `fallback` (the profile's language): "那保修呢？" is
-        quoted from the English warranty page rather than the French one it found first.
+        entry (0.75) that says the same. With neither, the same is done for `fallback` (the
+        profile's language): "那保修呢？" is quoted from the English warranty page rather than
+        the French one it found first.
         """
         if not hits or not language:
             return list(hits)
