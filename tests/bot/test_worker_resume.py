@@ -93,6 +93,8 @@ def test_a_worker_killed_mid_sync_is_resumed_by_another(shared, tmp_path, pgvect
             until(lambda: index.source(name).status == "success", "sync completed by B", b)
             info = index.source(name)
             assert info.documents == PAGES and len(index.document_ids(name)) == PAGES and info.cursor is not None
+            # the source's status is written before the worker logs its report
+            until(lambda: f"synced {name}" in logs[1].read_text(), "B's report", b)
             assert f"synced {name}: +{PAGES - WRITTEN} ~0 -0" in logs[1].read_text()  # resumed: A's 64 kept
             assert f"synced {name}" not in logs[0].read_text()
         finally:
