@@ -140,6 +140,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     app.state.console = console
+    app.state.closing = asyncio.Event()  # set as the server starts shutting down (adapters/closing.py)
     return app
 
 

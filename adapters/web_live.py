@@ -22,6 +22,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from adapters.closing import closing_of
+
 POLL = 0.5  # seconds between looks at the transcript while a stream is open
 HEARTBEAT = 15.0  # seconds between keep-alive comments when nothing happens
 
@@ -55,14 +57,16 @@ class Live:
         after = request.query_params.get("after", "0")
         if not pattern.match(conversation) or not after.isdigit():
             return JSONResponse({"error": "Missing or invalid conversation id or line number."}, status_code=400)
-        return StreamingResponse(self._events(f"web:{conversation}", int(after)), media_type="text/event-stream",
+        return StreamingResponse(self._events(f"web:{conversation}", int(after), closing_of(request.app)),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    async def _events(self, key: str, after: int) -> AsyncIterator[bytes]:
+    async def _events(self, key: str, after: int, closing: asyncio.Event) -> AsyncIterator[bytes]:
+        """Until the page goes, or the server does (adapters/closing.py)."""
         with self._listen(key) as woken:
             yield b": connected\n\n"
             owner, quiet = None, 0.0
-            while True:
+            while not closing.is_set():
                 woken.clear()
                 turns = await self.lines(key, after)
                 now = await self.owner(key)

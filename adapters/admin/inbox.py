@@ -20,6 +20,7 @@ from urllib.parse import quote
 from sqlmodel import Session, select
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from adapters.closing import TICK, closing_of
 from adapters.admin.auth import Visit
 from adapters.admin.feed import Feed
 from adapters.web import render_html
@@ -166,17 +167,22 @@ class Inbox:
     # -- the live stream ------------------------------------------------------------------------
     async def stream(self, visit: Visit) -> Response:
         wanted = visit.request.query_params.get("conversation", "")
-        return StreamingResponse(self._events(wanted), media_type="text/event-stream",
+        return StreamingResponse(self._events(wanted, closing_of(visit.request.app)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    async def _events(self, wanted: str) -> AsyncIterator[bytes]:
+    async def _events(self, wanted: str, closing: asyncio.Event) -> AsyncIterator[bytes]:
+        """Until the page goes, or the server does (adapters/closing.py)."""
         async with self.feed.listen() as changes:
             yield b": connected\n\n"
-            while True:
+            quiet = 0.0
+            while not closing.is_set():
                 try:
-                    change = await asyncio.wait_for(changes.get(), HEARTBEAT)
+                    change = await asyncio.wait_for(changes.get(), TICK)
                 except asyncio.TimeoutError:
-                    yield b": keep-alive\n\n"
+                    quiet += TICK
+                    if quiet >= HEARTBEAT:
+                        quiet = 0.0
+                        yield b": keep-alive\n\n"
                     continue
                 if wanted and change.get("conversation") != wanted:
                     continue

@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import sys
 from pathlib import Path
 
@@ -194,6 +195,22 @@ def test_half_configured_slack_is_named_and_exits_2(home, tmp_path):
     assert wrong.returncode == 2 and "must be a bot token" in wrong.stderr and "xoxp-user" not in wrong.stderr
 
 
+def open_stream(url: str) -> threading.Thread:
+    """A server-sent-events stream read in a thread until the server ends it; returns once open."""
+    import httpx
+
+    opened = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(timeout=httpx.Timeout(30, read=None)) as client, client.stream("GET", url) as response:
+            for _ in response.iter_lines():
+                opened.set()
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    assert opened.wait(30), "the stream did not open"
+    return thread
+
+
 def test_serve_mounts_slack_when_configured(home, fake_slack):
     import httpx
 
@@ -214,9 +231,14 @@ def test_serve_mounts_slack_when_configured(home, fake_slack):
         assert f"Switchboard is running: {url}  (web chat, slack)" in seen[-1], "".join(seen)
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200, "".join(seen)
         assert httpx.post(f"{url}/slack/events", content=b"{}", timeout=10).status_code == 401
+        # a web chat page open on its live stream does not keep the server from stopping
+        stream = open_stream(f"{url}/api/stream?conversation=stream-kept-open&after=0")
     finally:
         server.terminate()
-        stderr = "".join(seen) + server.communicate(timeout=30)[1]
+        stderr = "".join(seen) + server.communicate(timeout=30)[1]  # it hung here: "Waiting for connections…"
+    stream.join(timeout=30)
+    assert not stream.is_alive(), stderr
+    assert "Application shutdown complete" in stderr  # the shutdown ran: answers drained, events written
     assert "(web chat, slack)" in stderr and "s3cret-signing" not in stderr and "xoxb-test" not in stderr
     assert "will be unused" not in stderr
     # a readable summary, not a JSON blob; and a word that handoffs have nowhere to go
