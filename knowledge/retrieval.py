@@ -107,7 +107,8 @@ class Retriever:
             return []
         off |= entries
         ranked = [r for r in candidates if r not in off]
-        lead = _named_section(ranked, stored, query_terms, language)
+        terms_of = functools.cache(lambda rowid: _terms_of(stored[rowid]))  # each passage's terms, once a search
+        lead = _named_section(ranked, stored, query_terms, language, terms_of)
         if lead:  # the section and the entry trade places and scores: the entry is no runner-up to quote
             first = ranked[0]
             fused[first], fused[ranked[lead]] = fused[ranked[lead]], fused[first]
@@ -116,7 +117,7 @@ class Retriever:
         bm25 = dict(lex)
         wanted = set(query_terms)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)  # as written, uncorrected
-        return [Hit(stored[r], fused[r], raw.get(r, 0.0), bm25.get(r, 0.0), _coverage(wanted, stored[r]),
+        return [Hit(stored[r], fused[r], raw.get(r, 0.0), bm25.get(r, 0.0), _coverage(wanted, terms_of(r)),
                     self.space.relevance(raw[r], language, stored[r].language) if r in raw else 0.0,
                     centred.get(r, 0.0), known)
                 for r in best if r in stored]
@@ -136,7 +137,7 @@ class Retriever:
             raw = float(row @ vector) if row is not None else 0.0
             judged.append(dataclasses.replace(
                 hit, dense=raw, relevance=self.space.relevance(raw, language, hit.stored.language) if raw else 0.0,
-                coverage=_coverage(set(terms), hit.stored), known=known))
+                coverage=_coverage(set(terms), _terms_of(hit.stored)), known=known))
         return judged
 
     def localized(self, query: str, hits: Sequence[Hit], language: str, *, sources: Sequence[str] | None = None,
@@ -381,7 +382,7 @@ def _scaled_bm25(lex: list[tuple[int, float]]) -> dict[int, float]:
 
 
 def _named_section(ranked: list[int], stored: dict[int, StoredChunk], query_terms: list[str],
-                   language: str) -> int:
+                   language: str, terms_of: Callable[[int], set[str]]) -> int:
     """The position among the runners-up of a help-center section to quote instead of the Q&A
     entry ranked first, or 0 to keep the order.
 
@@ -399,7 +400,7 @@ def _named_section(ranked: list[int], stored: dict[int, StoredChunk], query_term
     top = stored.get(ranked[0]) if ranked else None
     if top is None or not is_entry(top) or top.language != language:
         return 0
-    missing = set(query_terms) - _terms_of(top)
+    missing = set(query_terms) - terms_of(ranked[0])
     if not missing:
         return 0
     for at, rowid in enumerate(ranked[1:SECTION_RUNNERS_UP + 1], 1):
@@ -407,7 +408,7 @@ def _named_section(ranked: list[int], stored: dict[int, StoredChunk], query_term
         if other is None or other.language != language or not other.chunk.heading:
             continue
         head = set(lexical.terms(f"{other.title} {other.chunk.heading}", other.language or "en"))
-        if missing & head and missing <= _terms_of(other):
+        if missing & head and missing <= terms_of(rowid):
             return at
     return 0
 
@@ -417,8 +418,9 @@ def _terms_of(stored: StoredChunk) -> set[str]:
     return set(lexical.terms(f"{stored.title} {stored.chunk.heading} {stored.chunk.text}", stored.language or "en"))
 
 
-def _coverage(wanted: set[str], stored: StoredChunk) -> float:
-    return len(wanted & _terms_of(stored)) / len(wanted) if wanted else 0.0
+def _coverage(wanted: set[str], have: set[str]) -> float:
+    """The share of the question's terms `wanted` among a passage's terms `have`."""
+    return len(wanted & have) / len(wanted) if wanted else 0.0
 
 
 def documents_in_order(hits: Sequence[Hit]) -> list[str]:
