@@ -26,7 +26,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters import cli_admin, cli_index, cli_sources
-from adapters.closing import begin_shutdown
 from bot.errors import ConfigError, SwitchboardError
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -213,13 +212,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _server(config: object, ready: Callable[[], None]) -> object:
     """uvicorn's server on a socket we bound, calling `ready` once it accepts connections."""
-    import uvicorn
+    from adapters.closing import ClosingServer  # uvicorn: not loaded for the other commands
 
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            begin_shutdown(self.config.app)  # open event streams end, or uvicorn waits on them
-            await super().shutdown(sockets=sockets)
-
+    class Server(ClosingServer):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:  # uvicorn says this itself only when it binds the socket

@@ -11,7 +11,10 @@ the next process, resuming from the last line it has (`after=`).
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
+
+import uvicorn
 
 TICK = 1.0  # seconds: how soon an open stream notices that the server is going down
 
@@ -27,3 +30,11 @@ def begin_shutdown(app: Any) -> None:
     closing = getattr(getattr(app, "state", None), "closing", None)
     if isinstance(closing, asyncio.Event):
         closing.set()
+
+
+class ClosingServer(uvicorn.Server):
+    """uvicorn's server, telling the app's open streams to end as its shutdown begins."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        begin_shutdown(self.config.app)  # or uvicorn waits on them before the app's shutdown
+        await super().shutdown(sockets=sockets)

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import uvicorn
 
-from adapters.closing import begin_shutdown
+from adapters.closing import ClosingServer
 
 
 def free_port() -> int:
@@ -22,21 +22,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class _Server(uvicorn.Server):
-    """As `switchboard serve` runs it: open event streams end when shutdown begins."""
-
-    async def shutdown(self, sockets=None) -> None:
-        begin_shutdown(self.config.app)
-        await super().shutdown(sockets=sockets)
-
-
 @contextlib.contextmanager
 def serve(app, port: int | None = None, lifespan: bool = False) -> Iterator[str]:
     """Serve `app` until the block ends; yields its base URL. With `lifespan`, the app's
     start-up and shutdown run too (in the server's loop), as under `switchboard serve`."""
     port = port or free_port()
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                    lifespan="on" if lifespan else "off", access_log=False))
+    server = ClosingServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                          lifespan="on" if lifespan else "off", access_log=False))  # as serve runs it
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
