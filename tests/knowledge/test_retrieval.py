@@ -84,6 +84,22 @@ def test_a_section_naming_what_a_leading_entry_lacks_takes_its_place(retriever, 
     assert retriever.localized(question, hits, language)[0].stored.chunk.heading.endswith(heading)
 
 
+@pytest.mark.parametrize("question, language, document, heading", [
+    ("Comment suivre mon colis ?", "fr", "fr/livraison", "Suivre votre colis"),
+    ("How do I track my parcel?", "en", "en/delivery", "Tracking your parcel"),
+])
+def test_a_section_whose_heading_says_all_the_question_says_goes_first(retriever, question, language, document,
+                                                                       heading):
+    """The lost-parcel entry is closer in cosine (its answer even says "tracking"), and the
+    tracking section, which also covers missed deliveries, was not among the first 24 passages
+    in French; its heading names every word of the question, the entry's question doesn't."""
+    hits = retriever.search(question, k=8, language=language)
+    assert hits[0].stored.chunk.document_id == document and hits[0].stored.chunk.heading.endswith(heading)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(h.stored.chunk.document_id != f"qa_form#custom_lost_parcel@{language}" or h.score < 0.8 * hits[0].score
+               for h in hits)
+
+
 def test_an_entry_holding_every_word_of_the_question_keeps_its_place(retriever):
     hits = retriever.search("Quels sont vos délais de livraison ?", k=8, language="fr")
     assert hits[0].stored.chunk.document_id == "qa_form#delivery_times@fr"
