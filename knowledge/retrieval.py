@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from knowledge import lexical, spelling, tables
+from knowledge import lexical, spelling, synonyms, tables
 from knowledge.answerable import Answerable, is_entry
 from knowledge.embeddings import Embedder
 from knowledge.crosslingual import LanguageSpace, space_for
@@ -92,8 +92,10 @@ class Retriever:
             raise ValueError(f"unknown retrieval mode {mode!r}: choose one of {', '.join(WEIGHTS)}")
         language = language or detect(query)[0] or "en"
         vocabulary = self.index.vocabulary()
-        query_terms = lexical.terms(query, language, vocabulary)
-        lex = self.index.lexical(query_terms, sources, public_only, self.depth) if mode != "dense" else []
+        query_terms = lexical.terms(query, language, synonyms.known(vocabulary, language))
+        same = synonyms.expansion(query_terms, language)  # a customer's words for the help center's
+        lex = self.index.lexical(query_terms + same.extra_terms(query_terms), sources, public_only,
+                                 self.depth) if mode != "dense" else []
         vector = self._vector(query)
         # Every candidate's cosines: the engine judges a passage found by BM25 alone by them too.
         raw, centred, ranking, dense = self._scores(vector, language, sources, public_only, [r for r, _ in lex])
@@ -101,7 +103,7 @@ class Retriever:
             dense = []
         fused = _fuse(lex, dense, ranking, WEIGHTS[mode])
         candidates = sorted(fused, key=fused.__getitem__, reverse=True)[:3 * k]
-        candidates += [r for r, _ in lex[:HEADED_BM25] if r not in candidates]  # for _headed_section
+        candidates += [r for r, _ in lex[:HEADED_BM25] if r not in candidates]  # for _headed/_named_section
         stored = self.index.chunks(candidates)
         off = self.subjects.off_subject(vector, language, stored, query, vocabulary)  # knowledge/subjects.py
         entries = self.answerable.off_entry(vector, language, stored)  # knowledge/answerable.py
@@ -110,17 +112,17 @@ class Retriever:
         off |= entries
         ranked = [r for r in candidates if r not in off]
         terms_of = functools.cache(lambda rowid: _terms_of(stored[rowid]))  # each passage's terms, once a search
-        lead = _headed_section(lex, ranked, stored, query_terms, language, terms_of) or \
-            _named_section(ranked, stored, query_terms, language, terms_of)
-        if lead:  # the section and the entry trade places and scores: the entry is no runner-up to quote
-            first = ranked[0]
-            fused[first], fused[ranked[lead]] = fused[ranked[lead]], fused[first]
-            ranked[0], ranked[lead] = ranked[lead], first
+        lead = _headed_section(lex, ranked, stored, query_terms, same, language, terms_of) or \
+            _named_section(lex, ranked, stored, query_terms, same, language, terms_of)
+        if lead:  # the section takes the first passage's place and score; that one, first by its form
+            # rather than by what it says, leaves the hits (it was quoted beside the section)
+            fused[ranked[lead]] = fused[ranked[0]]
+            ranked = [ranked[lead], *ranked[1:lead], *ranked[lead + 1:]]
         best = ranked[:k]
         bm25 = dict(lex)
         wanted = set(query_terms)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)  # as written, uncorrected
-        return [Hit(stored[r], fused[r], raw.get(r, 0.0), bm25.get(r, 0.0), _coverage(wanted, terms_of(r)),
+        return [Hit(stored[r], fused[r], raw.get(r, 0.0), bm25.get(r, 0.0), _coverage(wanted, terms_of(r), same),
                     self.space.relevance(raw[r], language, stored[r].language) if r in raw else 0.0,
                     centred.get(r, 0.0), known)
                 for r in best if r in stored]
@@ -130,7 +132,8 @@ class Retriever:
         follow-up joined to the previous question is judged on what the user just asked."""
         language = language or detect(query)[0] or "en"
         vocabulary = self.index.vocabulary()
-        terms = lexical.terms(query, language, vocabulary)
+        terms = lexical.terms(query, language, synonyms.known(vocabulary, language))
+        same = synonyms.expansion(terms, language)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)
         vector = self._vector(query)
         rows = self._rows([h.stored.rowid for h in hits])
@@ -140,7 +143,7 @@ class Retriever:
             raw = float(row @ vector) if row is not None else 0.0
             judged.append(dataclasses.replace(
                 hit, dense=raw, relevance=self.space.relevance(raw, language, hit.stored.language) if raw else 0.0,
-                coverage=_coverage(set(terms), _terms_of(hit.stored)), known=known))
+                coverage=_coverage(set(terms), _terms_of(hit.stored), same), known=known))
         return judged
 
     def localized(self, query: str, hits: Sequence[Hit], language: str, *, sources: Sequence[str] | None = None,
@@ -384,8 +387,9 @@ def _scaled_bm25(lex: list[tuple[int, float]]) -> dict[int, float]:
     return {rowid: value / best if best > 0 else 0.0 for rowid, value in lex}
 
 
-def _named_section(ranked: list[int], stored: dict[int, StoredChunk], query_terms: list[str],
-                   language: str, terms_of: Callable[[int], set[str]]) -> int:
+def _named_section(lex: list[tuple[int, float]], ranked: list[int], stored: dict[int, StoredChunk],
+                   query_terms: list[str],
+                   same: synonyms.Expansion, language: str, terms_of: Callable[[int], set[str]]) -> int:
     """The position among the runners-up of a help-center section to quote instead of the Q&A
     entry ranked first, or 0 to keep the order.
 
@@ -393,31 +397,43 @@ def _named_section(ranked: list[int], stored: dict[int, StoredChunk], query_term
     form: "Quel est le délai de retour ?" found "Quels sont vos délais de livraison ?" first
     (the returns section second, 0.68 against 0.87), "Acceptez-vous les cartes American
     Express ?" "Proposez-vous un emballage cadeau ?" (0.81; the payment methods section 4th).
-    So when the entry, in the question's language, lacks some of the question's words, a
-    section of that language among the next `SECTION_RUNNERS_UP` that holds them all and names
-    one in its title or heading ("Délai et conditions de retour", "Moyens de paiement
-    acceptés") is what the question asks about. Only a section under a heading, never another
+    So when the entry lacks some of the question's words, a section in the question's language
+    among the next `SECTION_RUNNERS_UP`, or among BM25's first `HEADED_BM25`, that holds them all
+    and names one in its title or heading ("Délai et conditions de retour", "Moyens de paiement
+    acceptés") is what the question asks about. BM25's: "Combien de temps ai-je pour renvoyer
+    un article ?" found the English delivery-times entry first, and the returns section, BM25's
+    first, 17th (its cosine below the dense top 50's). An entry in another language lacks
+    every word (none can be shared). Only a section under a heading, never another
     entry: on stackfaq and cnil_fr (entries only) a runner-up entry naming the missing word
     was a paraphrase's wrong page as often as not (hybrid R@1 0.918 -> 0.902 and 0.655 ->
     0.643 when entries could take the lead; docs/benchmarks.md)."""
     top = stored.get(ranked[0]) if ranked else None
-    if top is None or not is_entry(top) or top.language != language:
+    if top is None or not is_entry(top):
         return 0
-    missing = set(query_terms) - terms_of(ranked[0])
+    have = terms_of(ranked[0])
+    missing = {t for t in query_terms if not same.covers(t, have)}
     if not missing:
         return 0
-    for at, rowid in enumerate(ranked[1:SECTION_RUNNERS_UP + 1], 1):
+    runners_up = ranked[1:SECTION_RUNNERS_UP + 1]
+    runners_up += [r for r, _ in lex[:HEADED_BM25] if r in ranked and r not in runners_up and r != ranked[0]]
+    named = []
+    for rowid in runners_up:
         other = stored.get(rowid)
         if other is None or other.language != language or not other.chunk.heading:
             continue
-        head = set(lexical.terms(f"{other.title} {other.chunk.heading}", other.language or "en"))
-        if missing & head and missing <= terms_of(rowid):
-            return at
-    return 0
+        head, holds = _head_terms(other), terms_of(rowid)
+        if any(same.covers(t, head) for t in missing) and all(same.covers(t, holds) for t in missing):
+            named.append(rowid)
+    # a page's title names every section of it: the one whose own heading names the word first
+    # ("délai" with "Délais et frais de livraison": "Délais de livraison par pays", not the costs)
+    by_heading = [r for r in named if any(same.covers(t, set(lexical.terms(stored[r].chunk.heading,
+                                                                            language))) for t in missing)]
+    return ranked.index((by_heading or named)[0]) if named else 0
 
 
 def _headed_section(lex: list[tuple[int, float]], ranked: list[int], stored: dict[int, StoredChunk],
-                    query_terms: list[str], language: str, terms_of: Callable[[int], set[str]]) -> int:
+                    query_terms: list[str], same: synonyms.Expansion, language: str,
+                    terms_of: Callable[[int], set[str]]) -> int:
     """The position in `ranked` of a section whose title and heading name every term of the
     question, among BM25's first `HEADED_BM25` passages, when the title and heading (or the
     question, for a Q&A entry) of the passage ranked first don't; 0 to keep the order.
@@ -430,13 +446,17 @@ def _headed_section(lex: list[tuple[int, float]], ranked: list[int], stored: dic
     center would open. "How do I track my parcel?" found the lost-parcel entry, which says
     "tracking" in its answer but asks about something else."""
     wanted = set(query_terms)
-    if not ranked or not wanted or ranked[0] not in stored or wanted <= _head_terms(stored[ranked[0]]):
+
+    def names_all(passage: StoredChunk) -> bool:
+        head = _head_terms(passage)
+        return all(same.covers(t, head) for t in wanted)
+    if not ranked or not wanted or ranked[0] not in stored or names_all(stored[ranked[0]]):
         return 0
     for rowid, _ in lex[:HEADED_BM25]:
         other = stored.get(rowid)
         if rowid not in ranked or other is None or other.language != language or not other.chunk.heading:
             continue
-        if wanted <= _head_terms(other):
+        if names_all(other):
             return ranked.index(rowid)
     return 0
 
@@ -451,9 +471,10 @@ def _terms_of(stored: StoredChunk) -> set[str]:
     return set(lexical.terms(f"{stored.title} {stored.chunk.heading} {stored.chunk.text}", stored.language or "en"))
 
 
-def _coverage(wanted: set[str], have: set[str]) -> float:
-    """The share of the question's terms `wanted` among a passage's terms `have`."""
-    return len(wanted & have) / len(wanted) if wanted else 0.0
+def _coverage(wanted: set[str], have: set[str], same: synonyms.Expansion = synonyms.NONE) -> float:
+    """The share of the question's terms `wanted` among a passage's terms `have`, each found
+    as itself or as another word of its group (knowledge/synonyms.py)."""
+    return sum(same.covers(t, have) for t in wanted) / len(wanted) if wanted else 0.0
 
 
 def documents_in_order(hits: Sequence[Hit]) -> list[str]:
