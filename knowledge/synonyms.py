@@ -85,15 +85,16 @@ class Expansion:
         return term in have or any(set(member) <= have for member in self.others.get(term, ()))
 
     def extra_terms(self, query_terms: list[str]) -> list[str]:
-        """The other members' terms not already in the question, for BM25."""
+        """The other members of one word not already in the question, for BM25. Not phrases:
+        BM25 would search their words apart ("return" searched for "back", "bring", "give"
+        found "bring items back" under *How to return an item* before the return window)."""
         seen = set(query_terms)
         extra = []
         for members in self.others.values():
             for member in members:
-                for term in member:
-                    if term not in seen:
-                        seen.add(term)
-                        extra.append(term)
+                if len(member) == 1 and member[0] not in seen:
+                    seen.add(member[0])
+                    extra.append(member[0])
         return extra
 
 

@@ -26,6 +26,15 @@ def test_a_phrase_matches_only_where_its_words_follow_each_other():
     assert terms == ["send", "lamp", "back"] and not same.covers("send", {"return"})
 
 
+def test_bm25_searches_other_words_but_not_the_words_of_phrases_apart():
+    """"return" searched for "back", "bring" and "give" found "bring items back" before the
+    return window."""
+    terms, same = expansion("what about returns?", "en")
+    assert same.covers("return", {"send", "back"}) and same.extra_terms(terms) == []
+    terms, same = expansion("Can I send back a lamp?", "en")
+    assert same.extra_terms(terms) == ["return"]
+
+
 def test_every_member_of_a_phrase_must_be_there():
     terms, same = expansion("Combien de temps pour une livraison ?", "fr")
     assert same.covers("del", {"combien", "temp"}) is False  # "délai" is not in the question
