@@ -56,7 +56,7 @@ class Hit:
     score: float  # the fused score used for ranking
     dense: float  # mean of the query's cosines with the passage and its document's title (0: no vector yet)
     lexical: float  # BM25 score (0 when the passage has none of the query's terms)
-    coverage: float  # share of the query's distinct terms found in the passage
+    coverage: float  # share of the query's distinct terms found in the passage (or a synonym: knowledge/synonyms.py)
     relevance: float = 0.0  # `dense` rescaled for the (question, passage) language pair, in [0, 1]
     centred: float = 0.0  # the cosine with each language's mean vector removed (knowledge/crosslingual.py)
     known: float = 1.0  # share of the question's terms the index knows at all (same for every hit)
@@ -92,8 +92,7 @@ class Retriever:
             raise ValueError(f"unknown retrieval mode {mode!r}: choose one of {', '.join(WEIGHTS)}")
         language = language or detect(query)[0] or "en"
         vocabulary = self.index.vocabulary()
-        query_terms = lexical.terms(query, language, synonyms.known(vocabulary, language))
-        same = synonyms.expansion(query_terms, language)  # a customer's words for the help center's
+        query_terms, same = _question_terms(query, language, vocabulary)
         lex = self.index.lexical(query_terms + same.extra_terms(query_terms), sources, public_only,
                                  self.depth) if mode != "dense" else []
         vector = self._vector(query)
@@ -132,8 +131,7 @@ class Retriever:
         follow-up joined to the previous question is judged on what the user just asked."""
         language = language or detect(query)[0] or "en"
         vocabulary = self.index.vocabulary()
-        terms = lexical.terms(query, language, synonyms.known(vocabulary, language))
-        same = synonyms.expansion(terms, language)
+        terms, same = _question_terms(query, language, vocabulary)
         known = spelling.known_share(lexical.terms(query, language), vocabulary)
         vector = self._vector(query)
         rows = self._rows([h.stored.rowid for h in hits])
@@ -387,9 +385,16 @@ def _scaled_bm25(lex: list[tuple[int, float]]) -> dict[int, float]:
     return {rowid: value / best if best > 0 else 0.0 for rowid, value in lex}
 
 
+def _question_terms(query: str, language: str, vocabulary: dict[str, int]) -> tuple[list[str], synonyms.Expansion]:
+    """The question's index terms (misspellings corrected) and the support thesaurus's groups
+    they match: a customer's words for the help center's (knowledge/synonyms.py)."""
+    terms = lexical.terms(query, language, synonyms.known(vocabulary, language))
+    return terms, synonyms.expansion(terms, language)
+
+
 def _named_section(lex: list[tuple[int, float]], ranked: list[int], stored: dict[int, StoredChunk],
-                   query_terms: list[str],
-                   same: synonyms.Expansion, language: str, terms_of: Callable[[int], set[str]]) -> int:
+                   query_terms: list[str], same: synonyms.Expansion, language: str,
+                   terms_of: Callable[[int], set[str]]) -> int:
     """The position among the runners-up of a help-center section to quote instead of the Q&A
     entry ranked first, or 0 to keep the order.
 
@@ -400,10 +405,10 @@ def _named_section(lex: list[tuple[int, float]], ranked: list[int], stored: dict
     So when the entry lacks some of the question's words, a section in the question's language
     among the next `SECTION_RUNNERS_UP`, or among BM25's first `HEADED_BM25`, that holds them all
     and names one in its title or heading ("Délai et conditions de retour", "Moyens de paiement
-    acceptés") is what the question asks about. BM25's: "Combien de temps ai-je pour renvoyer
-    un article ?" found the English delivery-times entry first, and the returns section, BM25's
-    first, 17th (its cosine below the dense top 50's). An entry in another language lacks
-    every word (none can be shared). Only a section under a heading, never another
+    acceptés") is what the question asks about. BM25's too: "Combien de temps ai-je pour
+    renvoyer un article ?" found the English delivery-times entry first, and the returns
+    section (BM25's first) 17th, its cosine below the dense top 50's. An entry in another
+    language lacks every word (none can be shared). Only a section under a heading, never another
     entry: on stackfaq and cnil_fr (entries only) a runner-up entry naming the missing word
     was a paraphrase's wrong page as often as not (hybrid R@1 0.918 -> 0.902 and 0.655 ->
     0.643 when entries could take the lead; docs/benchmarks.md)."""
