@@ -20,7 +20,7 @@ from bot.model import ChatModel, OnText
 from bot.profiles import Profile
 from bot.strings import STRINGS
 from bot.types import Conversation
-from knowledge import lexical, tables
+from knowledge import lexical, synonyms, tables
 from knowledge.retrieval import Hit
 
 NO_ANSWER = "NO_ANSWER"
@@ -70,18 +70,25 @@ def excerpt(question: str, text: str, language: str, limit: int = EXCERPT, focus
     """The units of `text` sharing most terms with the question, in their original order;
     the rows of a table that name what `focus` (the user's own message, when the question
     joins it to the previous one), or else the question, names in bold (knowledge/tables.py)."""
-    wanted = set(lexical.terms(question, language))
-    quoted = _excerpt(wanted, text, language, limit)
+    terms = lexical.terms(question, language)
+    wanted = set(terms)
+    quoted = _excerpt(wanted, text, language, limit, synonyms.expansion(terms, language))
     own = set(lexical.terms(focus, language)) if focus else set()
     shown = tables.emphasize(quoted, own, language) if own else quoted
     return shown if shown != quoted else tables.emphasize(quoted, wanted, language)
 
 
-def _excerpt(wanted: set[str], text: str, language: str, limit: int) -> str:
+def _excerpt(wanted: set[str], text: str, language: str, limit: int, same: synonyms.Expansion) -> str:
+    """The units holding most of the question's words (each as itself or another word of
+    its group: "suivre mon colis" is the paragraph on the "suivi", knowledge/synonyms.py)."""
     if len(text) <= WHOLE_SECTION:
         return text.strip()
     units = _units(text)
-    scored = sorted(range(len(units)), key=lambda i: (-len(wanted & set(lexical.terms(units[i], language))), i))
+
+    def shared(unit: str) -> int:
+        have = set(lexical.terms(unit, language))
+        return sum(same.covers(t, have) for t in wanted)
+    scored = sorted(range(len(units)), key=lambda i: (-shared(units[i]), i))
     chosen, size = set(), 0
     for i in scored:
         if size + len(units[i]) > limit and chosen:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bot.answering import EXCERPT, WHOLE_SECTION, excerpt
+from bot.runtime import SAMPLE_DIR
 
 FILLER = " ".join(f"Our shop in town number {n} sells candles and mirrors." for n in range(12))
 
@@ -22,3 +23,16 @@ def test_a_list_too_long_to_quote_drops_the_sentence_that_announces_it():
     quoted = excerpt("How long is the warranty?", text, "en")
     assert "five years" in quoted
     assert not quoted.rstrip().endswith(":") and "does not cover" not in quoted
+
+
+
+def test_the_sentences_quoted_are_those_holding_the_questions_words_or_their_synonyms():
+    """"Comment suivre mon colis ?" quoted the sample's tracking section from its paragraph on
+    parcels sent apart ("colis" and "suivi"), leaving out the one that answers it ("numéro de
+    suivi", "page de suivi", no "colis"): "suivre" and "suivi" have different stems, one group
+    (knowledge/synonyms.py)."""
+    page = (SAMPLE_DIR / "helpcenter" / "fr" / "livraison.md").read_text(encoding="utf-8")
+    section = page.split("## Suivre votre colis", 1)[1].split("\n## ", 1)[0].strip()
+    assert len(section) > WHOLE_SECTION
+    quoted = excerpt("Comment suivre mon colis ?", section, "fr")
+    assert quoted.startswith("Dès que votre commande quitte l'entrepôt")
