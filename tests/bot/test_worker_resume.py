@@ -3,7 +3,7 @@ processes on separate "hosts" (each its own SWITCHBOARD_HOME) share only the Pos
 index and, in one run, Redis. Worker A syncs a Notion source from the local fake, which
 holds A's read of page 71 once A wrote the first 64 pages; worker B, started then, is
 refused (A holds the source's lock and renews it) and keeps retrying. A is SIGKILLed: B
-takes the source within one short lease (SYNC_LEASE=3) and completes the sync, embedding
+takes the source within one short lease (SYNC_LEASE=6) and completes the sync, embedding
 only the 16 pages A never wrote. No sleeps: every wait polls a condition with a deadline."""
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 PAGES, WRITTEN, READ = 80, 64, 70  # pages upstream; the first batch A writes; the reads A gets
 DEADLINE = 180.0  # generous: model loading and embedding on a loaded 2-core machine
 HOLD_LIMIT = 300.0  # a held read answers anyway after this long, so a failing test can't hang
+# A renews its lock every half lease while embedding at a lower CPU priority: at 3 s, A starved
+# for 1.5 s on a loaded machine (3 test workers and a benchmark) lost the lock, and B took the
+# sync instead of being refused. Short enough that B takes over soon after A is killed.
+LEASE = 6
 
 
 class Gate:
@@ -75,7 +79,7 @@ def test_a_worker_killed_mid_sync_is_resumed_by_another(shared, tmp_path, pgvect
         index = PgIndex(pgvector_url, schema)
         index.add_source(name, "notion", {"base_url": url, "min_interval": 0})
         envs = [{"SWITCHBOARD_HOME": str(tmp_path / host), "INDEX_URL": pgvector_url, "INDEX_SCHEMA": schema,
-                 "REDIS_URL": redis_url if shared == "redis" else None, "SYNC_LEASE": "3", "LOG_LEVEL": "INFO",
+                 "REDIS_URL": redis_url if shared == "redis" else None, "SYNC_LEASE": str(LEASE), "LOG_LEVEL": "INFO",
                  "NOTION_TOKEN": notion.token, "SWITCHBOARD_SAMPLE": "0", "DATABASE_URL": None,
                  "SWITCHBOARD_INDEX": None} for host in ("host-a", "host-b")]
         logs = [tmp_path / "a.log", tmp_path / "b.log"]
