@@ -19,16 +19,21 @@ import uvicorn
 TICK = 1.0  # seconds: how soon an open stream notices that the server is going down
 
 
+def _signal(app: Any) -> asyncio.Event | None:
+    """The app's `state.closing` (adapters/app.py create_app), None for an app without it."""
+    closing = getattr(getattr(app, "state", None), "closing", None)
+    return closing if isinstance(closing, asyncio.Event) else None
+
+
 def closing_of(app: Any) -> asyncio.Event:
     """The app's closing signal (a never-set one for an app without it)."""
-    closing = getattr(getattr(app, "state", None), "closing", None)
-    return closing if isinstance(closing, asyncio.Event) else asyncio.Event()
+    return _signal(app) or asyncio.Event()
 
 
 def begin_shutdown(app: Any) -> None:
     """Tell the app's open streams to end (called as the server starts shutting down)."""
-    closing = getattr(getattr(app, "state", None), "closing", None)
-    if isinstance(closing, asyncio.Event):
+    closing = _signal(app)
+    if closing is not None:
         closing.set()
 
 

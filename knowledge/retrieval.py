@@ -476,7 +476,7 @@ def _terms_of(stored: StoredChunk) -> set[str]:
     return set(lexical.terms(f"{stored.title} {stored.chunk.heading} {stored.chunk.text}", stored.language or "en"))
 
 
-def _coverage(wanted: set[str], have: set[str], same: synonyms.Expansion = synonyms.NONE) -> float:
+def _coverage(wanted: set[str], have: set[str], same: synonyms.Expansion) -> float:
     """The share of the question's terms `wanted` among a passage's terms `have`, each found
     as itself or as another word of its group (knowledge/synonyms.py)."""
     return sum(same.covers(t, have) for t in wanted) / len(wanted) if wanted else 0.0
