@@ -36,6 +36,7 @@ from typing import Awaitable, Callable, Sequence
 import httpx
 
 from bot.delivery import DRAIN
+from bot.door import Door
 
 log = logging.getLogger("switchboard")
 
@@ -53,8 +54,9 @@ class AnswersProcess:
         self._sock.listen(16)
         self._sock.set_inheritable(True)
         self.metrics_port: int = self._sock.getsockname()[1]
+        self.door = Door()  # the web process's pipeline writes it, the child's workers read it
         self.command = [sys.executable, "-m", "adapters.cli", "answers", "--child",
-                        "--metrics-fd", str(self._sock.fileno())]
+                        "--metrics-fd", str(self._sock.fileno()), "--door-fd", str(self.door.fd)]
         self._process: asyncio.subprocess.Process | None = None
         self._supervising: asyncio.Task | None = None
         self._stopping = False
@@ -71,7 +73,7 @@ class AnswersProcess:
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(*self.command, stdin=asyncio.subprocess.PIPE,
-                                                       pass_fds=(self._sock.fileno(),))
+                                                       pass_fds=(self._sock.fileno(), self.door.fd))
         self.started_at = time.monotonic()
         log.info("answers process %s started", process.pid)
         return process

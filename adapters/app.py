@@ -90,6 +90,7 @@ def create_app(runtime: Runtime, channels: Sequence[Channel] = (), *, answers: b
     with neither, a separate `switchboard answers` process must."""
     metrics, probes = observed(runtime, channels)
     if answers_process is not None:
+        runtime.pipeline.door = answers_process.door  # its workers let this door's bursts go first
         runtime.add_check("answers process", answers_process.problems)
         answers_process.on_exit = lambda code: runtime.events.record("answers_process_exited", "", code=code)
         metrics.add_process("answers", answers_process.metrics)

@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters import cli_admin, cli_index, cli_sources
+from bot.door import Door
 from bot.errors import ConfigError, SwitchboardError
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -435,6 +436,8 @@ def cmd_answers(args: argparse.Namespace) -> int:
     settings = _settings(announce=not args.child)
     _lower_priority(answers_niceness(args.nice, settings.redis_url))
     runtime = _open(settings, show_sample=not args.child)  # serve, the parent, indexed the sample
+    if args.door_fd is not None:  # serve's door: a burst there goes before a new answer here
+        runtime.pipeline.door = Door(args.door_fd)
     channels = [build(runtime) for _, build in _channel_settings()]
 
     import uvicorn
@@ -564,6 +567,7 @@ def parser() -> argparse.ArgumentParser:
                               "process wait)")
     answers.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # started by `serve`
     answers.add_argument("--metrics-fd", type=int, default=None, help=argparse.SUPPRESS)  # its socket, from `serve`
+    answers.add_argument("--door-fd", type=int, default=None, help=argparse.SUPPRESS)  # bot/door.py, from `serve`
     answers.set_defaults(func=cmd_answers)
     chat = sub.add_parser("chat", help="chat in the terminal")
     chat.add_argument("--profile", default="")

@@ -28,6 +28,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol, Sequence, TypeVar
 
+from bot.door import Door
 from bot.errors import MemoryUnavailable, StoreUnavailable, SwitchboardError
 from bot.queue import Job, Queue, QueueUnavailable, consumer_name
 
@@ -152,9 +153,7 @@ class Pipeline:
         self._counters: dict[str, Counter] = {}
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
-        self._door = 0  # deliveries being stored right now
-        self._quiet = asyncio.Event()  # set when none is
-        self._quiet.set()
+        self.door = Door()  # the door's activity: shared with the answers child of `serve`
 
     def add(self, handler: Handler, counter: Counter | None = None) -> None:
         self._handlers[handler.name] = handler
@@ -167,14 +166,11 @@ class Pipeline:
         duplicate (already queued, running or done). QueueUnavailable when it can't be
         stored: the channel then answers 5xx so that the platform delivers it again."""
         started = time.perf_counter()
-        self._door += 1
-        self._quiet.clear()
+        self.door.enter()
         try:
             added = await self.queue.put(job_id, channel, lane, payload)
         finally:
-            self._door -= 1
-            if not self._door:
-                self._quiet.set()
+            self.door.leave()
         if not added:
             self._count(channel, "duplicate")
         if self.metrics is not None and hasattr(self.metrics, "observe_ack"):
@@ -214,13 +210,11 @@ class Pipeline:
 
     async def step(self, wait: float = 1.0) -> bool:
         """Take one job and process it; False when none was ready within `wait`. While the
-        door of this process is storing deliveries (a burst), a new answer waits for it to be
-        quiet, up to DOOR_FIRST seconds: acknowledgements come first (the platform's 3 s)."""
-        if self._door:
-            try:
-                await asyncio.wait_for(self._quiet.wait(), DOOR_FIRST)
-            except asyncio.TimeoutError:
-                pass
+        door (this process's, or its parent's) is storing a burst of deliveries, a new answer
+        waits for it to be quiet, up to DOOR_FIRST seconds: acknowledgements come first (the
+        platform's 3 s), see bot/door.py."""
+        if self.door.busy():
+            await self.door.quiet(DOOR_FIRST)
         job = await self.queue.take(self.consumer, wait)
         if job is None:
             return False
