@@ -32,7 +32,11 @@ one, where the fake Bot API receives the answers at the lowest CPU priority (Tel
 servers are not on the measured machine in production). The last line is one JSON object
 with every figure, for scripts.
 
-    python bench/telegram.py [--deliveries 500] [--concurrency 50] [--inline]
+The headline pair, Telegram (`serve`) and the no-op SDK app, run side by side and are timed
+in alternating rounds (`--rounds`), their latencies pooled: measured one after the other,
+minutes apart, their ratio moved by ×0.9 to ×2 between runs of the same code.
+
+    python bench/telegram.py [--deliveries 500] [--concurrency 50] [--rounds 3] [--inline]
 """
 from __future__ import annotations
 
@@ -209,33 +213,81 @@ def acks(latencies: list[float], per_second: float) -> dict:
                        "max": percentile(latencies, 100)}, "acks_per_s": round(per_second, 1)}
 
 
+def warm_up(worker_process: "Worker", fake: FakeTelegram, args: argparse.Namespace, first_id: int,
+            answering: bool) -> None:
+    """One untimed wave of questions; for a worker that answers, until every answer was sent."""
+    warm = len(fake.calls_to("sendMessage"))
+    apart(deliver_all, worker_process.base, updates(args.concurrency, first_id), args.concurrency)
+    if answering:
+        fake.wait_for("sendMessage", warm + args.concurrency, timeout=600, answered=True)
+
+
+def timed(worker_process: "Worker", fake: FakeTelegram, args: argparse.Namespace, first_id: int,
+          answering: bool) -> tuple[list[float], float, float | None]:
+    """`args.deliveries` questions in waves: (ack latencies, acks/s, seconds until every answer
+    was sent, or None for a worker that answers nothing)."""
+    before = len(fake.calls_to("sendMessage"))
+    started = time.perf_counter()
+    latencies, per_second = apart(deliver_all, worker_process.base, updates(args.deliveries, first_id),
+                                  args.concurrency)
+    if not answering:
+        return latencies, per_second, None
+    fake.wait_for("sendMessage", before + args.deliveries, timeout=1800, answered=True)
+    return latencies, per_second, time.perf_counter() - started
+
+
 def measure(mode: str, home: Path, redis_url: str, api: str, fake: FakeTelegram, args: argparse.Namespace,
             first_id: int) -> dict:
+    """One layout on its own: the floor, the split run, one process answering."""
     with contextlib.ExitStack() as running:
         worker_process = Worker(mode, home, redis_url, api, fake.token)
         running.callback(worker_process.stop)
         if mode == "queue":  # the answers, in a process of their own on the same queue
             running.enter_context(answers_process(home, redis_url, api, fake.token))
         answering = mode not in ("noop", "sdk")
-        warm = len(fake.calls_to("sendMessage"))
-        apart(deliver_all, worker_process.base, updates(args.concurrency, first_id), args.concurrency)  # warm-up
-        if answering:
-            fake.wait_for("sendMessage", warm + args.concurrency, timeout=600, answered=True)
-        figures: dict = {}
-        if mode == "telegram":  # the door alone: updates stored, then found not addressed by the workers
-            latencies, per_second = apart(deliver_all, worker_process.base,
-                                    updates(args.deliveries, first_id + 2 * 10**6, answered=False), args.concurrency)
-            figures["unaddressed"] = acks(latencies, per_second)
-        before = len(fake.calls_to("sendMessage"))
-        started = time.perf_counter()
-        latencies, per_second = apart(deliver_all, worker_process.base, updates(args.deliveries, first_id + 10**6),
-                                args.concurrency)
-        figures.update(acks(latencies, per_second))
-        if answering:
-            fake.wait_for("sendMessage", before + args.deliveries, timeout=1800, answered=True)
-            answered = time.perf_counter() - started
-            figures.update(answered_per_s=round(args.deliveries / answered, 1), answer_seconds=round(answered, 2))
-        return figures
+        warm_up(worker_process, fake, args, first_id, answering)
+        latencies, per_second, seconds = timed(worker_process, fake, args, first_id + 10**6, answering)
+        return answered(acks(latencies, per_second), args.deliveries, seconds)
+
+
+def answered(figures: dict, deliveries: int, seconds: float | None) -> dict:
+    if seconds is not None:
+        figures.update(answered_per_s=round(deliveries / seconds, 1), answer_seconds=round(seconds, 2))
+    return figures
+
+
+def alternated(home: Path, redis_url: str, api: str, fake: FakeTelegram, args: argparse.Namespace,
+               first_id: int) -> tuple[dict, dict]:
+    """Telegram (`serve`: the web worker and its answers child) and the no-op SDK app, both
+    running, measured in `args.rounds` alternating rounds (which goes first alternates too), so
+    that what else the machine does at one moment weighs on both: each round times
+    `args.deliveries` questions on each, and Telegram's round ends when its every answer was
+    sent (the next round's no-op app is not timed beside Switchboard's answering). Before the
+    rounds, the door alone: updates that don't address the bot (stored, then found not
+    addressed by the workers). (Telegram's figures, the SDK app's), latencies pooled over the
+    rounds, each with its rounds' own p50 / p99 too."""
+    with contextlib.ExitStack() as running:
+        workers = {mode: Worker(mode, home, redis_url, api, fake.token) for mode in ("telegram", "sdk")}
+        for worker_process in workers.values():
+            running.callback(worker_process.stop)
+        for n, (mode, worker_process) in enumerate(workers.items()):
+            warm_up(worker_process, fake, args, first_id + n * 10**5, mode == "telegram")
+        unaddressed = apart(deliver_all, workers["telegram"].base,
+                            updates(args.deliveries, first_id + 2 * 10**6, answered=False), args.concurrency)
+        runs: dict[str, list[tuple[list[float], float, float | None]]] = {mode: [] for mode in workers}
+        for r in range(args.rounds):
+            for mode in (list(workers) if r % 2 else list(reversed(workers))):
+                first = first_id + (1 + r) * 10**7 + (10**6 if mode == "sdk" else 0)  # apart from the warm-up waves' +5e6
+                runs[mode].append(timed(workers[mode], fake, args, first, mode == "telegram"))
+    results = {}
+    for mode, rounds in runs.items():
+        figures = acks([ms for latencies, _, _ in rounds for ms in latencies],
+                       float(np.mean([per_second for _, per_second, _ in rounds])))
+        figures["rounds"] = [[percentile(latencies, 50), percentile(latencies, 99)] for latencies, _, _ in rounds]
+        seconds = [s for _, _, s in rounds if s is not None]
+        results[mode] = answered(figures, args.deliveries * len(seconds), sum(seconds) if seconds else None)
+    results["telegram"]["unaddressed"] = acks(*unaddressed)
+    return results["telegram"], results["sdk"]
 
 
 def answers_process(home: Path, redis_url: str, api: str, token: str):
@@ -256,12 +308,11 @@ def run(args: argparse.Namespace) -> dict:
             shutil.copy(PREBUILT_INDEX, home / "index.sqlite3")
         figures = {"deliveries": args.deliveries, "concurrency": args.concurrency, "cpus": os.cpu_count(),
                    "load_average_start": round(os.getloadavg()[0], 2)}
-        figures["telegram"] = measure("telegram", home, redis_url, api, fake, args, 1)
-        figures["noop"] = measure("noop", home, redis_url, api, fake, args, 5 * 10**6)
-        figures["sdk"] = measure("sdk", home, redis_url, api, fake, args, 15 * 10**6)
-        figures["split"] = measure("queue", home, redis_url, api, fake, args, 10 * 10**6)
+        figures["telegram"], figures["sdk"] = alternated(home, redis_url, api, fake, args, 1)
+        figures["noop"] = measure("noop", home, redis_url, api, fake, args, 10**9)
+        figures["split"] = measure("queue", home, redis_url, api, fake, args, 2 * 10**9)
         if args.inline:
-            figures["inline"] = measure("inline", home, redis_url, api, fake, args, 20 * 10**6)
+            figures["inline"] = measure("inline", home, redis_url, api, fake, args, 3 * 10**9)
     t = figures["telegram"]
     for key, base in (("ratio", figures["sdk"]), ("ratio_floor", figures["noop"])):
         figures[key] = {name: {"ack_p50": round(f["ack_ms"]["p50"] / base["ack_ms"]["p50"], 2),
@@ -297,6 +348,9 @@ def print_table(f: dict) -> None:
     for name in floor:
         row(f"ratio to the floor, {name}: p50 / p99 / acks/s",
             f"×{floor[name]['ack_p50']} / ×{floor[name]['ack_p99']} / ×{floor[name]['acks_per_s']}")
+    rounds = [f"×{round(a[0] / b[0], 2)} / ×{round(a[1] / b[1], 2)}"
+              for a, b in zip(t["rounds"], f["sdk"]["rounds"])]
+    row("each round's ratio to the no-op SDK app, p50 / p99", "", ", ".join(rounds))
     row("answered updates/s (all answers sent)", t["answered_per_s"], f"{t['answer_seconds']} s for all")
     row("answered updates/s, split", f["split"]["answered_per_s"], f"{f['split']['answer_seconds']} s for all")
     row("sendMessage calls the fake rejected", f["sent_messages_rejected"])
@@ -307,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of Telegram and the no-op SDK app (each: --deliveries)")
     parser.add_argument("--inline", action="store_true", help="also measure one process answering (--answers inline)")
     parser.add_argument("--worker", choices=["telegram", "inline", "queue", "noop", "sdk"], help=argparse.SUPPRESS)
     for hidden in ("--home", "--redis", "--api", "--token"):
