@@ -54,7 +54,7 @@ class AnswersProcess:
         self._sock.listen(16)
         self._sock.set_inheritable(True)
         self.metrics_port: int = self._sock.getsockname()[1]
-        self.door = Door()  # the web process's pipeline writes it, the child's workers read it
+        self.door = Door.shareable()  # the web process's pipeline writes it, the child's workers read it
         self.command = [sys.executable, "-m", "adapters.cli", "answers", "--child",
                         "--metrics-fd", str(self._sock.fileno()), "--door-fd", str(self.door.fd)]
         self._process: asyncio.subprocess.Process | None = None

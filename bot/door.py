@@ -1,5 +1,5 @@
-"""The door's activity, seen by every answer worker of the machine: how many deliveries the
-web process is storing right now, and when it last stored one.
+"""The door's activity, seen by the answer workers of the web process and of its answers
+child: how many deliveries the web process is storing right now, and when it last stored one.
 
 Answer workers let a burst at the door go first (`Pipeline.step`): a platform times its
 acknowledgements (Slack retries after 3 s), an answer can start a few milliseconds later.
@@ -33,15 +33,21 @@ class Door:
     delivery it stores; answer workers, in it or in its child, wait until it is `quiet`."""
 
     def __init__(self, fd: int | None = None, *, clock: Callable[[], float] = time.monotonic):
-        """A new door (the web process), or the one whose descriptor `fd` a parent passed down.
-        `clock` must be the machine's monotonic clock wherever the door is shared."""
+        """The door of this process alone (in its own memory), or the one whose descriptor `fd`
+        (`shareable().fd`) a parent passed down. `clock` must be the machine's monotonic clock
+        wherever the door is shared."""
         self.clock = clock
-        if fd is None:
-            self._file = tempfile.TemporaryFile(prefix="switchboard-door-")
-            fd = self._file.fileno()
-            os.ftruncate(fd, _LAYOUT.size)
         self.fd = fd
-        self._map = mmap.mmap(fd, _LAYOUT.size)
+        self._map = mmap.mmap(-1 if fd is None else fd, _LAYOUT.size)
+
+    @classmethod
+    def shareable(cls, *, clock: Callable[[], float] = time.monotonic) -> "Door":
+        """A new door in an unlinked file, whose descriptor (`fd`) a child process inherits."""
+        file = tempfile.TemporaryFile(prefix="switchboard-door-")
+        os.ftruncate(file.fileno(), _LAYOUT.size)
+        door = cls(file.fileno(), clock=clock)
+        door._file = file  # open as long as the door: the child maps the same file
+        return door
 
     def _read(self) -> tuple[int, float]:
         return _LAYOUT.unpack_from(self._map)

@@ -205,6 +205,8 @@ def test_serve_answers_in_a_child_it_starts_again_when_killed_mid_answer(fake_sl
     serve = _serve(tmp_path, index, fake_slack.url, port)
     try:
         child = _child(serve)
+        door = child.cmdline()[child.cmdline().index("--door-fd") + 1]  # bot/door.py: serve's, mapped by the child
+        assert os.stat(f"/proc/{child.pid}/fd/{door}").st_ino == os.stat(f"/proc/{serve.pid}/fd/{door}").st_ino
         release = fake_slack.hold("reactions.add")
         try:
             body = event(text=f"<@{BOT}> {QUESTION}")

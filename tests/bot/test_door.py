@@ -21,7 +21,7 @@ def _child_sees(door: Door) -> bool:
 
 
 def test_a_child_process_sees_the_door_busy_while_a_delivery_is_stored():
-    door = Door(clock=lambda: 0.0)  # the last delivery ended at 0.0 on the machine's monotonic clock: long ago
+    door = Door.shareable(clock=lambda: 0.0)  # the last delivery ended at 0.0 on the machine's monotonic clock: long ago
     door.enter()
     door.enter()
     assert _child_sees(door)
