@@ -84,11 +84,8 @@ def _excerpt(wanted: set[str], text: str, language: str, limit: int, same: synon
     if len(text) <= WHOLE_SECTION:
         return text.strip()
     units = _units(text)
-
-    def shared(unit: str) -> int:
-        have = set(lexical.terms(unit, language))
-        return sum(same.covers(t, have) for t in wanted)
-    scored = sorted(range(len(units)), key=lambda i: (-shared(units[i]), i))
+    held = [len(same.found(wanted, set(lexical.terms(unit, language)))) for unit in units]
+    scored = sorted(range(len(units)), key=lambda i: (-held[i], i))
     chosen, size = set(), 0
     for i in scored:
         if size + len(units[i]) > limit and chosen:

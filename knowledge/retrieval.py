@@ -111,8 +111,9 @@ class Retriever:
         off |= entries
         ranked = [r for r in candidates if r not in off]
         terms_of = functools.cache(lambda rowid: _terms_of(stored[rowid]))  # each passage's terms, once a search
-        lead = _headed_section(lex, ranked, stored, query_terms, same, language, terms_of) or \
-            _named_section(lex, ranked, stored, query_terms, same, language, terms_of)
+        head_of = functools.cache(lambda rowid: _head_terms(stored[rowid]))  # its title's and heading's, once
+        lead = _headed_section(lex, ranked, stored, query_terms, same, language, head_of) or \
+            _named_section(lex, ranked, stored, query_terms, same, language, terms_of, head_of)
         if lead:  # the section takes the first passage's place and score; that one, first by its form
             # rather than by what it says, leaves the hits (it was quoted beside the section)
             fused[ranked[lead]] = fused[ranked[0]]
@@ -394,7 +395,7 @@ def _question_terms(query: str, language: str, vocabulary: dict[str, int]) -> tu
 
 def _named_section(lex: list[tuple[int, float]], ranked: list[int], stored: dict[int, StoredChunk],
                    query_terms: list[str], same: synonyms.Expansion, language: str,
-                   terms_of: Callable[[int], set[str]]) -> int:
+                   terms_of: Callable[[int], set[str]], head_of: Callable[[int], set[str]]) -> int:
     """The position among the runners-up of a help-center section to quote instead of the Q&A
     entry ranked first, or 0 to keep the order.
 
@@ -415,8 +416,7 @@ def _named_section(lex: list[tuple[int, float]], ranked: list[int], stored: dict
     top = stored.get(ranked[0]) if ranked else None
     if top is None or not is_entry(top):
         return 0
-    have = terms_of(ranked[0])
-    missing = {t for t in query_terms if not same.covers(t, have)}
+    missing = set(query_terms) - same.found(query_terms, terms_of(ranked[0]))
     if not missing:
         return 0
     runners_up = ranked[1:SECTION_RUNNERS_UP + 1]
@@ -426,19 +426,17 @@ def _named_section(lex: list[tuple[int, float]], ranked: list[int], stored: dict
         other = stored.get(rowid)
         if other is None or other.language != language or not other.chunk.heading:
             continue
-        head, holds = _head_terms(other), terms_of(rowid)
-        if any(same.covers(t, head) for t in missing) and all(same.covers(t, holds) for t in missing):
+        if same.found(missing, head_of(rowid)) and same.found(missing, terms_of(rowid)) == missing:
             named.append(rowid)
     # a page's title names every section of it: the one whose own heading names the word first
     # ("délai" with "Délais et frais de livraison": "Délais de livraison par pays", not the costs)
-    by_heading = [r for r in named if any(same.covers(t, set(lexical.terms(stored[r].chunk.heading,
-                                                                            language))) for t in missing)]
+    by_heading = [r for r in named if same.found(missing, set(lexical.terms(stored[r].chunk.heading, language)))]
     return ranked.index((by_heading or named)[0]) if named else 0
 
 
 def _headed_section(lex: list[tuple[int, float]], ranked: list[int], stored: dict[int, StoredChunk],
                     query_terms: list[str], same: synonyms.Expansion, language: str,
-                    terms_of: Callable[[int], set[str]]) -> int:
+                    head_of: Callable[[int], set[str]]) -> int:
     """The position in `ranked` of a section whose title and heading name every term of the
     question, among BM25's first `HEADED_BM25` passages, when the title and heading (or the
     question, for a Q&A entry) of the passage ranked first don't; 0 to keep the order.
@@ -452,16 +450,15 @@ def _headed_section(lex: list[tuple[int, float]], ranked: list[int], stored: dic
     "tracking" in its answer but asks about something else."""
     wanted = set(query_terms)
 
-    def names_all(passage: StoredChunk) -> bool:
-        head = _head_terms(passage)
-        return all(same.covers(t, head) for t in wanted)
-    if not ranked or not wanted or ranked[0] not in stored or names_all(stored[ranked[0]]):
+    def names_all(rowid: int) -> bool:
+        return same.found(wanted, head_of(rowid)) == wanted
+    if not ranked or not wanted or ranked[0] not in stored or names_all(ranked[0]):
         return 0
     for rowid, _ in lex[:HEADED_BM25]:
         other = stored.get(rowid)
         if rowid not in ranked or other is None or other.language != language or not other.chunk.heading:
             continue
-        if names_all(other):
+        if names_all(rowid):
             return ranked.index(rowid)
     return 0
 
@@ -479,7 +476,7 @@ def _terms_of(stored: StoredChunk) -> set[str]:
 def _coverage(wanted: set[str], have: set[str], same: synonyms.Expansion) -> float:
     """The share of the question's terms `wanted` among a passage's terms `have`, each found
     as itself or as another word of its group (knowledge/synonyms.py)."""
-    return sum(same.covers(t, have) for t in wanted) / len(wanted) if wanted else 0.0
+    return len(same.found(wanted, have)) / len(wanted) if wanted else 0.0
 
 
 def documents_in_order(hits: Sequence[Hit]) -> list[str]:

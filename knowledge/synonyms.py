@@ -84,6 +84,10 @@ class Expansion:
         """Is the question's `term`, or another member of its group, among a passage's terms?"""
         return term in have or any(set(member) <= have for member in self.others.get(term, ()))
 
+    def found(self, terms: set[str] | list[str], have: set[str] | frozenset[str]) -> set[str]:
+        """Those of the question's `terms` that a passage's terms `have` hold (`covers`)."""
+        return {t for t in terms if self.covers(t, have)}
+
     def extra_terms(self, query_terms: list[str]) -> list[str]:
         """The other members of one word not already in the question, for BM25. Not phrases:
         BM25 would search their words apart ("return" searched for "back", "bring", "give"
