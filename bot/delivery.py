@@ -213,8 +213,7 @@ class Pipeline:
         door (this process's, or its parent's) is storing a burst of deliveries, a new answer
         waits for it to be quiet, up to DOOR_FIRST seconds: acknowledgements come first (the
         platform's 3 s), see bot/door.py."""
-        if self.door.busy():
-            await self.door.quiet(DOOR_FIRST)
+        await self.door.quiet(DOOR_FIRST)
         job = await self.queue.take(self.consumer, wait)
         if job is None:
             return False
